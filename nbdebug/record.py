@@ -1,0 +1,435 @@
+"""Record a training run: representations, predictions and head weights of every epoch."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import head as head_module
+from .run import (EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, TMP_PREFIX,
+                  epoch_dirname)
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+class NonFiniteWarning(UserWarning):
+    """A captured epoch holds NaN or Inf representations or probabilities."""
+
+
+@dataclass
+class _Split:
+    """One tracked split: its inputs (a tensor or a Dataset) and labels (-1 where none)."""
+
+    name: str
+    inputs: torch.Tensor | Dataset
+    labels: np.ndarray
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        if isinstance(self.inputs, torch.Tensor):
+            for start in range(0, len(self.inputs), batch_size):
+                yield self.inputs[start:start + batch_size]
+        else:
+            loader = DataLoader(self.inputs, batch_size=batch_size, shuffle=False,
+                                collate_fn=_collate_inputs)
+            yield from loader
+
+
+def _collate_inputs(items: list) -> torch.Tensor:
+    inputs = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
+    return torch.stack([torch.as_tensor(x) for x in inputs])
+
+
+def _as_tensor(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(x, np.ndarray):
+        if x.dtype == object:
+            raise TypeError(f"{name} is a numpy array of Python objects; convert it to a numeric array")
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise TypeError(f"{name} must be a torch.Tensor, a numpy array or a torch Dataset, got {type(x).__name__}")
+
+
+def _as_labels(y: Any, n: int, name: str) -> np.ndarray:
+    labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be one integer class index per sample (1-D), got shape {labels.shape}; "
+                         "for one-hot labels pass y.argmax(1)")
+    if labels.size and labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+    if len(labels) != n:
+        raise ValueError(f"{name} has {len(labels)} labels for {n} inputs; pass one label per input")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"{name} holds a negative label ({labels.min()}); labels must be class indices 0..n_classes-1")
+    return labels.astype(np.int64)
+
+
+def _split(name: str, value: Any, labelled: bool) -> _Split:
+    """Turn ``train=(X, y)``, ``test=(X, y)``, ``unlabeled=X`` or a Dataset into a _Split."""
+    if isinstance(value, Dataset):
+        try:
+            n = len(value)
+        except TypeError:
+            raise TypeError(f"{name} is a Dataset without a length; nbdebug needs map-style datasets") from None
+        if not labelled:
+            return _Split(name, value, np.full(n, -1, dtype=np.int64))
+        labels = []
+        for i in range(n):
+            item = value[i]
+            if not isinstance(item, (tuple, list)) or len(item) < 2:
+                raise ValueError(f"{name}[{i}] should be an (input, label) pair, got {type(item).__name__}")
+            labels.append(int(item[1]))
+        return _Split(name, value, _as_labels(np.asarray(labels, dtype=np.int64), n, f"{name} labels"))
+    if labelled:
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name} must be an (inputs, labels) pair or a Dataset of (input, label) pairs")
+        inputs = _as_tensor(value[0], f"{name}[0]")
+        if inputs.ndim == 0:
+            raise ValueError(f"{name}[0] must have one row per sample, got a scalar")
+        return _Split(name, inputs, _as_labels(value[1], len(inputs), f"{name}[1]"))
+    inputs = _as_tensor(value, name)
+    if inputs.ndim == 0:
+        raise ValueError(f"{name} must have one row per sample, got a scalar")
+    return _Split(name, inputs, np.full(len(inputs), -1, dtype=np.int64))
+
+
+def _jsonable(value: Any, name: str) -> Any:
+    """Round-trip through JSON, turning numpy scalars and arrays into plain values."""
+    def default(obj: Any) -> Any:
+        if isinstance(obj, (np.ndarray, np.generic)):
+            return obj.tolist()
+        if isinstance(obj, torch.Tensor):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+    try:
+        return json.loads(json.dumps(value, default=default, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class Recorder:
+    """Record a PyTorch classifier's training, one epoch at a time, into a run directory.
+
+    The representation of a sample is the input of ``head``, the module that maps
+    representations to logits; a forward pre-hook reads it, so the model is not changed.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier; its output for a batch must be logits of shape (batch, n_classes)
+        (or (batch, 1) for a binary classifier with a sigmoid output).
+    head : torch.nn.Module
+        A submodule of ``model`` that maps representations to logits, e.g. ``model.fc``.
+    path : str or Path
+        The run directory to create. See :mod:`nbdebug.run` for its format.
+    train, test : (inputs, labels) or Dataset
+        Samples to track with the labels the model sees (noisy labels included).
+        Inputs and labels may be tensors or numpy arrays; a Dataset yields (input, label).
+    unlabeled : inputs or Dataset, optional
+        Samples without labels, e.g. a pool for active learning.
+    classes : list of str, optional
+        Class names; default "0", "1", ...
+    thumbnails : dict of split name -> uint8 array, optional
+        Small images shown for samples, one per sample of that split: (n, h, w) or (n, h, w, 3|4).
+    metadata : dict, optional
+        Anything JSON-serialisable to keep with the run (e.g. the clean labels).
+    batch_size : int
+        Samples per forward pass when capturing.
+    overwrite : bool
+        Replace an existing run at ``path`` instead of refusing.
+    """
+
+    def __init__(self, model: nn.Module, *, head: nn.Module, path: str | Path,
+                 train: Any, test: Any = None, unlabeled: Any = None,
+                 classes: list[str] | None = None,
+                 thumbnails: dict[str, np.ndarray] | None = None,
+                 metadata: dict[str, Any] | None = None,
+                 batch_size: int = 512, overwrite: bool = False):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(head, nn.Module):
+            raise TypeError(f"head must be the torch.nn.Module inside model that maps representations "
+                            f"to logits (e.g. head=model.fc), got {type(head).__name__}")
+        head_path = next((name for name, module in model.named_modules() if module is head), None)
+        if head_path is None:
+            raise ValueError("head is not a submodule of model; pass the layer of this model that maps "
+                             "representations to logits, e.g. head=model.fc")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(path, (str, Path)):
+            raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
+
+        splits = [_split("train", train, labelled=True)]
+        if test is not None:
+            splits.append(_split("test", test, labelled=True))
+        if unlabeled is not None:
+            splits.append(_split("unlabeled", unlabeled, labelled=False))
+        labels = np.concatenate([s.labels for s in splits])
+
+        if classes is not None:
+            classes = [str(c) for c in classes]
+            if len(classes) < 2:
+                raise ValueError(f"classes must name at least two classes, got {classes}")
+            if labels.max(initial=-1) >= len(classes):
+                raise ValueError(f"labels go up to {labels.max()} but classes names only {len(classes)} "
+                                 "classes; pass one name per class")
+
+        metadata = _jsonable(metadata if metadata is not None else {}, "metadata")
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        thumbs = self._check_thumbnails(thumbnails, {s.name: len(s.labels) for s in splits})
+
+        self.model = model
+        self.head = head
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self._splits = splits
+        self._labels = labels
+        self._epochs: list[int] = []
+        spec = head_module.describe(head)
+
+        self._prepare_directory(overwrite)
+        start = 0
+        split_info = []
+        for s in splits:
+            split_info.append({"name": s.name, "start": start, "stop": start + len(s.labels)})
+            start += len(s.labels)
+        self._info = {
+            "format": FORMAT,
+            "n_samples": int(len(labels)),
+            "n_classes": len(classes) if classes is not None else None,
+            "classes": classes,
+            "splits": split_info,
+            "head": {"path": head_path, "type": type(head).__name__, "spec": spec},
+            "metadata": metadata,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _save_array(self.path / LABELS_FILE, labels)
+        for name, images in thumbs.items():
+            (self.path / THUMBNAILS_DIR).mkdir(exist_ok=True)
+            _save_array(self.path / THUMBNAILS_DIR / f"{name}.npy", images)
+        _write_json(self.path / RUN_FILE, self._info)
+
+    @staticmethod
+    def _check_thumbnails(thumbnails: Any, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+        if thumbnails is None:
+            return {}
+        if not isinstance(thumbnails, dict):
+            raise TypeError("thumbnails must be a dict of split name -> uint8 images, e.g. {'train': images}")
+        checked = {}
+        for name, images in thumbnails.items():
+            if name not in sizes:
+                raise ValueError(f"thumbnails has a split {name!r}; the recorded splits are {sorted(sizes)}")
+            images = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+            if images.dtype != np.uint8:
+                raise ValueError(f"thumbnails[{name!r}] must be uint8 (0-255), got {images.dtype}; "
+                                 "scale and convert with (x * 255).astype(np.uint8)")
+            if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)):
+                raise ValueError(f"thumbnails[{name!r}] must be (n, h, w) or (n, h, w, 3|4), got {images.shape}")
+            if len(images) != sizes[name]:
+                raise ValueError(f"thumbnails[{name!r}] has {len(images)} images for {sizes[name]} samples")
+            checked[name] = np.ascontiguousarray(images)
+        return checked
+
+    def _prepare_directory(self, overwrite: bool) -> None:
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"path {str(path)!r} is a file; choose a directory for the run")
+        if path.is_dir() and any(path.iterdir()):
+            if not (path / RUN_FILE).exists():
+                raise FileExistsError(f"path {str(path)!r} is a non-empty directory that is not an nbdebug run; "
+                                      "choose a new or empty directory")
+            if not overwrite:
+                raise FileExistsError(f"path {str(path)!r} already holds a run; pass overwrite=True to replace it "
+                                      "or choose another path")
+            shutil.rmtree(path)
+        (path / EPOCHS_DIR).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def epochs(self) -> list[int]:
+        """The epochs captured so far."""
+        return list(self._epochs)
+
+    def capture(self, epoch: int, metrics: dict[str, float] | None = None) -> None:
+        """Run the model on every tracked sample and store this epoch atomically.
+
+        The model runs in eval mode under ``torch.no_grad()`` and gets its previous
+        mode back. ``metrics`` (e.g. ``{"train_acc": 0.93}``) are stored with the epoch.
+        NaN or Inf in the representations are stored as they are and reported with a
+        :class:`NonFiniteWarning`.
+        """
+        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        epoch = int(epoch)
+        if epoch in self._epochs:
+            raise ValueError(f"epoch {epoch} was already captured; capture each epoch once, "
+                             "e.g. rec.capture(epoch) at the end of each epoch")
+        if self._epochs and epoch < self._epochs[-1]:
+            raise ValueError(f"epoch {epoch} comes before the last captured epoch {self._epochs[-1]}; "
+                             "capture epochs in increasing order")
+        metrics = self._check_metrics(metrics)
+
+        started = time.perf_counter()
+        representations, probabilities = self._forward_all()
+        self._check_classes(probabilities.shape[1], epoch)
+        state = {name: t.detach().cpu().float().numpy() for name, t in self.head.state_dict().items()}
+
+        nonfinite = {
+            "representations": int((~np.isfinite(representations)).any(axis=1).sum()),
+            "probabilities": int((~np.isfinite(probabilities)).any(axis=1).sum()),
+        }
+        finite = representations[np.isfinite(representations)]
+        fits_half = finite.size == 0 or float(np.abs(finite).max()) <= FLOAT16_MAX
+        representations = representations.astype(np.float16 if fits_half else np.float32)
+
+        self._write_epoch(epoch, representations, probabilities, state, {
+            "epoch": epoch,
+            "metrics": metrics,
+            "nonfinite": nonfinite,
+            "seconds": round(time.perf_counter() - started, 4),
+            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        self._epochs.append(epoch)
+        if nonfinite["representations"] or nonfinite["probabilities"]:
+            warnings.warn(
+                f"epoch {epoch}: {nonfinite['representations']} samples have NaN or Inf representations and "
+                f"{nonfinite['probabilities']} have NaN or Inf predictions. They were stored as they are. "
+                "Training has probably diverged: try a lower learning rate or gradient clipping.",
+                NonFiniteWarning, stacklevel=2)
+
+    @staticmethod
+    def _check_metrics(metrics: Any) -> dict[str, float]:
+        if metrics is None:
+            return {}
+        if not isinstance(metrics, dict):
+            raise TypeError(f"metrics must be a dict of name -> number, got {type(metrics).__name__}")
+        checked = {}
+        for name, value in metrics.items():
+            if not isinstance(name, str):
+                raise TypeError(f"metrics names must be strings, got {name!r}")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"metrics[{name!r}] must be a number, got {type(value).__name__}") from None
+            checked[name] = number if math.isfinite(number) else None
+        return checked
+
+    def _check_classes(self, n_outputs: int, epoch: int) -> None:
+        n_classes = 2 if n_outputs == 1 else n_outputs
+        top = int(self._labels.max(initial=-1))
+        if top >= n_classes:
+            raise ValueError(f"labels go up to {top} but the model outputs {n_classes} classes; "
+                             "labels must be class indices 0..n_classes-1")
+        known = self._info["n_classes"]
+        if known is not None and known != n_classes:
+            raise ValueError(f"epoch {epoch}: the model outputs {n_classes} classes but the run has {known} "
+                             "(from classes= or an earlier epoch)")
+        if known is None:
+            self._info["n_classes"] = n_classes
+            self._info["classes"] = [str(i) for i in range(n_classes)]
+            _write_json(self.path / RUN_FILE, self._info)
+
+    def _forward_all(self) -> tuple[np.ndarray, np.ndarray]:
+        captured: list[torch.Tensor] = []
+
+        def grab(_module: nn.Module, inputs: tuple) -> None:
+            captured.append(inputs[0].detach())
+
+        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
+        was_training = self.model.training
+        hook = self.head.register_forward_pre_hook(grab)
+        reps, probs = [], []
+        try:
+            self.model.eval()
+            with torch.no_grad():
+                for split in self._splits:
+                    for batch in split.batches(self.batch_size):
+                        captured.clear()
+                        output = self.model(batch.to(device))
+                        reps.append(self._representation(captured, len(batch)))
+                        probs.append(self._probabilities(output, len(batch)))
+        finally:
+            hook.remove()
+            self.model.train(was_training)
+        return np.concatenate(reps), np.concatenate(probs)
+
+    @staticmethod
+    def _representation(captured: list[torch.Tensor], batch: int) -> np.ndarray:
+        if len(captured) != 1:
+            raise RuntimeError(
+                "head was called " + ("never" if not captured else f"{len(captured)} times") +
+                " in one forward pass; head must be the module called once per forward that maps "
+                "representations to logits")
+        rep = captured[0]
+        if rep.shape[0] != batch:
+            raise RuntimeError(f"head's input has {rep.shape[0]} rows for a batch of {batch}; "
+                               "head must see one representation per sample")
+        return rep.reshape(batch, -1).float().cpu().numpy()
+
+    @staticmethod
+    def _probabilities(output: Any, batch: int) -> np.ndarray:
+        if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise RuntimeError(f"the model must return logits of shape (batch, n_classes), got {shape}")
+        logits = output.float()
+        if logits.shape[1] == 1:
+            p = torch.sigmoid(logits)
+            return torch.cat([1 - p, p], dim=1).cpu().numpy()
+        return torch.softmax(logits, dim=1).cpu().numpy()
+
+    def _write_epoch(self, epoch: int, representations: np.ndarray, probabilities: np.ndarray,
+                     state: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        epochs_dir = self.path / EPOCHS_DIR
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{epoch_dirname(epoch)}-", dir=epochs_dir))
+        try:
+            _save_array(tmp / "representations.npy", representations)
+            _save_array(tmp / "probabilities.npy", probabilities.astype(np.float32))
+            with open(tmp / "head.npz", "wb") as f:
+                np.savez(f, **state)
+                f.flush()
+                os.fsync(f.fileno())
+            _write_json(tmp / "epoch.json", info)
+            os.rename(tmp, epochs_dir / epoch_dirname(epoch))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fd = os.open(epochs_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # make the rename itself durable
+        finally:
+            os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"Recorder({str(self.path)!r}, {self._info['n_samples']} samples, epochs captured: {self._epochs})"
+
