@@ -1,0 +1,423 @@
+"""Live training monitor: watch a PyTorch training loop and explain what goes wrong.
+
+``Monitor`` attaches to an unchanged model through hooks, lints the setup before the first
+step, then checks every step cheaply (the loss) and every ``cadence`` steps more deeply
+(per-layer gradient norms, layer outputs, inputs, batch accuracy), following AutoTrainer's
+eight problems and SCRAM's three heuristics (see :mod:`nbdebug.checks`). Warnings are merged
+per code, shown live in a notebook widget, and logged to the ``nbdebug`` logger otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checks
+from .checks import ERROR, MESSAGES, TrainingWarning, fmt_acc
+
+logger = logging.getLogger("nbdebug")
+
+_PARAMETRIC = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+class Monitor:
+    """Watch a training loop and report problems as :class:`~nbdebug.checks.TrainingWarning`.
+
+    Parameters
+    ----------
+    model : the ``nn.Module`` being trained; it is not modified, only hooked.
+    optimizer : its optimizer (optional, enables the learning-rate and parameter checks and
+        reads gradients just before each optimizer step, whatever the loop order).
+    loss_fn : the loss (an ``nn.Module`` such as ``nn.CrossEntropyLoss()`` or a function such
+        as ``F.cross_entropy``); optional, enables the output-activation and loss checks.
+    cadence : tensor statistics are computed every ``cadence`` steps (AutoTrainer's default 3);
+        the loss is checked on every step.
+    thresholds : overrides of :data:`nbdebug.checks.DEFAULT_THRESHOLDS`, e.g. ``{"theta": 0.9}``.
+    task : "multiclass", "binary", "multilabel" or "regression"; inferred from targets and
+        outputs when None.
+
+    Call ``step(loss=..., inputs=..., targets=..., outputs=...)`` once per batch and
+    ``epoch_end(train_loss=..., train_acc=..., val_loss=..., val_acc=...)`` once per epoch.
+    Use it as a context manager (or call ``detach()``) to remove its hooks.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                 loss_fn: Any = None, *, cadence: int = 3, thresholds: dict | None = None,
+                 task: str | None = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError(f"loss_fn must be a loss module or function (e.g. nn.CrossEntropyLoss()), "
+                            f"got {type(loss_fn).__name__}")
+        if isinstance(cadence, bool) or not isinstance(cadence, int) or cadence < 1:
+            raise ValueError(f"cadence must be a positive int (steps between tensor checks), got {cadence!r}")
+        if task is not None and task not in checks.LOSS_SETS:
+            raise ValueError(f"task must be one of {sorted(checks.LOSS_SETS)} or None to infer it, got {task!r}")
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.cadence = cadence
+        self.thresholds = checks.validate_thresholds(thresholds)
+        self.task = task
+        self.loss_name = checks.loss_name(loss_fn)
+        self.step_count = 0
+        self.epoch = 0
+        self.step_losses: list[float] = []
+        self.epochs: list[dict[str, Any]] = []
+        self._warnings: dict[str, TrainingWarning] = {}
+        self._layers = [(name, m.weight) for name, m in model.named_modules()
+                        if isinstance(m, _PARAMETRIC) and isinstance(getattr(m, "weight", None), torch.Tensor)]
+        self._leaves = checks.leaf_modules(model)
+        self._activation: str | None = None
+        self._streak: dict[str, int] = {}
+        self._epoch_correct = 0.0
+        self._epoch_seen = 0
+        self._acts: dict[str, torch.Tensor] = {}
+        self._root_output: torch.Tensor | None = None
+        self._last_leaf: nn.Module | None = None
+        self._grad_rows_pending: list[torch.Tensor] | None = None
+        self._forward_handles: list[Any] = []
+        self._armed = False
+        self._detached = False
+        self._widget = None
+        self._opt_handle = (optimizer.register_step_pre_hook(self._before_optimizer_step)
+                            if optimizer is not None else None)
+        for code, evidence in checks.static_checks(model, optimizer, loss_fn, self.thresholds):
+            self._report(code, evidence)
+        self._arm()
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def warnings(self) -> list[TrainingWarning]:
+        """Warnings found so far, one per code, in the order first seen."""
+        return list(self._warnings.values())
+
+    def step(self, loss: Any = None, inputs: torch.Tensor | None = None,
+             targets: torch.Tensor | None = None, outputs: torch.Tensor | None = None) -> None:
+        """Record one training batch: call after ``loss.backward()`` (before or after
+        ``optimizer.step()``). All arguments are optional; more arguments enable more checks."""
+        if self._detached:
+            raise RuntimeError("this Monitor is detached; create a new Monitor to keep watching")
+        for name, value in (("inputs", inputs), ("targets", targets), ("outputs", outputs)):
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise TypeError(f"step({name}=...) must be a torch.Tensor or None, got {type(value).__name__}")
+        self.step_count += 1
+        if loss is not None:
+            value = self._scalar(loss, "loss")
+            self.step_losses.append(value)
+            if not math.isfinite(value):
+                self._report("nan_loss", {"loss": value})
+        if self._armed:
+            self._capture(inputs, targets, outputs)
+            self._disarm()
+        if self.step_count % self.cadence == 0:
+            self._arm()
+        if self._widget is not None:
+            self._widget.refresh()
+
+    def epoch_end(self, train_loss: Any = None, train_acc: Any = None,
+                  val_loss: Any = None, val_acc: Any = None) -> None:
+        """Record one finished epoch. Accuracies are fractions in [0, 1]; without
+        ``train_acc`` the monitor uses the accuracy of the batches it sampled."""
+        if self._detached:
+            raise RuntimeError("this Monitor is detached; create a new Monitor to keep watching")
+        values = {}
+        for name, value in (("train_loss", train_loss), ("train_acc", train_acc),
+                            ("val_loss", val_loss), ("val_acc", val_acc)):
+            values[name] = None if value is None else self._scalar(value, name)
+            if name.endswith("acc") and values[name] is not None and not 0 <= values[name] <= 1:
+                raise ValueError(f"epoch_end({name}=...) must be a fraction in [0, 1], got {values[name]!r}; "
+                                 "pass correct / total, not a percentage")
+        if values["train_acc"] is None and self._epoch_seen:
+            values["train_acc"] = self._epoch_correct / self._epoch_seen
+        self._epoch_correct, self._epoch_seen = 0.0, 0
+        self.epoch += 1
+        self.epochs.append({"epoch": self.epoch, "step": self.step_count, **values})
+        if values["train_loss"] is not None and not math.isfinite(values["train_loss"]):
+            self._report("nan_loss", {"loss": values["train_loss"]})
+        self._epoch_checks()
+        if self._widget is not None:
+            self._widget.refresh(force=True)
+
+    def detach(self) -> None:
+        """Remove every hook; the model and optimizer are left exactly as they were."""
+        self._disarm()
+        if self._opt_handle is not None:
+            self._opt_handle.remove()
+            self._opt_handle = None
+        self._detached = True
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.detach()
+
+    @property
+    def widget(self):
+        """The live notebook widget (created on first use; needs ipywidgets and plotly)."""
+        if self._widget is None:
+            from .monitor_widget import MonitorWidget
+            self._widget = MonitorWidget(self)
+        return self._widget
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        codes = ", ".join(w.code for w in self._warnings.values()) or "none"
+        return (f"Monitor({type(self.model).__name__}, steps={self.step_count}, "
+                f"epochs={self.epoch}, warnings: {codes})")
+
+    # ------------------------------------------------------------ hooks
+
+    def _arm(self) -> None:
+        """Hook layer outputs for the next training forward pass (a capture step)."""
+        if self._armed or self._detached:
+            return
+        self._armed = True
+        self._forward_seen = False
+        self._forward_handles.append(self.model.register_forward_hook(self._root_hook))
+        for name, module in self._leaves:
+            if module is not self.model:
+                self._forward_handles.append(module.register_forward_hook(self._leaf_hook(name)))
+
+    def _disarm(self) -> None:
+        for handle in self._forward_handles:
+            handle.remove()
+        self._forward_handles.clear()
+        self._armed = False
+        # Drop every tensor reference: nothing outlives the check.
+        self._acts.clear()
+        self._root_output = None
+        self._grad_rows_pending = None
+
+    def _leaf_hook(self, name: str):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if torch.is_grad_enabled() and isinstance(output, torch.Tensor):
+                self._acts[name] = output
+                self._last_leaf = module
+        return hook
+
+    def _root_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        if torch.is_grad_enabled():  # validation passes under no_grad are not training steps
+            self._forward_seen = True
+            if isinstance(output, torch.Tensor):
+                self._root_output = output
+                if not self._leaves or self._leaves[-1][1] is self.model:
+                    self._last_leaf = module
+
+    def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        # Gradients are certainly present right before optimizer.step(), even in loops that
+        # call zero_grad() after it; only a capture step's own forward pass counts.
+        if self._armed and self._forward_seen and self._grad_rows_pending is None:
+            self._grad_rows_pending = self._grad_rows()
+
+    def _grad_rows(self) -> list[torch.Tensor] | None:
+        """Per-neuron gradient norms of each Linear/Conv layer, None if gradients are missing."""
+        grads = [w.grad for _, w in self._layers]
+        if not grads or any(g is None for g in grads):
+            return None
+        with torch.no_grad():
+            return [torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1).float() for g in grads]
+
+    # ------------------------------------------------------------ capture-step checks
+
+    def _capture(self, inputs: torch.Tensor | None, targets: torch.Tensor | None,
+                 outputs: torch.Tensor | None) -> None:
+        rows = self._grad_rows_pending if self._grad_rows_pending is not None else self._grad_rows()
+        if outputs is None:
+            outputs = self._root_output
+        acts = [(name, t) for name, t in self._acts.items() if t.is_floating_point()]
+        with torch.no_grad():
+            scalars = [t.float() for t in torch._foreach_norm([t.detach() for _, t in acts], math.inf)] if acts else []
+            has_inputs = inputs is not None and inputs.is_floating_point() and inputs.numel() > 0
+            if has_inputs:
+                x = inputs.detach()
+                scalars += [torch.linalg.vector_norm(x, 1).float(), torch.linalg.vector_norm(x, math.inf).float()]
+            correct = self._correct(targets, outputs)
+            if correct is not None:
+                scalars.append(correct.float())
+            parts = (rows or []) + ([torch.stack(scalars)] if scalars else [])
+            # One copy to numpy for all statistics of this step.
+            flat = torch.cat(parts).numpy() if parts else np.zeros(0, np.float32)
+
+        at = 0
+        layer_rows = []
+        for r in rows or []:
+            layer_rows.append(flat[at:at + r.shape[0]])
+            at += r.shape[0]
+        act_norms = flat[at:at + len(acts)]
+        at += len(acts)
+        if has_inputs:
+            mean_abs, max_abs = flat[at] / inputs.numel(), flat[at + 1]
+            at += 2
+        if correct is not None:
+            self._epoch_correct += float(flat[at]) / max(len(targets), 1)
+            self._epoch_seen += 1
+
+        best = self._best_acc()
+        low_acc = best is None or best <= self.thresholds["theta"]
+        if layer_rows:
+            self._gradient_checks(layer_rows, best, low_acc)
+        if has_inputs:
+            self._input_checks(float(mean_abs), float(max_abs), best, low_acc)
+        self._activation_checks([n for n, _ in acts], act_norms, best, low_acc)
+
+    def _correct(self, targets: torch.Tensor | None, outputs: torch.Tensor | None) -> torch.Tensor | None:
+        """Number of correct predictions in the batch (a 0-d tensor), None if not a classifier."""
+        if targets is None or outputs is None or len(targets) == 0 or len(outputs) != len(targets):
+            return None
+        if self.task is None:
+            self.task = checks.infer_task(targets, outputs)
+        if self._activation is None:
+            self._activation = checks.infer_output_activation(outputs, self._last_leaf)
+        out = outputs.detach()
+        if self.task == "multiclass" and out.dim() == 2:
+            labels = targets.argmax(1) if targets.dim() == 2 else targets
+            return (out.argmax(1) == labels).sum()
+        if self.task == "binary":
+            cut = 0.5 if self._activation in ("sigmoid", "softmax") else 0.0
+            return ((out.reshape(-1) > cut) == (targets.reshape(-1) > 0.5)).sum()
+        return None
+
+    def _observed(self, code: str, present: bool) -> bool:
+        """Count consecutive observations; True once more than ``alpha`` in a row."""
+        self._streak[code] = self._streak.get(code, 0) + 1 if present else 0
+        return self._streak[code] > self.thresholds["alpha"]
+
+    def _gradient_checks(self, layer_rows: list[np.ndarray], best: float | None, low_acc: bool) -> None:
+        t = self.thresholds
+        names = [name for name, _ in self._layers]
+        norms = [float(np.sqrt(np.sum(r.astype(np.float64) ** 2))) for r in layer_rows]
+        bad = [n for n, v in zip(names, norms) if not math.isfinite(v)]
+        if bad:
+            self._report("exploding_gradient", {
+                "detail": f"Gradients are NaN or infinite in {', '.join(bad)} at step {self.step_count}.",
+                "layers": bad, "best_acc": fmt_acc(best)}, severity=ERROR)
+            return
+        first, last = norms[0], norms[-1]
+        ratio = first / last if last > 0 else (math.inf if first > 0 else 1.0)
+        evidence = {"first_layer": names[0], "last_layer": names[-1], "first_norm": first,
+                    "last_norm": last, "ratio": ratio, "best_acc": fmt_acc(best)}
+        if self._observed("vanishing_gradient", len(norms) > 1 and low_acc and ratio <= t["beta1"] and first <= t["beta2"]):
+            self._report("vanishing_gradient", evidence)
+        if self._observed("exploding_gradient", len(norms) > 1 and low_acc and ratio >= t["beta3"]):
+            self._report("exploding_gradient", {**evidence, "detail": (
+                f"The gradient at the first layer ({names[0]}, norm {first:.3g}) is {ratio:.0f} times "
+                f"the one at the last layer ({names[-1]}) at step {self.step_count}.")})
+        hidden = layer_rows[:-1]
+        total = sum(len(r) for r in hidden)
+        dead = int(sum(int(np.count_nonzero(r == 0)) for r in hidden))
+        if self._observed("dying_relu", total > 0 and low_acc and dead / total >= t["gamma"]):
+            per_layer = {n: int(np.count_nonzero(r == 0)) for n, r in zip(names, hidden)}
+            self._report("dying_relu", {"dead": dead, "total": total, "dead_pct": 100 * dead / total,
+                                        "per_layer": per_layer, "best_acc": fmt_acc(best)})
+
+    def _input_checks(self, mean_abs: float, max_abs: float, best: float | None, low_acc: bool) -> None:
+        if not (math.isfinite(mean_abs) and math.isfinite(max_abs)):
+            self._report("abnormal_data", {"detail": f"The input batch at step {self.step_count} "
+                                           "contains NaN or infinite values.", "best_acc": fmt_acc(best)})
+        elif mean_abs > self.thresholds["input_scale"]:
+            self._report("unnormalized_input", {"mean_abs": mean_abs, "max_abs": max_abs})
+
+    def _activation_checks(self, names: list[str], norms: np.ndarray, best: float | None, low_acc: bool) -> None:
+        worst = None
+        for name, value in zip(names, norms):
+            if not math.isfinite(value):
+                worst = (name, float(value))
+                break
+            if value >= self.thresholds["omega"] and (worst is None or value > worst[1]):
+                worst = (name, float(value))
+        if self._observed("abnormal_data", worst is not None and low_acc):
+            name, value = worst
+            what = "NaN or infinite values" if not math.isfinite(value) else f"values as large as {value:.3g}"
+            self._report("abnormal_data", {
+                "detail": f"Layer {name} produced {what} at step {self.step_count} "
+                          f"(threshold {self.thresholds['omega']:g}).",
+                "layer": name, "value": value, "best_acc": fmt_acc(best)})
+
+    # ------------------------------------------------------------ epoch checks
+
+    def _train_accs(self) -> list[float]:
+        return [e["train_acc"] for e in self.epochs if e["train_acc"] is not None]
+
+    def _best_acc(self) -> float | None:
+        accs = self._train_accs()
+        if self._epoch_seen:
+            accs = accs + [self._epoch_correct / self._epoch_seen]
+        return max(accs) if accs else None
+
+    def _epoch_checks(self) -> None:
+        t = self.thresholds
+        accs = self._train_accs()
+        best = max(accs) if accs else None
+        low_acc = best is None or best <= t["theta"]
+        shown = ", ".join(f"{a:.0%}" for a in accs[-8:])
+        if len(accs) >= t["trend_epochs"]:
+            swings = checks.oscillation(accs, t["zeta"])
+            if len(swings) / len(accs) >= t["eta"]:
+                self._report("oscillating_loss", {
+                    "epochs": len(accs), "zeta": t["zeta"], "swings": len(swings),
+                    "amplitudes": ", ".join(f"{s:.0%}" for s in swings[-6:])})
+            if low_acc and checks.slow(accs, t["delta"]):
+                self._report("slow_convergence", {"delta": t["delta"], "epochs": len(accs), "accs": shown})
+        vals = [e["val_acc"] for e in self.epochs if e["val_acc"] is not None and e["train_acc"] is not None]
+        trains = [e["train_acc"] for e in self.epochs if e["val_acc"] is not None and e["train_acc"] is not None]
+        if checks.overfit(trains, vals, t["overfit_drop"]):
+            self._report("overfitting", {"val": " → ".join(f"{v:.1%}" for v in vals[-3:]),
+                                         "train": " → ".join(f"{v:.1%}" for v in trains[-3:])})
+        if self.task and self.loss_name and self._activation and low_acc:
+            mismatch = checks.output_mismatch(self.task, self.loss_name, self._activation)
+            if mismatch:
+                self._report("improper_output_activation", {**mismatch, "best_acc": fmt_acc(best)})
+            mismatch = checks.loss_mismatch(self.task, self.loss_name)
+            if mismatch:
+                self._report("improper_loss", {**mismatch, "best_acc": fmt_acc(best)})
+
+    # ------------------------------------------------------------ reporting
+
+    @staticmethod
+    def _scalar(value: Any, name: str) -> float:
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                raise ValueError(f"{name} must be a scalar (one number), got a tensor of shape {tuple(value.shape)}; "
+                                 f"pass e.g. loss (the mean over the batch), not the per-sample values")
+            return float(value.detach())
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise TypeError(f"{name} must be a number or a one-element tensor, got {type(value).__name__}")
+        return float(value)
+
+    def _report(self, code: str, evidence: dict[str, Any], severity: str | None = None) -> None:
+        """Add a warning, or merge a repeated detection into the existing one."""
+        message = MESSAGES[code]
+        severity = severity or message.severity
+        fields = {"step": self.step_count, "epoch": self.epoch, **evidence}
+        existing = self._warnings.get(code)
+        if existing is not None:
+            existing.count += 1
+            existing.last_step, existing.last_epoch = self.step_count, self.epoch
+            if severity == ERROR and existing.severity != ERROR:
+                existing.severity = ERROR
+                self._emit(existing)
+            return
+        warning = TrainingWarning(
+            code=code, severity=severity, title=message.title,
+            explanation=message.explanation.format(**fields), fix=message.fix.format(**fields),
+            epoch=self.epoch, step=self.step_count, evidence=evidence,
+            last_epoch=self.epoch, last_step=self.step_count)
+        self._warnings[code] = warning
+        self._emit(warning)
+
+    def _emit(self, warning: TrainingWarning) -> None:
+        if self._widget is not None:
+            self._widget.refresh(force=True)
+            logger.debug("%s", warning)
+        else:
+            logger.log(logging.ERROR if warning.severity == ERROR else logging.WARNING, "%s", warning)
