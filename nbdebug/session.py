@@ -5,14 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from . import feedback as feedback_log
+from .anomaly import AnomalyDetector
+from .features import PROGRESS_MIN_SAMPLES, aggregate_attributes, confidence, dynamic_features, is_sigmoid, \
+    select_epochs
+from .intention import MODES, IntentionLearner
 from .projection import AlignedPCA
 from .run import Run, load_run
 
+PAPER_ATTRIBUTES = ("location", "velocity", "acceleration", "confidence")
+
 
 class Session:
-    """Holds a run and what nbdebug computes from it: the 2-D landscape of every epoch
-    (and, as they land, anomaly scores, recommendations and the user's feedback).
+    """Holds a run and what nbdebug computes from it: the 2-D landscape of every epoch,
+    per-sample attributes and anomaly scores, and the samples-of-interest loop
+    (recommendations refined by the user's accept / reject answers).
+
+    Answers are saved in the run directory as they are given (see
+    :mod:`nbdebug.feedback`) and restored when the run is opened again.
 
     Parameters
     ----------
@@ -22,17 +34,38 @@ class Session:
         The projection placing samples on the canvas; default :class:`AlignedPCA`.
         Anything with ``fit(run)``, ``embedding_``, ``transform`` and
         ``inverse_transform`` (see :mod:`nbdebug.projection`) fits here.
+    mode : "default" or "paper"
+        "paper" recommends from the paper's four anomaly scores alone, as DeepDebugger
+        does; "default" adds the aggregated attributes of :mod:`nbdebug.features` and
+        the robust learner of :mod:`nbdebug.intention`.
+    epochs : list of int, optional
+        The epochs the attributes are computed from; default all recorded ones.
+    n_clusters, threshold : int, float
+        The anomaly detector's k and ``th_ab`` (30 and 0.98 in the paper).
+    seed : int
+        Seeds clustering subsets, tie-breaking and pseudo-negatives.
     """
 
-    def __init__(self, run: Run | str | Path, projection=None):
+    def __init__(self, run: Run | str | Path, projection=None, *, mode: str = "default", epochs=None,
+                 n_clusters: int = 30, threshold: float = 0.98, seed: int = 0):
         if isinstance(run, (str, Path)):
             run = load_run(run)
         if not isinstance(run, Run):
             raise TypeError(f"run must be a Run from nbdebug.load_run or a run directory path, "
                             f"got {type(run).__name__}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.run = run
         self.projection = projection if projection is not None else AlignedPCA()
+        self.mode = mode
+        self.epochs = select_epochs(run, epochs)
+        self.detector = AnomalyDetector(n_clusters, threshold, seed)
+        self.seed = seed
         self._fitted = False
+        self._attributes: dict[str, np.ndarray] | None = None
+        self._learner: IntentionLearner | None = None
+        self._log = feedback_log.FeedbackLog(run.path)
+        self._intention, self._restored = feedback_log.last_intention(self._log.read())
 
     def __repr__(self) -> str:
         return f"Session({self.run!r}, projection={type(self.projection).__name__}, fitted={self._fitted})"
@@ -41,6 +74,8 @@ class Session:
         """Fit the projection over every recorded epoch."""
         self.projection.fit(self.run)
         self._fitted = True
+        self._attributes = None  # the paper's features depend on the embedding
+        self._learner = None
         return self
 
     @property
@@ -61,3 +96,123 @@ class Session:
         margin = np.maximum((high - low) * 0.05, 1e-6)
         low, high = low - margin, high + margin
         return (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
+
+    # -- attributes -------------------------------------------------------------------
+
+    def _compute_attributes(self) -> dict[str, np.ndarray]:
+        run = self.run
+        progress = run.n_samples >= PROGRESS_MIN_SAMPLES
+        rows = [run.epochs.index(e) for e in self.epochs]
+        embedding = self.embedding[rows]
+        with tqdm(total=3, desc="computing attributes", disable=not progress) as bar:
+            probs = np.stack([run.probabilities(e) for e in self.epochs]).astype(np.float32)
+            features = dynamic_features(embedding, confidence(probs, run.labels, is_sigmoid(run)))
+            bar.update()
+            seen = run.indices("train") if "train" in run.splits else np.arange(run.n_samples)
+            scores = self.detector.fit_score(features, seen)
+            attributes = {name: scores[:, j].astype(np.float32) for j, name in enumerate(features)}
+            bar.update()
+            if self.mode == "default":
+                attributes.update(aggregate_attributes(run, self.epochs, progress=False, probabilities=probs))
+            bar.update()
+        return attributes
+
+    @property
+    def attribute_names(self) -> list[str]:
+        """Names of the columns of :attr:`anomaly_scores`: the paper's four dynamic features
+        (those the run's epochs allow) and, in default mode, the aggregated attributes."""
+        if self._attributes is None:
+            self._attributes = self._compute_attributes()
+        return list(self._attributes)
+
+    @property
+    def anomaly_scores(self) -> np.ndarray:
+        """(n_samples, n_attributes) float32, higher = more unusual; see :attr:`attribute_names`."""
+        names = self.attribute_names
+        return np.stack([self._attributes[name] for name in names], axis=1)
+
+    @property
+    def anomalous(self) -> np.ndarray:
+        """Boolean per sample: any of the paper's feature scores exceeds ``th_ab`` (§4.2.2)."""
+        names = [n for n in self.attribute_names if n in PAPER_ATTRIBUTES]
+        scores = np.stack([self._attributes[n] for n in names], axis=1)
+        return self.detector.is_anomalous(scores)
+
+    # -- samples of interest ----------------------------------------------------------
+
+    @property
+    def learner(self) -> IntentionLearner:
+        """The intention learner of the current intention (answers restored from the run directory)."""
+        if self._learner is None:
+            names = self.attribute_names
+            prior = self._intention.get("prior") if self._intention else None
+            self._learner = IntentionLearner(self.anomaly_scores, names, mode=self.mode,
+                                             prior=prior if prior in names else None, seed=self.seed)
+            valid = {i: a for i, a in self._restored.items() if 0 <= i < self.run.n_samples}
+            if valid:
+                self._learner.feedback(accept=[i for i, a in valid.items() if a],
+                                       reject=[i for i, a in valid.items() if not a])
+        return self._learner
+
+    def _candidates(self, among) -> np.ndarray | None:
+        if among is None:
+            return None
+        if isinstance(among, str):
+            mask = np.zeros(self.run.n_samples, dtype=bool)
+            mask[self.run.indices(among)] = True
+            return mask
+        mask = np.zeros(self.run.n_samples, dtype=bool)
+        mask[self.learner.check_indices(among, "among")] = True
+        return mask
+
+    def recommend(self, k: int = 50, among=None) -> np.ndarray:
+        """The ``k`` samples most likely of interest that are not yet judged, best first.
+
+        ``among`` restricts the pool: a split name ("train", "test", "unlabeled") or indices.
+        """
+        return self.learner.recommend(k, self._candidates(among))
+
+    def feedback(self, accept=(), reject=()) -> None:
+        """Record the user's answers on samples (indices), save them, and refit the learner.
+
+        Answering a sample again replaces its earlier answer; a sample in both lists raises.
+        """
+        learner = self.learner
+        accept_idx = learner.check_indices(accept, "accept")
+        reject_idx = learner.check_indices(reject, "reject")
+        events = []
+        if self._intention is None:
+            events.append(self._intention_event(1, learner.prior))
+        intention = (self._intention or events[0])["intention"]
+        time = feedback_log.now()
+        events += [{"event": "answer", "intention": intention, "index": int(i),
+                    "answer": "accept" if ok else "reject", "time": time}
+                   for indices, ok in ((accept_idx, True), (reject_idx, False)) for i in indices]
+        if len(np.intersect1d(accept_idx, reject_idx)):
+            learner.feedback(accept_idx, reject_idx)  # raises the error naming both lists
+        self._log.append(events)
+        if self._intention is None:
+            self._intention = events[0]
+        learner.feedback(accept_idx, reject_idx)
+
+    def new_intention(self, prior: str | None = None) -> None:
+        """Start a new intention: forget the answers (they stay in the log) and reset the
+        coefficients. ``prior`` (default mode) names the attribute ranking the first round."""
+        learner = self.learner
+        if prior is not None and prior not in learner.names:
+            raise ValueError(f"prior must be one of the attribute names {learner.names}, got {prior!r}")
+        number = (self._intention["intention"] + 1) if self._intention else 1
+        event = self._intention_event(number, prior or ("aum" if "aum" in learner.names else learner.names[0]))
+        self._log.append([event])
+        self._intention, self._restored = event, {}
+        learner.prior = event["prior"]
+        learner.reset()
+
+    def _intention_event(self, number: int, prior: str) -> dict:
+        return {"event": "intention", "format": feedback_log.FORMAT, "intention": number,
+                "mode": self.mode, "prior": prior, "time": feedback_log.now()}
+
+    @property
+    def importance(self) -> dict[str, float]:
+        """Attribute name -> learned coefficient of the current intention."""
+        return self.learner.importance

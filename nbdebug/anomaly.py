@@ -1,0 +1,165 @@
+"""DeepDebugger's anomaly detector (§4.2): cluster rarity of each dynamic feature.
+
+For one feature, the seen samples (the training split) are clustered by Birch
+into ``k`` clusters (cosine geometry: vectors are L2-normalised first). Every
+sample of a cluster ``cls`` gets the abnormality ``1 - |cls| / n``. An unseen
+sample (test, unlabeled, a new batch) joins the cluster whose centroid is within
+that cluster's radius (the largest member distance, eq. 2-3), the nearest such
+centroid if several; if none holds it, it forms a new cluster of one and scores
+``1 - 1 / (n + 1)``, close to 1. A sample is anomalous for a feature when its
+score exceeds ``threshold`` (``th_ab``, 0.98), and anomalous overall when it is
+for any feature.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+# Birch's CF tree is built in Python; above this many seen samples it is built on a
+# random subset and the other seen samples join their nearest cluster centroid.
+MAX_BIRCH_SAMPLES = 5000
+
+
+def abnormality(cluster_sizes) -> np.ndarray:
+    """``1 - |cls| / n`` per cluster, n being the total size (§4.2.1)."""
+    sizes = np.asarray(cluster_sizes, dtype=np.float64)
+    if sizes.ndim != 1 or not len(sizes) or (sizes < 0).any() or sizes.sum() <= 0:
+        raise ValueError(f"cluster_sizes must be non-negative counts with a positive total, got {cluster_sizes!r}")
+    return 1 - sizes / sizes.sum()
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+class FeatureDetector:
+    """Birch cluster rarity for one dynamic feature.
+
+    Parameters
+    ----------
+    n_clusters : int
+        k, the number of Birch clusters (30 in the paper).
+    threshold : float
+        ``th_ab``: scores above it are anomalous.
+    seed : int
+        Seeds the subset used on very large inputs.
+    """
+
+    def __init__(self, n_clusters: int = 30, threshold: float = 0.98, seed: int = 0):
+        if not isinstance(n_clusters, int) or n_clusters < 1:
+            raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}")
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"threshold (th_ab) must be in [0, 1], got {threshold!r}")
+        self.n_clusters = n_clusters
+        self.threshold = threshold
+        self.seed = seed
+
+    def fit(self, vectors: np.ndarray) -> FeatureDetector:
+        """Cluster the seen samples' feature vectors (n, d); rows with NaN or Inf are skipped."""
+        from sklearn.cluster import AgglomerativeClustering, Birch
+
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors must be a 2-D array (n_samples, n_dims), got shape {vectors.shape}")
+        finite = np.isfinite(vectors).all(axis=1)
+        x = _normalise(vectors[finite])
+        if len(x) == 0:
+            raise ValueError("no seen sample has a finite feature vector; nothing to learn normality from")
+        k = min(self.n_clusters, len(np.unique(x.round(9), axis=0)))
+        rng = np.random.default_rng(self.seed)
+        subset = rng.choice(len(x), MAX_BIRCH_SAMPLES, replace=False) if len(x) > MAX_BIRCH_SAMPLES else slice(None)
+        # A small threshold keeps enough subclusters for the global step to form k clusters.
+        birch = Birch(n_clusters=AgglomerativeClustering(n_clusters=k), threshold=0.05)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Birch warns when subclusters < k; handled below
+            birch.fit(x[subset])
+        centres = np.array([x[subset][birch.labels_ == j].mean(axis=0) for j in np.unique(birch.labels_)])
+        labels = self._nearest(x, centres)
+        used = np.unique(labels)
+        labels = np.searchsorted(used, labels)
+        self.centroids_ = np.array([x[labels == j].mean(axis=0) for j in range(len(used))])  # eq. 2
+        self.sizes_ = np.bincount(labels, minlength=len(used))
+        distance = np.linalg.norm(x - self.centroids_[labels], axis=1)
+        self.radii_ = np.zeros(len(used))
+        np.maximum.at(self.radii_, labels, distance)  # eq. 3
+        self.n_seen_ = len(x)
+        self.cluster_scores_ = abnormality(self.sizes_)
+        self.labels_ = np.full(len(vectors), -1)
+        self.labels_[finite] = labels
+        self.scores_ = np.ones(len(vectors))
+        self.scores_[finite] = self.cluster_scores_[labels]
+        return self
+
+    @staticmethod
+    def _nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        d2 = (x ** 2).sum(1)[:, None] - 2 * x @ centres.T + (centres ** 2).sum(1)[None, :]
+        return d2.argmin(axis=1)
+
+    @property
+    def new_cluster_score(self) -> float:
+        """The score of an unseen sample outside every cluster: a cluster of one among n + 1."""
+        return 1 - 1 / (self.n_seen_ + 1)
+
+    def assign(self, vectors: np.ndarray) -> np.ndarray:
+        """Cluster of each unseen sample by centroid and radius (§4.2.2); -1 for a new cluster."""
+        x = np.asarray(vectors)
+        if x.ndim != 2 or x.shape[1] != self.centroids_.shape[1]:
+            raise ValueError(f"vectors must have shape (n, {self.centroids_.shape[1]}) like the fitted ones, "
+                             f"got {x.shape}")
+        finite = np.isfinite(x).all(axis=1)
+        x = _normalise(np.where(finite[:, None], x, 0))
+        c = self.centroids_
+        d = np.sqrt(np.maximum((x ** 2).sum(1)[:, None] - 2 * x @ c.T + (c ** 2).sum(1)[None, :], 0))
+        inside = d <= self.radii_[None, :] + 1e-9
+        d_inside = np.where(inside, d, np.inf)
+        labels = np.where(inside.any(axis=1), d_inside.argmin(axis=1), -1)
+        return np.where(finite, labels, -1)
+
+    def score(self, vectors: np.ndarray) -> np.ndarray:
+        """Abnormality of unseen samples: their cluster's score, or the new-cluster score."""
+        labels = self.assign(vectors)
+        return np.where(labels >= 0, self.cluster_scores_[np.maximum(labels, 0)], self.new_cluster_score)
+
+
+class AnomalyDetector:
+    """One :class:`FeatureDetector` per dynamic feature, learned on the seen samples.
+
+    ``fit_score(features, seen)`` returns the (n, n_features) scores of all samples:
+    seen samples score by their own cluster, the others are placed as unseen.
+    """
+
+    def __init__(self, n_clusters: int = 30, threshold: float = 0.98, seed: int = 0):
+        FeatureDetector(n_clusters, threshold, seed)  # validates the arguments
+        self.n_clusters = n_clusters
+        self.threshold = threshold
+        self.seed = seed
+
+    def fit(self, features: dict[str, np.ndarray], seen: np.ndarray) -> AnomalyDetector:
+        """Learn normality per feature from the rows ``seen`` (indices) of each feature array."""
+        seen = np.asarray(seen)
+        if not len(seen):
+            raise ValueError("seen must index at least one sample (normally the training split)")
+        self.names_ = list(features)
+        self.detectors_ = {name: FeatureDetector(self.n_clusters, self.threshold, self.seed).fit(values[seen])
+                           for name, values in features.items()}
+        return self
+
+    def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """(n, n_features) scores of samples treated as unseen."""
+        return np.stack([self.detectors_[name].score(features[name]) for name in self.names_], axis=1)
+
+    def fit_score(self, features: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
+        """Fit on ``seen`` and score every sample (seen ones by their own cluster)."""
+        self.fit(features, seen)
+        scores = self.score(features)
+        for j, name in enumerate(self.names_):
+            scores[seen, j] = self.detectors_[name].scores_
+        return scores
+
+    def is_anomalous(self, scores: np.ndarray) -> np.ndarray:
+        """A sample is anomalous when any of its feature scores exceeds ``th_ab``."""
+        return (np.asarray(scores) > self.threshold).any(axis=1)
