@@ -47,6 +47,7 @@ case "${1:-}" in
         "$PY" -m nbdebug.demo runs/demo
         echo "==> starting JupyterLab on notebooks/quickstart.ipynb"
         args=(--ServerApp.ip=127.0.0.1 --ServerApp.root_dir=.)
+        if [ "$(id -u)" = 0 ]; then args+=(--ServerApp.allow_root=True); fi
         if [ "${NBDEBUG_HEADLESS:-}" = 1 ] || [ -n "${CI:-}" ]; then args+=(--no-browser); fi
         exec "$VENV/bin/jupyter" lab notebooks/quickstart.ipynb "${args[@]}"
         ;;
