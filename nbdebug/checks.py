@@ -28,11 +28,13 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "eta": 0.2,         # OL: such gaps per epoch
     "delta": 0.01,      # SC: largest accuracy gain per epoch that still counts as "no progress"
     "omega": 10.0,      # AD: largest absolute layer output
-    "alpha": 0,         # VG/EG/DR/AD: extra consecutive observations needed (paper: 0)
+    "alpha": 0,         # VG/EG/DR: extra consecutive observations needed (paper: 0)
     # Deviations (see module docs of the checks using them):
     "trend_epochs": 4,  # OL/SC need this many epochs of accuracy before judging a trend
     "input_scale": 2.0,  # SCRAM range check: mean |x| of a batch above this is "unnormalized"
-    "overfit_drop": 0.02,  # SCRAM overfitting: validation accuracy must fall by at least this
+    "alpha_ad": 2,      # AD: extra consecutive observations of |output| >= omega (NaN: none)
+    "overfit_drop": 0.02,  # SCRAM overfitting: validation accuracy must fall by at least this ...
+    "overfit_gap": 0.05,   # ... and end at least this far below training accuracy
     "dropout_max": 0.5,  # static: dropout probability above this
 }
 
@@ -468,13 +470,17 @@ def slow(accs: list[float], delta: float) -> bool:
     return all(b - a <= delta for a, b in zip(accs, accs[1:]))
 
 
-def overfit(train: list[float], val: list[float], drop: float) -> bool:
-    """SCRAM overfitting: validation accuracy fell over two epochs while training accuracy rose."""
+def overfit(train: list[float], val: list[float], drop: float, gap: float) -> bool:
+    """SCRAM overfitting: validation accuracy fell over two epochs while training accuracy rose.
+
+    Deviation: the fall must total ``drop`` and validation must end ``gap`` below training
+    accuracy, so that a small validation set wobbling on a hard dataset is not reported.
+    """
     if len(train) < 3 or len(val) < 3:
         return False
     v0, v1, v2 = val[-3:]
     t0, t1, t2 = train[-3:]
-    return v2 < v1 < v0 and v0 - v2 >= drop and t2 > t1 > t0
+    return v2 < v1 < v0 and v0 - v2 >= drop and t2 > t1 > t0 and t2 - v2 >= gap
 
 
 def fmt_acc(value: float | None) -> str:

@@ -287,10 +287,10 @@ class Monitor:
             return ((out.reshape(-1) > cut) == (targets.reshape(-1) > 0.5)).sum()
         return None
 
-    def _observed(self, code: str, present: bool) -> bool:
+    def _observed(self, code: str, present: bool, alpha: float | None = None) -> bool:
         """Count consecutive observations; True once more than ``alpha`` in a row."""
         self._streak[code] = self._streak.get(code, 0) + 1 if present else 0
-        return self._streak[code] > self.thresholds["alpha"]
+        return self._streak[code] > (self.thresholds["alpha"] if alpha is None else alpha)
 
     def _gradient_checks(self, layer_rows: list[np.ndarray], best: float | None, low_acc: bool) -> None:
         t = self.thresholds
@@ -335,7 +335,11 @@ class Monitor:
                 break
             if value >= self.thresholds["omega"] and (worst is None or value > worst[1]):
                 worst = (name, float(value))
-        if self._observed("abnormal_data", worst is not None and low_acc):
+        # NaN/Inf is reported at once; large values must persist (a rare outlier sample in
+        # standardized data can push one batch's outputs past omega in a healthy run).
+        nonfinite = worst is not None and not math.isfinite(worst[1])
+        persistent = self._observed("abnormal_data", worst is not None and low_acc, self.thresholds["alpha_ad"])
+        if nonfinite or persistent:
             name, value = worst
             what = "NaN or infinite values" if not math.isfinite(value) else f"values as large as {value:.3g}"
             self._report("abnormal_data", {
@@ -370,7 +374,7 @@ class Monitor:
                 self._report("slow_convergence", {"delta": t["delta"], "epochs": len(accs), "accs": shown})
         vals = [e["val_acc"] for e in self.epochs if e["val_acc"] is not None and e["train_acc"] is not None]
         trains = [e["train_acc"] for e in self.epochs if e["val_acc"] is not None and e["train_acc"] is not None]
-        if checks.overfit(trains, vals, t["overfit_drop"]):
+        if checks.overfit(trains, vals, t["overfit_drop"], t["overfit_gap"]):
             self._report("overfitting", {"val": " → ".join(f"{v:.1%}" for v in vals[-3:]),
                                          "train": " → ".join(f"{v:.1%}" for v in trains[-3:])})
         if self.task and self.loss_name and self._activation and low_acc:
