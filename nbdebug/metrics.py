@@ -1,0 +1,152 @@
+"""How far to trust each frame of a projection: neighbourhood, prediction and time faithfulness.
+
+* NPR@k (neighbour preserving rate, DVI/TimeVis): for a sample, the fraction of its k
+  nearest neighbours in representation space that are also among its k nearest on the
+  canvas; neighbours are searched within the same split.
+* PPR (prediction preserving rate, DVI): the fraction of samples for which the epoch's
+  head predicts the same class from the reconstruction ψ(φ(r)) as from r.
+* Temporal smoothness between consecutive frames: the median displacement of a sample
+  relative to the canvas spread, and the rotation (degrees) and reflection of the
+  orthogonal Procrustes map from one frame to the next. A frame flip shows as a large
+  rotation or a reflection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .run import Run
+
+
+def _knn_indices(points: np.ndarray, k: int, queries: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Indices (len(queries), k) of the k nearest rows of ``points`` to ``points[queries]``,
+    the query itself excluded; exact, in float32."""
+    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
+    squared = (x * x).sum(1)
+    out = []
+    for start in range(0, len(queries), chunk):
+        q = torch.from_numpy(queries[start:start + chunk])
+        d2 = squared[q, None] - 2.0 * x[q] @ x.T + squared[None, :]
+        d2[torch.arange(len(q)), q] = float("inf")
+        out.append(d2.topk(k, dim=1, largest=False).indices)
+    return torch.cat(out).numpy()
+
+
+def neighbor_preserving_rate(high: np.ndarray, low: np.ndarray, k: int = 15,
+                             queries: np.ndarray | None = None) -> np.ndarray:
+    """Per-query NPR@k between ``high`` (n, d) representations and ``low`` (n, 2) positions.
+
+    ``queries`` (indices into the rows) limits the samples scored; their neighbours are
+    still searched among all n rows. Rows must be finite.
+    """
+    high, low = np.asarray(high, dtype=np.float32), np.asarray(low, dtype=np.float32)
+    if high.ndim != 2 or low.ndim != 2 or len(high) != len(low):
+        raise ValueError(f"high and low must be 2-D with the same number of rows, got {high.shape} and {low.shape}")
+    if not isinstance(k, (int, np.integer)) or k < 1 or k >= len(high):
+        raise ValueError(f"k must be an integer between 1 and n - 1 = {len(high) - 1}, got {k!r}")
+    queries = np.arange(len(high)) if queries is None else np.asarray(queries, dtype=np.int64)
+    near_high = _knn_indices(high, k, queries)
+    near_low = _knn_indices(low, k, queries)
+    shared = (near_high[:, :, None] == near_low[:, None, :]).any(axis=2).sum(axis=1)
+    return shared / k
+
+
+def prediction_preserving_rate(head: torch.nn.Module, representations: np.ndarray,
+                               reconstructions: np.ndarray) -> float:
+    """Fraction of rows where ``head`` predicts the same class for the reconstruction as
+    for the representation."""
+    with torch.no_grad():
+        original = head(torch.as_tensor(np.asarray(representations, dtype=np.float32)))
+        rebuilt = head(torch.as_tensor(np.asarray(reconstructions, dtype=np.float32)))
+    if original.shape[1] == 1:  # one sigmoid unit: class 1 where the logit is positive
+        same = (original[:, 0] > 0) == (rebuilt[:, 0] > 0)
+    else:
+        same = original.argmax(1) == rebuilt.argmax(1)
+    return float(same.float().mean()) if len(same) else float("nan")
+
+
+def procrustes_angle(source: np.ndarray, target: np.ndarray) -> tuple[float, bool]:
+    """Rotation in degrees (0..180) and whether a reflection is needed, of the orthogonal
+    map that best carries the centred ``source`` (n, 2) onto the centred ``target``."""
+    a = source - source.mean(axis=0)
+    b = target - target.mean(axis=0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    q = u @ vt
+    reflected = bool(np.linalg.det(q) < 0)
+    if reflected:  # angle of the rotation part once the reflection is removed
+        q = q @ np.diag([1.0, -1.0])
+    return float(abs(np.degrees(np.arctan2(q[1, 0], q[0, 0])))), reflected
+
+
+def temporal_smoothness(embedding: np.ndarray) -> dict[str, np.ndarray]:
+    """Frame-to-frame motion of an (n_epochs, n, 2) embedding.
+
+    Returns arrays of length n_epochs - 1 (transition e -> e+1): ``displacement``, the
+    median distance a sample moves divided by the RMS spread of frame e;
+    ``rotation``, degrees; ``reflection``, bool. Samples not finite in both frames are skipped.
+    """
+    embedding = np.asarray(embedding, dtype=np.float64)
+    if embedding.ndim != 3 or embedding.shape[2] != 2:
+        raise ValueError(f"embedding must have shape (n_epochs, n_samples, 2), got {embedding.shape}")
+    displacement, rotation, reflection = [], [], []
+    for before, after in zip(embedding[:-1], embedding[1:]):
+        ok = np.isfinite(before).all(axis=1) & np.isfinite(after).all(axis=1)
+        if ok.sum() < 3:
+            displacement.append(np.nan), rotation.append(np.nan), reflection.append(False)
+            continue
+        b, a = before[ok], after[ok]
+        spread = np.sqrt(((b - b.mean(axis=0)) ** 2).sum(axis=1).mean()) or 1.0
+        displacement.append(float(np.median(np.linalg.norm(a - b, axis=1)) / spread))
+        angle, flipped = procrustes_angle(b, a)
+        rotation.append(angle)
+        reflection.append(flipped)
+    return {"displacement": np.array(displacement), "rotation": np.array(rotation),
+            "reflection": np.array(reflection, dtype=bool)}
+
+
+def evaluate(run: Run, projection: Any, k: int = 15, splits: tuple[str, ...] = ("train", "test"),
+             max_queries: int | None = 2000, seed: int = 0, head_module: torch.nn.Module | None = None,
+             ppr: bool = True) -> dict[str, Any]:
+    """Faithfulness of a fitted projection, per epoch of ``run``.
+
+    Returns ``{"epochs": [...], "npr_<split>": (n_epochs,), "ppr_<split>": (n_epochs,),
+    "displacement": (n_epochs,), "rotation": (n_epochs,), "reflection": (n_epochs,)}``; the
+    temporal entries of the first epoch are NaN / False (nothing before it). NPR is the mean
+    over at most ``max_queries`` samples of the split (drawn with ``seed``), their neighbours
+    searched among the whole split. PPR needs ``projection.inverse_transform``; pass
+    ``ppr=False`` for a projection without one. Splits absent from the run are skipped.
+    """
+    embedding = np.asarray(projection.embedding_)
+    if embedding.shape[:2] != (len(run.epochs), run.n_samples):
+        raise ValueError(f"projection.embedding_ has shape {embedding.shape} but the run has "
+                         f"{len(run.epochs)} epochs and {run.n_samples} samples; fit the projection on this run")
+    rng = np.random.default_rng(seed)
+    present = [s for s in splits if s in run.splits and len(run.indices(s)) > k]
+    result: dict[str, Any] = {"epochs": list(run.epochs)}
+    for split in present:
+        result[f"npr_{split}"] = np.full(len(run.epochs), np.nan)
+        if ppr:
+            result[f"ppr_{split}"] = np.full(len(run.epochs), np.nan)
+    for i, epoch in enumerate(run.epochs):
+        reps = np.asarray(run.representations(epoch), dtype=np.float32)
+        head = run.head(epoch, module=head_module) if ppr else None
+        for split in present:
+            rows = run.indices(split)
+            rows = rows[np.isfinite(reps[rows]).all(axis=1) & np.isfinite(embedding[i, rows]).all(axis=1)]
+            if len(rows) <= k:
+                continue
+            queries = np.arange(len(rows))
+            if max_queries is not None and len(rows) > max_queries:
+                queries = np.sort(rng.choice(len(rows), max_queries, replace=False))
+            result[f"npr_{split}"][i] = neighbor_preserving_rate(reps[rows], embedding[i, rows], k, queries).mean()
+            if ppr:
+                rebuilt = projection.inverse_transform(epoch, embedding[i, rows])
+                result[f"ppr_{split}"][i] = prediction_preserving_rate(head, reps[rows], rebuilt)
+    smooth = temporal_smoothness(embedding)
+    result["displacement"] = np.concatenate([[np.nan], smooth["displacement"]])
+    result["rotation"] = np.concatenate([[np.nan], smooth["rotation"]])
+    result["reflection"] = np.concatenate([[False], smooth["reflection"]])
+    return result

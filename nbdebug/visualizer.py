@@ -1,0 +1,801 @@
+"""The time-travelling visualizer: one encoder/decoder pair trained over every recorded epoch.
+
+The encoder φ places a representation of epoch ``e`` on a 2-D canvas; the decoder ψ
+maps a canvas point back to a representation of epoch ``e``, which that epoch's
+recorded head turns into the class territories painted behind the samples
+(DeepDebugger §2.2, after TimeVis and DVI). Both networks are shared by all epochs
+and told the epoch through a small learned epoch embedding, so one model is trained
+once for the whole run and consecutive frames stay continuous.
+
+Each training step takes one pair of adjacent epochs and minimises
+
+* a UMAP fuzzy-graph loss on each epoch's k-nearest-neighbour graph (attraction
+  along kNN edges weighted by their fuzzy membership, repulsion from random
+  negatives),
+* a temporal loss tying every sample to itself in the other epoch of the pair,
+  weighted by how much its neighbourhood stayed the same (so samples whose
+  neighbourhood changed may move: smooth, not frozen),
+* reconstruction through the decoder, and
+* prediction preservation: KL(head_e(r) || head_e(ψ(φ(r)))), DVI's property that
+  the painted territory of a sample is the class the model predicts for it.
+
+Representations of each epoch are centred and scaled to unit RMS before they reach
+the networks, so epochs whose representations differ in scale look alike.
+
+The fitted model and its embedding are cached in ``<run>/visualizer/`` (see
+:meth:`TimeTravelVisualizer.fit`); nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .run import EPOCHS_DIR, Run, epoch_dirname
+
+CACHE_DIR = "visualizer"
+CACHE_FORMAT = 1
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def umap_curve(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
+    """The (a, b) of UMAP's low-dimensional similarity 1 / (1 + a d^(2b)) for ``min_dist``.
+
+    Fitted by least squares to the curve that is 1 up to ``min_dist`` and decays as
+    exp(-(d - min_dist) / spread) after it, as UMAP does.
+    """
+    from scipy.optimize import curve_fit  # scikit-learn depends on scipy
+
+    d = np.linspace(0, spread * 3, 300)
+    target = np.where(d < min_dist, 1.0, np.exp(-(d - min_dist) / spread))
+    (a, b), _ = curve_fit(lambda x, a, b: 1.0 / (1.0 + a * x ** (2 * b)), d, target, p0=(1.0, 1.0))
+    return float(a), float(b)
+
+
+def knn(points: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest neighbours of every row among the rows (itself excluded).
+
+    Returns (distances, indices), both (m, k), nearest first. Cost m² · dim, in chunks
+    of ``chunk`` rows so memory stays m · chunk.
+    """
+    m = len(points)
+    squared = (points * points).sum(1)
+    distances, indices = [], []
+    for start in range(0, m, chunk):
+        stop = min(start + chunk, m)
+        d2 = squared[start:stop, None] - 2.0 * points[start:stop] @ points.T + squared[None, :]
+        rows = torch.arange(stop - start)
+        d2[rows, rows + start] = float("inf")
+        values, index = d2.topk(k, dim=1, largest=False)
+        distances.append(values.clamp_min(0).sqrt())
+        indices.append(index)
+    return torch.cat(distances), torch.cat(indices)
+
+
+def fuzzy_weights(distances: torch.Tensor, iterations: int = 40) -> torch.Tensor:
+    """UMAP's membership strength of each kNN edge: exp(-(d - rho) / sigma), with rho the
+    distance to the nearest neighbour and sigma chosen per row so the weights sum to log2(k)."""
+    k = distances.shape[1]
+    target = math.log2(k)
+    rho = distances[:, :1]
+    excess = (distances - rho).clamp_min(0)
+    low = torch.zeros(len(distances), 1)
+    high = torch.full((len(distances), 1), float("inf"))
+    sigma = torch.ones(len(distances), 1)
+    for _ in range(iterations):  # bisection on sigma, vectorised over rows
+        total = torch.exp(-excess / sigma).sum(1, keepdim=True)
+        too_big = total > target
+        high = torch.where(too_big, sigma, high)
+        low = torch.where(too_big, low, sigma)
+        sigma = torch.where(torch.isinf(high), sigma * 2, (low + high) / 2)
+    return torch.exp(-excess / sigma.clamp_min(1e-12))
+
+
+def head_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Probabilities from a head's logits, as the Recorder stores them (one unit: sigmoid)."""
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
+
+
+def head_log_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    if logits.shape[1] == 1:
+        return torch.cat([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=1)
+    return torch.log_softmax(logits, dim=1)
+
+
+def load_heads(run: Run, head_module: nn.Module | None = None) -> list[nn.Module]:
+    """The recorded head of every epoch, frozen, checked to output one logit per class."""
+    heads = []
+    for epoch in run.epochs:
+        head = run.head(epoch, module=head_module)
+        for parameter in head.parameters():
+            parameter.requires_grad_(False)
+        with torch.no_grad():
+            out = head(torch.zeros(2, run.dim))
+        n_out = out.shape[-1] if out.ndim == 2 else None
+        if n_out is None or not (n_out == run.n_classes or (n_out == 1 and run.n_classes == 2)):
+            shape = tuple(out.shape)
+            raise ValueError(
+                f"the head of epoch {epoch} maps a batch of 2 representations to shape {shape}, but the run "
+                f"has {run.n_classes} classes; head_module must map (batch, {run.dim}) representations to "
+                f"(batch, {run.n_classes}) logits (or (batch, 1) for a binary sigmoid head). Pass an instance "
+                "of the head's class as recorded, e.g. head_module=MyHead(...)")
+        heads.append(head)
+    return heads
+
+
+def run_fingerprint(run: Run) -> dict[str, Any]:
+    """What identifies the recorded data: sizes, creation time and a hash of every epoch's
+    epoch.json plus its file sizes. A re-recorded or extended run changes it."""
+    epochs = {}
+    for epoch in run.epochs:
+        folder = run.path / EPOCHS_DIR / epoch_dirname(epoch)
+        digest = hashlib.sha256((folder / "epoch.json").read_bytes())
+        for name in ("representations.npy", "probabilities.npy", "head.npz"):
+            digest.update(f"{name}:{(folder / name).stat().st_size};".encode())
+        epochs[str(epoch)] = digest.hexdigest()[:16]
+    return {"n_samples": run.n_samples, "dim": run.dim, "n_classes": run.n_classes,
+            "created": run.info.get("created"), "epochs": epochs}
+
+
+# --------------------------------------------------------------------------- the networks
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, n_out))
+
+
+class _AutoEncoder(nn.Module):
+    """Encoder and decoder shared by all epochs, each told the epoch by a learned embedding."""
+
+    def __init__(self, dim: int, n_epochs: int, hidden: int, epoch_dim: int):
+        super().__init__()
+        self.epoch = nn.Embedding(n_epochs, epoch_dim)
+        nn.init.normal_(self.epoch.weight, std=0.1)
+        self.encoder = _mlp(dim + epoch_dim, hidden, 2)
+        self.decoder = _mlp(2 + epoch_dim, hidden, dim)
+
+    def _with_epoch(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        code = self.epoch.weight[index].expand(len(x), -1)
+        return torch.cat([x, code], dim=1)
+
+    def encode(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        return self.encoder(self._with_epoch(x, index))
+
+    def decode(self, y: torch.Tensor, index: int) -> torch.Tensor:
+        return self.decoder(self._with_epoch(y, index))
+
+
+# --------------------------------------------------------------------------- training data
+
+
+class _EpochData:
+    """What training needs of one epoch, restricted to the training pool (fixed rows)."""
+
+    def __init__(self, x: torch.Tensor, valid: torch.Tensor, neighbours: torch.Tensor,
+                 weights: torch.Tensor, log_target: torch.Tensor):
+        self.x = x                    # (P, dim) normalised representations (0 where invalid)
+        self.valid = valid            # (P,) bool: finite representation
+        self.neighbours = neighbours  # (P, k) pool indices
+        self.weights = weights        # (P, k) fuzzy membership, 0 for invalid rows
+        self.log_target = log_target  # (P, C) the head's log-probabilities on the true representation
+
+
+@dataclass
+class Background:
+    """A painted frame: ``image`` (H, W, 4) uint8 RGBA, ``predicted`` (H, W) int64 class,
+    ``confidence`` (H, W) float32 top-1 probability, ``gap`` (H, W) top-1 minus top-2.
+    Row 0 is the top of the canvas (y_max), column 0 its left (x_min); pixel centres
+    cover ``bounds`` = (x_min, x_max, y_min, y_max)."""
+
+    image: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    gap: np.ndarray
+    bounds: tuple[float, float, float, float]
+
+
+def grid_points(bounds: tuple[float, float, float, float], resolution: int) -> np.ndarray:
+    """(resolution², 2) canvas points of a resolution x resolution grid, row-major, top row first."""
+    x_min, x_max, y_min, y_max = bounds
+    xs = np.linspace(x_min, x_max, resolution, dtype=np.float32)
+    ys = np.linspace(y_max, y_min, resolution, dtype=np.float32)
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def paint(probabilities: np.ndarray, resolution: int, boundary_width: float = 0.1,
+          palette: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Colour a grid of class probabilities (resolution², C): the predicted class's colour,
+    faded towards white as confidence drops to chance and white where the top-1/top-2
+    gap falls below ``boundary_width`` (the decision boundaries)."""
+    if palette is None:
+        from .widget import PALETTE as palette  # imported here: widget imports session, which imports us
+    colours = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in palette], dtype=np.float32)
+    n_classes = probabilities.shape[1]
+    top2 = -np.sort(-probabilities, axis=1)[:, :2]
+    predicted = probabilities.argmax(axis=1)
+    confidence = top2[:, 0]
+    gap = top2[:, 0] - top2[:, 1]
+    # 1 at full confidence, 0.25 at chance: low confidence is lighter, never invisible.
+    depth = 0.25 + 0.75 * np.clip((confidence - 1 / n_classes) / (1 - 1 / n_classes), 0, 1)
+    depth *= np.clip(gap / boundary_width, 0, 1)
+    base = colours[predicted % len(colours)]
+    rgb = 255 - (255 - base) * depth[:, None]
+    image = np.empty((resolution * resolution, 4), dtype=np.uint8)
+    image[:, :3] = np.round(rgb).astype(np.uint8)
+    image[:, 3] = 255
+    shape = (resolution, resolution)
+    return (image.reshape(*shape, 4), predicted.reshape(shape).astype(np.int64),
+            confidence.reshape(shape).astype(np.float32), gap.reshape(shape).astype(np.float32))
+
+
+def background(projection: Any, run: Run, epoch: int, bounds: tuple[float, float, float, float],
+               resolution: int = 256, head_module: nn.Module | None = None,
+               boundary_width: float = 0.1) -> Background:
+    """Paint the class territories of ``epoch`` over ``bounds`` = (x_min, x_max, y_min, y_max).
+
+    Works with any fitted projection offering ``inverse_transform(epoch, points)``: the
+    grid is decoded to representations and the epoch's recorded head predicts them.
+    """
+    if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or not 2 <= resolution <= 4096:
+        raise ValueError(f"resolution must be an integer between 2 and 4096 pixels, got {resolution!r}")
+    bounds = tuple(float(b) for b in bounds)
+    if len(bounds) != 4 or not all(math.isfinite(b) for b in bounds) or bounds[0] >= bounds[1] or bounds[2] >= bounds[3]:
+        raise ValueError(f"bounds must be finite (x_min, x_max, y_min, y_max) with x_min < x_max and "
+                         f"y_min < y_max, got {bounds}; Session.bounds gives the canvas bounds")
+    head = run.head(epoch, module=head_module)
+    points = grid_points(bounds, int(resolution))
+    probabilities = []
+    with torch.no_grad():
+        for chunk in np.array_split(points, max(1, len(points) // 16384)):
+            reps = torch.as_tensor(np.asarray(projection.inverse_transform(epoch, chunk), dtype=np.float32))
+            logits = head(reps)
+            if logits.ndim != 2 or not (logits.shape[1] == run.n_classes or
+                                        (logits.shape[1] == 1 and run.n_classes == 2)):
+                raise ValueError(f"the head of epoch {epoch} outputs shape {tuple(logits.shape)} for "
+                                 f"{len(reps)} representations but the run has {run.n_classes} classes; "
+                                 "pass head_module, an instance of the recorded head's class")
+            probabilities.append(head_probabilities(logits.float()).numpy())
+    image, predicted, confidence, gap = paint(np.concatenate(probabilities), int(resolution), boundary_width)
+    return Background(image, predicted, confidence, gap, bounds)
+
+
+# --------------------------------------------------------------------------- the visualizer
+
+
+class TimeTravelVisualizer:
+    """Encoder/decoder over all recorded epochs of a run; the same interface as
+    :class:`nbdebug.projection.AlignedPCA` plus :meth:`background`.
+
+    Parameters
+    ----------
+    n_neighbors : int
+        k of the kNN graph built per epoch on the training pool.
+    steps : int or None
+        Training steps, each one adjacent epoch pair; default 10 per pair (at least 150),
+        so fitting time grows linearly with the number of epochs.
+    batch_size : int
+        Most training samples per epoch in one step. Up to this many, a step uses every
+        pool sample and every kNN edge of both epochs; above it, a step samples anchors
+        and one neighbour of each per epoch.
+    max_samples : int
+        Most training samples to fit on (the pool, sampled once, the same for every
+        epoch); every sample of every split is projected.
+    hidden, epoch_dim : int
+        Width of the encoder's and decoder's two hidden layers; size of the epoch embedding.
+    learning_rate : float
+        Adam's initial learning rate, decayed to 1% by a cosine schedule.
+    negative_rate : int
+        Random negatives per kNN edge.
+    min_dist : float
+        UMAP's min_dist: how tightly neighbours may pack on the canvas.
+    temporal_weight, reconstruction_weight, prediction_weight : float
+        Weights of the temporal, reconstruction and prediction-preserving losses
+        relative to the neighbourhood loss.
+    seed : int
+        Seeds initialisation and sampling; the same seed gives the same embedding.
+    device : str or torch.device, optional
+        Where to train, e.g. "cuda"; default CPU.
+    head_module : torch.nn.Module, optional
+        For runs whose head is a custom module: an instance of its class (see ``Run.head``).
+    n_threads : int or None
+        CPU threads torch uses while fitting (restored afterwards); None keeps torch's
+        setting. The default 1 is fastest for these small networks when cores are shared:
+        with 2 threads on 2 busy cores a step was 5-10x slower.
+    cache : bool
+        Reuse, extend or write the fitted model in ``<run>/visualizer/``.
+    progress : bool
+        Show a progress bar while fitting.
+    """
+
+    def __init__(self, *, n_neighbors: int = 15, steps: int | None = None, batch_size: int = 4096,
+                 max_samples: int = 20000, hidden: int = 128, epoch_dim: int = 8,
+                 learning_rate: float = 1e-2, negative_rate: int = 5, min_dist: float = 0.1,
+                 temporal_weight: float = 1.0, reconstruction_weight: float = 1.0,
+                 prediction_weight: float = 1.0, seed: int = 0, device: str | torch.device | None = None,
+                 head_module: nn.Module | None = None, n_threads: int | None = 1, cache: bool = True,
+                 progress: bool = True):
+        self.n_neighbors = n_neighbors
+        self.steps = steps
+        self.batch_size = batch_size
+        self.max_samples = max_samples
+        self.hidden = hidden
+        self.epoch_dim = epoch_dim
+        self.learning_rate = learning_rate
+        self.negative_rate = negative_rate
+        self.min_dist = min_dist
+        self.temporal_weight = temporal_weight
+        self.reconstruction_weight = reconstruction_weight
+        self.prediction_weight = prediction_weight
+        self.seed = seed
+        self.device = device
+        self.head_module = head_module
+        self.n_threads = n_threads
+        self.cache = cache
+        self.progress = progress
+
+    # ----------------------------------------------------------------- validation
+
+    def _config(self) -> dict[str, Any]:
+        """The settings that change the fitted model (the cache key)."""
+        return {"n_neighbors": self.n_neighbors, "steps": self.steps, "batch_size": self.batch_size,
+                "max_samples": self.max_samples, "hidden": self.hidden, "epoch_dim": self.epoch_dim,
+                "learning_rate": self.learning_rate, "negative_rate": self.negative_rate,
+                "min_dist": self.min_dist, "temporal_weight": self.temporal_weight,
+                "reconstruction_weight": self.reconstruction_weight,
+                "prediction_weight": self.prediction_weight, "seed": self.seed}
+
+    def _check_params(self) -> None:
+        def positive_int(name: str, value: Any, low: int = 1) -> None:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+        def non_negative(name: str, value: Any) -> None:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+        positive_int("n_neighbors", self.n_neighbors, 2)
+        if self.steps is not None:
+            positive_int("steps", self.steps)
+        positive_int("batch_size", self.batch_size, 16)
+        positive_int("max_samples", self.max_samples, 16)
+        positive_int("hidden", self.hidden, 2)
+        positive_int("epoch_dim", self.epoch_dim, 1)
+        positive_int("negative_rate", self.negative_rate, 0)
+        positive_int("seed", self.seed, 0)
+        if self.n_threads is not None:
+            positive_int("n_threads", self.n_threads)
+        for name in ("temporal_weight", "reconstruction_weight", "prediction_weight"):
+            non_negative(name, getattr(self, name))
+        if not isinstance(self.learning_rate, (int, float)) or not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}; about 1e-2 works")
+        if not isinstance(self.min_dist, (int, float)) or not 0 < self.min_dist < 1:
+            raise ValueError(f"min_dist must be in (0, 1), got {self.min_dist!r}; UMAP's default is 0.1")
+
+    # ----------------------------------------------------------------- fitting
+
+    def fit(self, run: Run) -> TimeTravelVisualizer:
+        """Train the encoder and decoder over every epoch of ``run`` and project every sample.
+
+        With ``cache=True`` a model cached in ``<run>/visualizer/`` by the same settings is
+        reused when the run is unchanged, and extended (trained further on the new epochs,
+        then every frame re-projected) when epochs were added since; otherwise it is refitted.
+        """
+        if not isinstance(run, Run):
+            raise TypeError(f"run must be a Run from nbdebug.load_run, got {type(run).__name__}")
+        self._check_params()
+        self._device = torch.device(self.device) if self.device is not None else torch.device("cpu")
+        threads = torch.get_num_threads()
+        if self.n_threads is not None:
+            torch.set_num_threads(self.n_threads)
+        try:
+            return self._fit(run)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, run: Run) -> TimeTravelVisualizer:
+        fingerprint = run_fingerprint(run)
+        cached = self._read_cache(run, fingerprint) if self.cache else None
+        started = time.perf_counter()
+        if cached is not None and cached["epochs"] == list(run.epochs):
+            self._restore(run, cached)
+            self.embedding_ = cached["embedding"]
+            self.from_cache_ = "reused"
+            return self
+
+        heads = load_heads(run, self.head_module)
+        self.epochs_ = list(run.epochs)
+        self.dim_ = run.dim
+        self.n_classes_ = run.n_classes
+        if cached is not None:
+            self._restore(run, cached)
+            old = len(cached["epochs"])
+            self._grow(old)
+            new_pairs = [p for p in self._pairs() if p[1] >= old]
+            self.from_cache_ = "extended"
+        else:
+            self._initialise(run)
+            new_pairs = self._pairs()
+            old = 0
+            self.from_cache_ = None
+        data = self._prepare(run, heads)
+        self._train(data, heads, new_pairs, replay=old > 1)
+        self.embedding_ = self._project_all(run)
+        self.fit_seconds_ = time.perf_counter() - started
+        if self.cache:
+            self._write_cache(run, fingerprint)
+        return self
+
+    def _initialise(self, run: Run) -> None:
+        rng = np.random.default_rng(self.seed)
+        train = run.indices("train")
+        if len(train) > self.max_samples:
+            train = np.sort(rng.choice(train, self.max_samples, replace=False))
+        self.pool_ = train.astype(np.int64)
+        if len(self.pool_) <= self.n_neighbors:
+            raise ValueError(f"the run has {len(self.pool_)} training samples; the visualizer needs more than "
+                             f"n_neighbors={self.n_neighbors}: record more samples or lower n_neighbors")
+        self.mean_ = np.zeros((len(self.epochs_), self.dim_), dtype=np.float32)
+        self.scale_ = np.ones(len(self.epochs_), dtype=np.float32)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.model_ = _AutoEncoder(self.dim_, len(self.epochs_), self.hidden, self.epoch_dim)
+        self.model_.to(self._device)
+
+    def _grow(self, old: int) -> None:
+        """Make room for epochs added since the cached fit: each new epoch starts from the
+        last known epoch's embedding and normalisation."""
+        n = len(self.epochs_)
+        weight = self.model_.epoch.weight.data
+        grown = nn.Embedding(n, weight.shape[1]).to(weight.device)
+        grown.weight.data[:old] = weight
+        grown.weight.data[old:] = weight[old - 1]
+        self.model_.epoch = grown
+        self.mean_ = np.concatenate([self.mean_, np.zeros((n - old, self.dim_), np.float32)])
+        self.scale_ = np.concatenate([self.scale_, np.ones(n - old, np.float32)])
+
+    def _pairs(self) -> list[tuple[int, int]]:
+        n = len(self.epochs_)
+        return [(i, i + 1) for i in range(n - 1)] if n > 1 else [(0, 0)]
+
+    def _prepare(self, run: Run, heads: list[nn.Module]) -> list[_EpochData | None]:
+        """Normalise the pool's representations of every epoch, build its kNN graph and the
+        head's predictions (all epochs: extending replays the old ones too)."""
+        data: list[_EpochData | None] = []
+        k = self.n_neighbors
+        for i, epoch in enumerate(tqdm(self.epochs_, desc="neighbour graphs", disable=not self.progress,
+                                       leave=False)):
+            reps = np.asarray(run.representations(epoch)[self.pool_], dtype=np.float32)
+            valid = np.isfinite(reps).all(axis=1)
+            if valid.sum() <= k:
+                warnings.warn(f"epoch {epoch} has {int(valid.sum())} training samples with finite "
+                              f"representations, too few for a {k}-neighbour graph; its samples are "
+                              "placed by the encoder but it does not shape the training", stacklevel=3)
+            if valid.any():
+                self.mean_[i] = reps[valid].mean(axis=0)
+                centred = reps[valid] - self.mean_[i]
+                self.scale_[i] = float(np.sqrt((centred ** 2).mean())) or 1.0
+            if valid.sum() <= k:
+                data.append(None)
+                continue
+            x = np.zeros_like(reps)
+            x[valid] = (reps[valid] - self.mean_[i]) / self.scale_[i]
+            x = torch.from_numpy(x)
+            rows = torch.from_numpy(np.flatnonzero(valid))
+            distances, local = knn(x[rows], k)
+            neighbours = torch.zeros(len(x), k, dtype=torch.long)
+            weights = torch.zeros(len(x), k)
+            neighbours[rows] = rows[local]
+            weights[rows] = fuzzy_weights(distances)
+            with torch.no_grad():
+                logits = heads[i](torch.from_numpy(np.nan_to_num(reps)))
+                log_target = head_log_probabilities(logits.float())
+            data.append(_EpochData(x.to(self._device), torch.from_numpy(valid).to(self._device),
+                                   neighbours.to(self._device), weights.to(self._device),
+                                   log_target.to(self._device)))
+        return data
+
+    def _schedule(self, pairs: list[tuple[int, int]], replay: bool, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """The pair of each step: every pair equally often, shuffled in rounds. When extending,
+        half the steps replay earlier pairs so the old frames keep their layout."""
+        n_steps = self.steps if self.steps is not None else max(150, 10 * len(self._pairs()))
+        if replay:
+            n_steps = max(50, n_steps * len(pairs) // len(self._pairs()))
+        old = [p for p in self._pairs() if p not in pairs] if replay else []
+        order: list[tuple[int, int]] = []
+        while len(order) < n_steps:
+            round_ = [pairs[j] for j in rng.permutation(len(pairs))]
+            if old:
+                round_ = [p for pair in round_ for p in (pair, old[rng.integers(len(old))])]
+            order.extend(round_)
+        return order[:n_steps]
+
+    def _train(self, data: list[_EpochData | None], heads: list[nn.Module],
+               pairs: list[tuple[int, int]], replay: bool) -> None:
+        rng = np.random.default_rng(self.seed + 1)
+        generator = torch.Generator().manual_seed(self.seed + 2)
+        pairs_usable = [p for p in pairs if data[p[0]] is not None or data[p[1]] is not None]
+        if not pairs_usable:
+            raise ValueError("no epoch of the run has enough training samples with finite representations "
+                             f"(more than n_neighbors={self.n_neighbors}); nothing to fit the visualizer on")
+        schedule = self._schedule(pairs_usable, replay, rng)
+        schedule = [p for p in schedule if data[p[0]] is not None or data[p[1]] is not None]
+        self._curve = umap_curve(self.min_dist)
+        self._kept: dict[tuple[int, int], torch.Tensor] = {}
+        model = self.model_.train()
+        heads = [h.to(self._device) for h in heads]
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(schedule),
+                                                               eta_min=self.learning_rate * 0.01)
+        history = []
+        for first, second in tqdm(schedule, desc="fitting visualizer", disable=not self.progress):
+            loss, parts = self._step_loss(data, heads, first, second, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            history.append(parts)
+        self.loss_history_ = {name: np.array([h[name] for h in history], dtype=np.float32) for name in history[0]}
+        model.eval()
+
+    def _kept_neighbours(self, data: list[_EpochData | None], i: int, j: int) -> torch.Tensor:
+        """(P,) fraction of each pool sample's kNN shared by epochs i and j (0 if invalid in
+        either): the strength of its temporal edge, so samples whose neighbourhood changed
+        are free to move. Computed once per pair."""
+        key = (i, j)
+        if key not in self._kept:
+            same = (data[i].neighbours[:, :, None] == data[j].neighbours[:, None, :]).any(2).float().mean(1)
+            self._kept[key] = same * (data[i].valid & data[j].valid).float()
+        return self._kept[key]
+
+    def _step_loss(self, data: list[_EpochData | None], heads: list[nn.Module], first: int, second: int,
+                   generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one step on the adjacent epochs ``first`` and ``second`` (equal for a one-epoch run)."""
+        epochs = [i for i in dict.fromkeys((first, second)) if data[i] is not None]
+        n_pool = len(self.pool_)
+        k = self.n_neighbors
+        dev = self._device
+        if n_pool <= self.batch_size:
+            nodes = torch.arange(n_pool, device=dev)
+            anchors, picks = nodes, None
+        else:
+            # Anchors plus one neighbour per anchor and epoch, drawn by membership strength.
+            anchors = torch.randperm(n_pool, generator=generator)[: self.batch_size // (1 + len(epochs))].to(dev)
+            picks = {}
+            candidates = [anchors]
+            for i in epochs:
+                column = torch.multinomial(data[i].weights[anchors].cpu() + 1e-6, 1, generator=generator).to(dev)
+                picks[i] = data[i].neighbours[anchors].gather(1, column).squeeze(1)
+                candidates.append(picks[i])
+            nodes = torch.unique(torch.cat(candidates))
+        local = torch.full((n_pool,), -1, dtype=torch.long, device=dev)
+        local[nodes] = torch.arange(len(nodes), device=dev)
+
+        a, b = self._curve
+        log_a = math.log(a)
+
+        def neg_log_q(d2: torch.Tensor) -> torch.Tensor:
+            # -log q for q = 1 / (1 + a d^2b), as softplus(log a + b log d^2) for stability;
+            # -log(1 - q) is softplus of the negated argument.
+            return log_a + b * torch.log(d2 + 1e-6)
+
+        def squared_distances(y: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+            # index_select: its backward is several times faster than fancy indexing on CPU
+            return (y.index_select(0, i) - y.index_select(0, j)).pow(2).sum(1)
+
+        attract, repel, recon, preserve = [], [], [], []
+        positions = {}
+        for i in epochs:
+            d = data[i]
+            x = d.x.index_select(0, nodes)
+            y = self.model_.encode(x, i)
+            positions[i] = y
+            valid = d.valid.index_select(0, nodes)
+            if picks is None:
+                sources = anchors[:, None].expand(-1, k).reshape(-1)
+                targets = d.neighbours.index_select(0, anchors).reshape(-1)
+                weight = d.weights.index_select(0, anchors).reshape(-1)
+            else:
+                sources, targets = anchors, picks[i]
+                weight = d.valid.index_select(0, anchors).float()
+            sources, targets = local.index_select(0, sources), local.index_select(0, targets)
+            term = F.softplus(neg_log_q(squared_distances(y, sources, targets)))
+            attract.append((weight * term).sum() / weight.sum().clamp_min(1e-6))
+            if self.negative_rate:
+                src = sources.repeat(self.negative_rate)
+                dst = torch.randint(len(nodes), (len(src),), generator=generator).to(dev)
+                ok = (valid.index_select(0, src) & valid.index_select(0, dst)).float()
+                term = F.softplus(-neg_log_q(squared_distances(y, src, dst)))
+                repel.append(self.negative_rate * (ok * term).sum() / ok.sum().clamp_min(1))
+            if self.reconstruction_weight or self.prediction_weight:
+                decoded = self.model_.decode(y, i)
+                vf = valid.float()
+                recon.append((((decoded - x) ** 2).mean(1) * vf).sum() / vf.sum().clamp_min(1))
+                if self.prediction_weight:
+                    reps = decoded * float(self.scale_[i]) + torch.from_numpy(self.mean_[i]).to(dev)
+                    log_p = head_log_probabilities(heads[i](reps).float())
+                    target = d.log_target.index_select(0, nodes)
+                    kl = (target.exp() * (target - log_p)).sum(1)
+                    preserve.append((kl * vf).sum() / vf.sum().clamp_min(1))
+        total = torch.stack(attract).mean()
+        parts = {"neighbours": float(total.detach())}
+        if repel:
+            term = torch.stack(repel).mean()
+            total = total + term
+            parts["negatives"] = float(term.detach())
+        if len(epochs) == 2 and self.temporal_weight:
+            i, j = epochs
+            weight = self._kept_neighbours(data, i, j).index_select(0, nodes)
+            d2 = (positions[i] - positions[j]).pow(2).sum(1)
+            term = (weight * F.softplus(neg_log_q(d2))).sum() / (weight > 0).float().sum().clamp_min(1)
+            total = total + self.temporal_weight * term
+            parts["temporal"] = float(term.detach())
+        if recon:
+            term = torch.stack(recon).mean()
+            total = total + self.reconstruction_weight * term
+            parts["reconstruction"] = float(term.detach())
+        if preserve:
+            term = torch.stack(preserve).mean()
+            total = total + self.prediction_weight * term
+            parts["prediction"] = float(term.detach())
+        return total, parts
+
+    # ----------------------------------------------------------------- using the model
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("this TimeTravelVisualizer is not fitted yet; call fit(run) first")
+
+    def _index(self, epoch: int) -> int:
+        self._check_fitted()
+        if epoch not in self.epochs_:
+            raise ValueError(f"epoch {epoch!r} was not fitted; fitted epochs are {self.epochs_}. "
+                             "Call fit(run) again after recording more epochs")
+        return self.epochs_.index(epoch)
+
+    def _encode(self, index: int, reps: np.ndarray, chunk: int = 16384) -> np.ndarray:
+        out = np.full((len(reps), 2), np.nan, dtype=np.float32)
+        finite = np.flatnonzero(np.isfinite(reps).all(axis=1))
+        mean = torch.from_numpy(self.mean_[index]).to(self._device)
+        with torch.no_grad():
+            for start in range(0, len(finite), chunk):
+                rows = finite[start:start + chunk]
+                x = (torch.from_numpy(np.asarray(reps[rows], dtype=np.float32)).to(self._device) - mean)
+                out[rows] = self.model_.encode(x / float(self.scale_[index]), index).float().cpu().numpy()
+        return out
+
+    def _project_all(self, run: Run) -> np.ndarray:
+        embedding = np.empty((len(self.epochs_), run.n_samples, 2), dtype=np.float32)
+        for i, epoch in enumerate(self.epochs_):
+            embedding[i] = self._encode(i, np.asarray(run.representations(epoch), dtype=np.float32))
+        return embedding
+
+    def transform(self, epoch: int, representations: np.ndarray) -> np.ndarray:
+        """Place samples of ``epoch`` (m, dim) on the canvas (m, 2), without refitting.
+        Rows with non-finite values get NaN."""
+        index = self._index(epoch)
+        reps = np.asarray(representations, dtype=np.float32)
+        if reps.ndim != 2 or reps.shape[1] != self.dim_:
+            raise ValueError(f"representations must have shape (m, {self.dim_}) like the run's, got {reps.shape}")
+        return self._encode(index, reps)
+
+    def inverse_transform(self, epoch: int, points: np.ndarray) -> np.ndarray:
+        """Map canvas points (m, 2) back to representations (m, dim) of ``epoch``."""
+        index = self._index(epoch)
+        pts = np.asarray(points, dtype=np.float32)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f"points must have shape (m, 2), got {pts.shape}")
+        with torch.no_grad():
+            decoded = self.model_.decode(torch.from_numpy(pts).to(self._device), index).float().cpu().numpy()
+        return decoded * self.scale_[index] + self.mean_[index]
+
+    def background(self, run: Run, epoch: int, bounds: tuple[float, float, float, float],
+                   resolution: int = 256, boundary_width: float = 0.1) -> Background:
+        """Class territories of ``epoch`` over ``bounds``; see :func:`background`."""
+        self._index(epoch)
+        return background(self, run, epoch, bounds, resolution, self.head_module, boundary_width)
+
+    # ----------------------------------------------------------------- the cache
+
+    def _cache_key(self) -> str:
+        config = dict(self._config(), format=CACHE_FORMAT)
+        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _read_cache(self, run: Run, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+        """The cached fit, if it was made with these settings on this run or on an earlier
+        state of it (a prefix of its epochs with identical files); else None."""
+        folder = run.path / CACHE_DIR
+        if not (folder / "visualizer.json").exists():
+            return None
+        try:
+            with open(folder / "visualizer.json", encoding="utf-8") as f:
+                info = json.load(f)
+            if info.get("format") != CACHE_FORMAT or info.get("key") != self._cache_key():
+                return None
+            old = info["fingerprint"]
+            cached_epochs = [int(e) for e in info["epochs"]]
+            same_run = all(old[key] == fingerprint[key] for key in ("n_samples", "dim", "n_classes", "created"))
+            prefix = cached_epochs == list(run.epochs)[:len(cached_epochs)]
+            same_epochs = all(old["epochs"].get(str(e)) == fingerprint["epochs"].get(str(e)) for e in cached_epochs)
+            if not (same_run and prefix and same_epochs):
+                return None
+            with np.load(folder / "model.npz", allow_pickle=False) as arrays:
+                state = {name[len("model/"):]: torch.from_numpy(arrays[name].copy())
+                         for name in arrays.files if name.startswith("model/")}
+                mean, scale, pool = arrays["mean"].copy(), arrays["scale"].copy(), arrays["pool"].copy()
+            embedding = np.load(folder / "embedding.npy", allow_pickle=False)
+            if embedding.shape != (len(cached_epochs), run.n_samples, 2) or mean.shape != (len(cached_epochs), run.dim):
+                raise ValueError("shapes disagree with visualizer.json")
+        except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as err:
+            warnings.warn(f"ignoring the unreadable visualizer cache in {folder} ({err}); refitting",
+                          stacklevel=3)
+            return None
+        return {"epochs": cached_epochs, "state": state, "mean": mean, "scale": scale, "pool": pool,
+                "embedding": embedding, "info": info}
+
+    def _restore(self, run: Run, cached: dict[str, Any]) -> None:
+        self.epochs_ = list(run.epochs)
+        self.dim_ = run.dim
+        self.n_classes_ = run.n_classes
+        self.pool_ = cached["pool"].astype(np.int64)
+        self.mean_, self.scale_ = cached["mean"].astype(np.float32), cached["scale"].astype(np.float32)
+        n_cached = len(cached["epochs"])
+        self.model_ = _AutoEncoder(self.dim_, n_cached, self.hidden, self.epoch_dim)
+        self.model_.load_state_dict(cached["state"])
+        self.model_.to(self._device).eval()
+        self.fit_seconds_ = cached["info"].get("seconds")
+
+    def _write_cache(self, run: Run, fingerprint: dict[str, Any]) -> None:
+        """Write ``<run>/visualizer/`` whole: into a temporary directory, then swapped in,
+        so a crash leaves either the old cache, the new one or none."""
+        folder = run.path / CACHE_DIR
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{CACHE_DIR}-", dir=run.path))
+        except OSError as err:
+            warnings.warn(f"cannot cache the visualizer in {run.path} ({err}); it will be refitted next time",
+                          stacklevel=3)
+            return
+        try:
+            arrays = {f"model/{name}": value.detach().cpu().numpy() for name, value in self.model_.state_dict().items()}
+            arrays.update(mean=self.mean_, scale=self.scale_, pool=self.pool_)
+            with open(tmp / "model.npz", "wb") as f:
+                np.savez(f, **arrays)
+            np.save(tmp / "embedding.npy", self.embedding_, allow_pickle=False)
+            info = {"format": CACHE_FORMAT, "key": self._cache_key(), "config": self._config(),
+                    "epochs": self.epochs_, "fingerprint": fingerprint, "seconds": self.fit_seconds_,
+                    "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            with open(tmp / "visualizer.json", "w", encoding="utf-8") as f:
+                json.dump(info, f, indent=1)
+            old = None
+            if folder.exists():
+                old = run.path / f".{CACHE_DIR}-old-{os.getpid()}"
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            warnings.warn(f"cannot cache the visualizer in {folder} ({err}); it will be refitted next time",
+                          stacklevel=3)
