@@ -1,0 +1,24 @@
+"""The example notebooks run from top to bottom."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+
+
+def test_quickstart_runs_and_records_the_demo(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(NOTEBOOKS / "quickstart.ipynb", folder)
+    nb = nbformat.read(folder / "quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    assert (tmp_path / "runs" / "demo" / "run.json").exists()
+    outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                      for o in cell.outputs)
+    assert "the widget shows epoch 30" in outputs
+    assert "144 flipped labels" in outputs

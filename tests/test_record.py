@@ -1,0 +1,241 @@
+"""Recorder: what it captures, and the clear errors it gives for bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import nbdebug
+from nbdebug.record import NonFiniteWarning
+
+
+def blobs(n=120, classes=3, features=6, seed=0):
+    x, y = make_blobs(n_samples=n, centers=classes, n_features=features, random_state=seed)
+    return x.astype(np.float32), y
+
+
+class Net(nn.Module):
+    """A classifier whose head is a named attribute, like model.fc in torchvision."""
+
+    def __init__(self, features=6, hidden=16, classes=3, dropout=0.0):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.fc = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+def train_epoch(model, x, y, lr=0.05):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    model.train()
+    loss = nn.functional.cross_entropy(model(torch.as_tensor(x)), torch.as_tensor(y))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def test_capture_stores_what_the_model_computes(tmp_path):
+    torch.manual_seed(0)
+    x, y = blobs()
+    model = Net(dropout=0.5)
+    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run",
+                           train=(x[:100], y[:100]), test=(x[100:], y[100:]), unlabeled=x[:7],
+                           classes=["a", "b", "c"], metadata={"note": "blobs", "n": np.int64(3)})
+    for epoch in range(3):
+        train_epoch(model, x[:100], y[:100])
+        model.train()  # capture must not leave the model in eval mode
+        rec.capture(epoch, metrics={"loss": torch.tensor(0.5), "acc": np.float32(0.9)})
+        assert model.training
+
+    run = nbdebug.load_run(tmp_path / "run")
+    assert run.epochs == [0, 1, 2]
+    assert run.n_samples == 127 and run.n_classes == 3 and run.classes == ["a", "b", "c"]
+    assert list(run.split[[0, 99, 100, 119, 120, 126]]) == ["train", "train", "test", "test",
+                                                           "unlabeled", "unlabeled"]
+    assert np.array_equal(run.labels[:120], y) and (run.labels[120:] == -1).all()
+    assert run.metadata == {"note": "blobs", "n": 3}
+    assert run.metrics(1) == {"loss": 0.5, "acc": pytest.approx(0.9)}
+
+    # Representations are the head's input in eval mode (dropout off), stored as float16.
+    model.eval()
+    all_x = torch.from_numpy(np.concatenate([x, x[:7]]))
+    with torch.no_grad():
+        expected_reps = model.body(all_x).numpy()
+        expected_probs = torch.softmax(model(all_x), 1).numpy()
+    reps = run.representations(2)
+    assert isinstance(reps, np.memmap) and reps.dtype == np.float16 and reps.shape == (127, 16)
+    np.testing.assert_allclose(reps, expected_reps, rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(run.probabilities(2), expected_probs, rtol=1e-5, atol=1e-6)
+
+    # The head of an epoch is rebuilt with that epoch's weights.
+    head = run.head(2)
+    with torch.no_grad():
+        np.testing.assert_allclose(head(torch.from_numpy(expected_reps)).numpy(),
+                                   model.fc(torch.from_numpy(expected_reps)).numpy(), rtol=1e-5, atol=1e-5)
+    assert not torch.equal(run.head_state(0)["weight"], run.head_state(2)["weight"])
+
+
+def test_datasets_and_sequential_head(tmp_path):
+    x, y = blobs()
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)))
+    train = TensorDataset(torch.from_numpy(x[:90]), torch.from_numpy(y[:90]))
+    unlabeled = TensorDataset(torch.from_numpy(x[90:]))
+    rec = nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=train,
+                           unlabeled=unlabeled, batch_size=16)
+    rec.capture(0)
+    run = nbdebug.load_run(tmp_path / "run")
+    assert run.classes == ["0", "1", "2"]  # named after the model's outputs
+    assert np.array_equal(run.labels[:90], y[:90]) and run.dim == 8
+    rebuilt = run.head(0)
+    assert isinstance(rebuilt, nn.Sequential) and not rebuilt.training
+
+
+def test_binary_sigmoid_output(tmp_path):
+    x, y = blobs(classes=2)
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 1))
+    nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=(x, y)).capture(0)
+    probs = nbdebug.load_run(tmp_path / "run").probabilities(0)
+    assert probs.shape == (120, 2)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-6)
+
+
+def test_custom_head_needs_a_module_to_rebuild(tmp_path):
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(6, 3))
+
+        def forward(self, r):
+            return r @ self.w
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = Head()
+
+        def forward(self, x):
+            return self.head(x)
+
+    x, y = blobs()
+    model = Model()
+    nbdebug.Recorder(model, head=model.head, path=tmp_path / "run", train=(x, y)).capture(0)
+    run = nbdebug.load_run(tmp_path / "run")
+    with pytest.raises(ValueError, match="module=MyHead"):
+        run.head(0)
+    assert torch.equal(run.head(0, module=Head()).w, model.head.w.detach())
+
+
+def test_nonfinite_representations_are_stored_and_reported(tmp_path):
+    x, y = blobs()
+    model = Net()
+    with torch.no_grad():
+        model.body[0].weight[0, 0] = float("nan")
+    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    with pytest.warns(NonFiniteWarning, match="NaN or Inf"):
+        rec.capture(0)
+    run = nbdebug.load_run(tmp_path / "run")
+    assert np.isnan(run.representations(0)).any()
+    assert run.epoch_info(0)["nonfinite"]["representations"] > 0
+
+
+def test_huge_representations_fall_back_to_float32(tmp_path):
+    x, y = blobs()
+    model = Net()
+    with torch.no_grad():
+        model.body[0].weight.mul_(1e6)
+    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    rec.capture(0)
+    reps = nbdebug.load_run(tmp_path / "run").representations(0)
+    assert reps.dtype == np.float32 and np.isfinite(reps).all()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(head=nn.Linear(16, 3)), ValueError, "not a submodule of model"),
+    (dict(head="fc"), TypeError, "head must be the torch.nn.Module"),
+    (dict(train=(np.zeros((10, 6), np.float32), np.zeros(9, int))), ValueError, "9 labels for 10 inputs"),
+    (dict(train=(np.zeros((10, 6), np.float32), -np.ones(10, int))), ValueError, "negative label"),
+    (dict(train=(np.zeros((10, 6), np.float32), np.full(10, 0.5))), ValueError, "integer class indices"),
+    (dict(train=(np.zeros((10, 6), np.float32), np.zeros((10, 3)))), ValueError, "argmax"),
+    (dict(train=[[0.0] * 6] * 10), TypeError, r"\(inputs, labels\) pair"),
+    (dict(classes=["a", "b"]), ValueError, "classes names only 2"),
+    (dict(metadata={"f": object()}), ValueError, "metadata must be JSON-serialisable"),
+    (dict(thumbnails={"train": np.zeros((120, 8, 8))}), ValueError, "must be uint8"),
+    (dict(thumbnails={"valid": np.zeros((120, 8, 8), np.uint8)}), ValueError, "recorded splits"),
+    (dict(thumbnails={"train": np.zeros((3, 8, 8), np.uint8)}), ValueError, "3 images for 120"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+])
+def test_bad_arguments_name_the_argument_and_fix(tmp_path, kwargs, error, message):
+    x, y = blobs()
+    model = Net()
+    args = dict(head=model.fc, path=tmp_path / "run", train=(x, y))
+    args.update(kwargs)
+    with pytest.raises(error, match=message):
+        nbdebug.Recorder(model, **args)
+
+
+def test_labels_beyond_the_model_outputs(tmp_path):
+    x, y = blobs(classes=3)
+    model = Net(classes=2)
+    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    with pytest.raises(ValueError, match="labels go up to 2 but the model outputs 2 classes"):
+        rec.capture(0)
+
+
+def test_capture_twice_or_out_of_order(tmp_path):
+    x, y = blobs()
+    model = Net()
+    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    rec.capture(3)
+    with pytest.raises(ValueError, match="epoch 3 was already captured"):
+        rec.capture(3)
+    with pytest.raises(ValueError, match="increasing order"):
+        rec.capture(1)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        rec.capture(-1)
+    with pytest.raises(TypeError, match=r"metrics\['acc'\] must be a number"):
+        rec.capture(4, metrics={"acc": "high"})
+    assert rec.epochs == [3]
+
+
+def test_head_not_called_or_bad_output(tmp_path):
+    x, y = blobs()
+    model = Net()
+    unused = nn.Linear(16, 3)
+    model.extra = unused
+    rec = nbdebug.Recorder(model, head=unused, path=tmp_path / "run", train=(x, y))
+    with pytest.raises(RuntimeError, match="head was called never"):
+        rec.capture(0)
+
+    class Pair(Net):
+        def forward(self, x):
+            return super().forward(x), x
+
+    pair = Pair()
+    rec = nbdebug.Recorder(pair, head=pair.fc, path=tmp_path / "run2", train=(x, y))
+    with pytest.raises(RuntimeError, match=r"logits of shape \(batch, n_classes\)"):
+        rec.capture(0)
+    assert pair.training  # the mode is restored even when capture fails
+
+
+def test_existing_directory_is_protected(tmp_path):
+    x, y = blobs()
+    model = Net()
+    nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y)).capture(0)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y), overwrite=True)
+    with pytest.raises(nbdebug.RunFormatError, match="no captured epochs"):
+        nbdebug.load_run(tmp_path / "run")
+
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an nbdebug run"):
+        nbdebug.Recorder(model, head=model.fc, path=other, train=(x, y), overwrite=True)
+    assert (other / "keep.txt").exists()
