@@ -23,6 +23,7 @@ from .checks import ERROR, MESSAGES, TrainingWarning, fmt_acc
 logger = logging.getLogger("nbdebug")
 
 _PARAMETRIC = (nn.Linear, nn.modules.conv._ConvNd)
+_EMPTY = torch.zeros(0)
 
 
 class Monitor:
@@ -70,17 +71,26 @@ class Monitor:
         self.step_losses: list[float] = []
         self.epochs: list[dict[str, Any]] = []
         self._warnings: dict[str, TrainingWarning] = {}
-        self._layers = [(name, m.weight) for name, m in model.named_modules()
+        self._layers = [(name, m) for name, m in model.named_modules()
                         if isinstance(m, _PARAMETRIC) and isinstance(getattr(m, "weight", None), torch.Tensor)]
-        self._leaves = checks.leaf_modules(model)
+        # Only layers with their own parameters are hooked: their outputs carry the largest
+        # values (activations only clip or squash them), and fewer hooks cost less per step.
+        self._hooked = [(name, m) for name, m in checks.leaf_modules(model)
+                        if m is not model and any(True for _ in m.parameters(recurse=False))]
+        leaves = checks.leaf_modules(model)
+        self._last_module = leaves[-1][1] if isinstance(model, nn.Sequential) and leaves else None
+        self._batch_acc_needed = True
+        self._best_epoch_acc: float | None = None
+        self._weights = [m.weight for _, m in self._layers]
+        self._hidden = [(m.weight, m.bias if isinstance(getattr(m, "bias", None), torch.Tensor) else None)
+                        for _, m in self._layers[:-1]]
         self._activation: str | None = None
         self._streak: dict[str, int] = {}
         self._epoch_correct = 0.0
         self._epoch_seen = 0
         self._acts: dict[str, torch.Tensor] = {}
         self._root_output: torch.Tensor | None = None
-        self._last_leaf: nn.Module | None = None
-        self._grad_rows_pending: list[torch.Tensor] | None = None
+        self._grads_pending: tuple[list[torch.Tensor], torch.Tensor] | None = None
         self._forward_handles: list[Any] = []
         self._armed = False
         self._detached = False
@@ -137,8 +147,12 @@ class Monitor:
         if values["train_acc"] is None and self._epoch_seen:
             values["train_acc"] = self._epoch_correct / self._epoch_seen
         self._epoch_correct, self._epoch_seen = 0.0, 0
+        if train_acc is not None:
+            self._batch_acc_needed = False  # the loop reports accuracy itself
         self.epoch += 1
         self.epochs.append({"epoch": self.epoch, "step": self.step_count, **values})
+        if values["train_acc"] is not None:
+            self._best_epoch_acc = max(values["train_acc"], self._best_epoch_acc or 0.0)
         if values["train_loss"] is not None and not math.isfinite(values["train_loss"]):
             self._report("nan_loss", {"loss": values["train_loss"]})
         self._epoch_checks()
@@ -184,9 +198,8 @@ class Monitor:
         self._armed = True
         self._forward_seen = False
         self._forward_handles.append(self.model.register_forward_hook(self._root_hook))
-        for name, module in self._leaves:
-            if module is not self.model:
-                self._forward_handles.append(module.register_forward_hook(self._leaf_hook(name)))
+        for name, module in self._hooked:
+            self._forward_handles.append(module.register_forward_hook(self._leaf_hook(name)))
 
     def _disarm(self) -> None:
         for handle in self._forward_handles:
@@ -196,13 +209,12 @@ class Monitor:
         # Drop every tensor reference: nothing outlives the check.
         self._acts.clear()
         self._root_output = None
-        self._grad_rows_pending = None
+        self._grads_pending = None
 
     def _leaf_hook(self, name: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if torch.is_grad_enabled() and isinstance(output, torch.Tensor):
                 self._acts[name] = output
-                self._last_leaf = module
         return hook
 
     def _root_hook(self, module: nn.Module, args: Any, output: Any) -> None:
@@ -210,74 +222,93 @@ class Monitor:
             self._forward_seen = True
             if isinstance(output, torch.Tensor):
                 self._root_output = output
-                if not self._leaves or self._leaves[-1][1] is self.model:
-                    self._last_leaf = module
 
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         # Gradients are certainly present right before optimizer.step(), even in loops that
         # call zero_grad() after it; only a capture step's own forward pass counts.
-        if self._armed and self._forward_seen and self._grad_rows_pending is None:
-            self._grad_rows_pending = self._grad_rows()
+        if self._armed and self._forward_seen and self._grads_pending is None:
+            self._grads_pending = self._grad_stats()
 
-    def _grad_rows(self) -> list[torch.Tensor] | None:
-        """Per-neuron gradient norms of each Linear/Conv layer, None if gradients are missing."""
-        grads = [w.grad for _, w in self._layers]
+    def _grad_stats(self) -> tuple[list[torch.Tensor], torch.Tensor] | None:
+        """Gradient l2 norm of each Linear/Conv layer, and one value per hidden neuron that is
+        exactly 0 when that neuron got no gradient; None if gradients are missing.
+
+        A neuron's bias gradient sums its gradient over the batch, so it is exactly 0 when the
+        neuron passed no gradient for any sample (a dead ReLU) and almost surely not otherwise;
+        layers without a bias use the norm of the neuron's weight-gradient row instead.
+        """
+        grads = [w.grad for w in self._weights]
         if not grads or any(g is None for g in grads):
             return None
-        with torch.no_grad():
-            return [torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1).float() for g in grads]
+        per_neuron = []
+        for weight, bias in self._hidden:
+            if bias is not None and bias.grad is not None:
+                per_neuron.append(bias.grad)
+            else:
+                g = weight.grad
+                per_neuron.append(torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1))
+        # cat copies, so a later in-place zero_grad() cannot change what is checked.
+        neurons = torch.cat(per_neuron) if per_neuron else _EMPTY
+        return list(torch._foreach_norm(grads)), neurons
 
     # ------------------------------------------------------------ capture-step checks
 
     def _capture(self, inputs: torch.Tensor | None, targets: torch.Tensor | None,
                  outputs: torch.Tensor | None) -> None:
-        rows = self._grad_rows_pending if self._grad_rows_pending is not None else self._grad_rows()
+        """Tensor statistics of one capture step, then the checks that use them.
+
+        Everything is gathered into one tensor and copied out once: on small models the
+        per-operation overhead, not the arithmetic, is what the monitor costs.
+        """
+        grads = self._grads_pending if self._grads_pending is not None else self._grad_stats()
         if outputs is None:
             outputs = self._root_output
-        acts = [(name, t) for name, t in self._acts.items() if t.is_floating_point()]
-        with torch.no_grad():
-            scalars = [t.float() for t in torch._foreach_norm([t.detach() for _, t in acts], math.inf)] if acts else []
-            has_inputs = inputs is not None and inputs.is_floating_point() and inputs.numel() > 0
-            if has_inputs:
-                x = inputs.detach()
-                scalars += [torch.linalg.vector_norm(x, 1).float(), torch.linalg.vector_norm(x, math.inf).float()]
-            correct = self._correct(targets, outputs)
-            if correct is not None:
-                scalars.append(correct.float())
-            parts = (rows or []) + ([torch.stack(scalars)] if scalars else [])
-            # One copy to numpy for all statistics of this step.
-            flat = torch.cat(parts).numpy() if parts else np.zeros(0, np.float32)
-
-        at = 0
-        layer_rows = []
-        for r in rows or []:
-            layer_rows.append(flat[at:at + r.shape[0]])
-            at += r.shape[0]
-        act_norms = flat[at:at + len(acts)]
-        at += len(acts)
+        if targets is not None and outputs is not None and targets.shape[0] and outputs.shape[0] == targets.shape[0]:
+            if self.task is None:
+                self.task = checks.infer_task(targets, outputs)
+            if self._activation is None:
+                self._activation = checks.infer_output_activation(outputs, self._last_module)
+        else:
+            targets = None
+        names = [name for name, t in self._acts.items() if t.is_floating_point()]
+        scalars = list(grads[0]) if grads else []
+        n_layers = len(scalars)
+        for n in names:  # aminmax is the cheapest way to the largest |output| (and sees NaN)
+            scalars.extend(torch.aminmax(self._acts[n].detach()))
+        has_inputs = inputs is not None and inputs.is_floating_point() and inputs.numel() > 0
         if has_inputs:
-            mean_abs, max_abs = flat[at] / inputs.numel(), flat[at + 1]
-            at += 2
+            scalars.append(torch.linalg.vector_norm(inputs.detach(), 1))
+        correct = self._correct(targets, outputs) if targets is not None and self._batch_acc_needed else None
         if correct is not None:
-            self._epoch_correct += float(flat[at]) / max(len(targets), 1)
-            self._epoch_seen += 1
+            scalars.append(correct)
+        if not scalars:
+            return
+        flat = torch.stack(scalars).float()
+        if grads:
+            flat = torch.cat([flat, grads[1].float()])
+        array = flat.numpy()
+        values = array[:len(scalars)].tolist()
 
+        at = n_layers + 2 * len(names)
+        if has_inputs:
+            mean_abs = values[at] / inputs.numel()
+            at += 1
+        if correct is not None:
+            self._epoch_correct += values[at] / targets.shape[0]
+            self._epoch_seen += 1
         best = self._best_acc()
         low_acc = best is None or best <= self.thresholds["theta"]
-        if layer_rows:
-            self._gradient_checks(layer_rows, best, low_acc)
+        if grads:
+            self._gradient_checks(values[:n_layers], array[len(scalars):], best, low_acc)
         if has_inputs:
-            self._input_checks(float(mean_abs), float(max_abs), best, low_acc)
-        self._activation_checks([n for n, _ in acts], act_norms, best, low_acc)
+            self._input_checks(mean_abs, inputs, best)
+        extremes = values[n_layers:n_layers + 2 * len(names)]
+        largest = [max(-lo, hi) if lo == lo and hi == hi else math.nan
+                   for lo, hi in zip(extremes[::2], extremes[1::2])]
+        self._activation_checks(names, largest, best, low_acc)
 
-    def _correct(self, targets: torch.Tensor | None, outputs: torch.Tensor | None) -> torch.Tensor | None:
+    def _correct(self, targets: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor | None:
         """Number of correct predictions in the batch (a 0-d tensor), None if not a classifier."""
-        if targets is None or outputs is None or len(targets) == 0 or len(outputs) != len(targets):
-            return None
-        if self.task is None:
-            self.task = checks.infer_task(targets, outputs)
-        if self._activation is None:
-            self._activation = checks.infer_output_activation(outputs, self._last_leaf)
         out = outputs.detach()
         if self.task == "multiclass" and out.dim() == 2:
             labels = targets.argmax(1) if targets.dim() == 2 else targets
@@ -292,49 +323,58 @@ class Monitor:
         self._streak[code] = self._streak.get(code, 0) + 1 if present else 0
         return self._streak[code] > (self.thresholds["alpha"] if alpha is None else alpha)
 
-    def _gradient_checks(self, layer_rows: list[np.ndarray], best: float | None, low_acc: bool) -> None:
+    def _gradient_checks(self, norms: list[float], neurons: np.ndarray, best: float | None,
+                         low_acc: bool) -> None:
         t = self.thresholds
-        names = [name for name, _ in self._layers]
-        norms = [float(np.sqrt(np.sum(r.astype(np.float64) ** 2))) for r in layer_rows]
-        bad = [n for n, v in zip(names, norms) if not math.isfinite(v)]
-        if bad:
+        if not all(math.isfinite(v) for v in norms):
+            bad = [n for (n, _), v in zip(self._layers, norms) if not math.isfinite(v)]
             self._report("exploding_gradient", {
                 "detail": f"Gradients are NaN or infinite in {', '.join(bad)} at step {self.step_count}.",
                 "layers": bad, "best_acc": fmt_acc(best)}, severity=ERROR)
             return
         first, last = norms[0], norms[-1]
         ratio = first / last if last > 0 else (math.inf if first > 0 else 1.0)
-        evidence = {"first_layer": names[0], "last_layer": names[-1], "first_norm": first,
-                    "last_norm": last, "ratio": ratio, "best_acc": fmt_acc(best)}
-        if self._observed("vanishing_gradient", len(norms) > 1 and low_acc and ratio <= t["beta1"] and first <= t["beta2"]):
-            self._report("vanishing_gradient", evidence)
-        if self._observed("exploding_gradient", len(norms) > 1 and low_acc and ratio >= t["beta3"]):
-            self._report("exploding_gradient", {**evidence, "detail": (
-                f"The gradient at the first layer ({names[0]}, norm {first:.3g}) is {ratio:.0f} times "
-                f"the one at the last layer ({names[-1]}) at step {self.step_count}.")})
-        hidden = layer_rows[:-1]
-        total = sum(len(r) for r in hidden)
-        dead = int(sum(int(np.count_nonzero(r == 0)) for r in hidden))
+        deep = len(norms) > 1 and low_acc
+        vanishing = self._observed("vanishing_gradient", deep and ratio <= t["beta1"] and first <= t["beta2"])
+        exploding = self._observed("exploding_gradient", deep and ratio >= t["beta3"])
+        if vanishing or exploding:
+            names = [name for name, _ in self._layers]
+            evidence = {"first_layer": names[0], "last_layer": names[-1], "first_norm": first,
+                        "last_norm": last, "ratio": ratio, "best_acc": fmt_acc(best),
+                        "layer_norms": dict(zip(names, norms))}
+            if vanishing:
+                self._report("vanishing_gradient", evidence)
+            if exploding:
+                self._report("exploding_gradient", {**evidence, "detail": (
+                    f"The gradient at the first layer ({names[0]}, norm {first:.3g}) is {ratio:.0f} times "
+                    f"the one at the last layer ({names[-1]}) at step {self.step_count}.")})
+        total = neurons.size
+        dead = total - np.count_nonzero(neurons) if total else 0
         if self._observed("dying_relu", total > 0 and low_acc and dead / total >= t["gamma"]):
-            per_layer = {n: int(np.count_nonzero(r == 0)) for n, r in zip(names, hidden)}
-            self._report("dying_relu", {"dead": dead, "total": total, "dead_pct": 100 * dead / total,
+            per_layer, at = {}, 0
+            for name, m in self._layers[:-1]:
+                width = m.weight.shape[0]
+                per_layer[name] = int(width - np.count_nonzero(neurons[at:at + width]))
+                at += width
+            self._report("dying_relu", {"dead": int(dead), "total": total, "dead_pct": 100 * dead / total,
                                         "per_layer": per_layer, "best_acc": fmt_acc(best)})
 
-    def _input_checks(self, mean_abs: float, max_abs: float, best: float | None, low_acc: bool) -> None:
-        if not (math.isfinite(mean_abs) and math.isfinite(max_abs)):
+    def _input_checks(self, mean_abs: float, inputs: torch.Tensor, best: float | None) -> None:
+        if not math.isfinite(mean_abs):
             self._report("abnormal_data", {"detail": f"The input batch at step {self.step_count} "
                                            "contains NaN or infinite values.", "best_acc": fmt_acc(best)})
         elif mean_abs > self.thresholds["input_scale"]:
-            self._report("unnormalized_input", {"mean_abs": mean_abs, "max_abs": max_abs})
+            self._report("unnormalized_input", {"mean_abs": mean_abs,
+                                                "max_abs": float(inputs.detach().abs().max())})
 
-    def _activation_checks(self, names: list[str], norms: np.ndarray, best: float | None, low_acc: bool) -> None:
+    def _activation_checks(self, names: list[str], norms: list[float], best: float | None, low_acc: bool) -> None:
         worst = None
         for name, value in zip(names, norms):
             if not math.isfinite(value):
-                worst = (name, float(value))
+                worst = (name, value)
                 break
             if value >= self.thresholds["omega"] and (worst is None or value > worst[1]):
-                worst = (name, float(value))
+                worst = (name, value)
         # NaN/Inf is reported at once; large values must persist (a rare outlier sample in
         # standardized data can push one batch's outputs past omega in a healthy run).
         nonfinite = worst is not None and not math.isfinite(worst[1])
@@ -353,10 +393,12 @@ class Monitor:
         return [e["train_acc"] for e in self.epochs if e["train_acc"] is not None]
 
     def _best_acc(self) -> float | None:
-        accs = self._train_accs()
+        """max(Acc) of AutoTrainer: best epoch accuracy so far, including the running epoch."""
+        best = self._best_epoch_acc
         if self._epoch_seen:
-            accs = accs + [self._epoch_correct / self._epoch_seen]
-        return max(accs) if accs else None
+            current = self._epoch_correct / self._epoch_seen
+            best = current if best is None else max(best, current)
+        return best
 
     def _epoch_checks(self) -> None:
         t = self.thresholds
@@ -393,7 +435,7 @@ class Monitor:
             if value.numel() != 1:
                 raise ValueError(f"{name} must be a scalar (one number), got a tensor of shape {tuple(value.shape)}; "
                                  f"pass e.g. loss (the mean over the batch), not the per-sample values")
-            return float(value.detach())
+            return value.item()
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise TypeError(f"{name} must be a number or a one-element tensor, got {type(value).__name__}")
         return float(value)
