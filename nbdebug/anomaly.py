@@ -13,8 +13,6 @@ for any feature.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 # Birch's CF tree is built in Python; above this many seen samples it is built on a
@@ -71,13 +69,20 @@ class FeatureDetector:
             raise ValueError("no seen sample has a finite feature vector; nothing to learn normality from")
         k = min(self.n_clusters, len(np.unique(x.round(9), axis=0)))
         rng = np.random.default_rng(self.seed)
-        subset = rng.choice(len(x), MAX_BIRCH_SAMPLES, replace=False) if len(x) > MAX_BIRCH_SAMPLES else slice(None)
-        # A small threshold keeps enough subclusters for the global step to form k clusters.
-        birch = Birch(n_clusters=AgglomerativeClustering(n_clusters=k), threshold=0.05)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Birch warns when subclusters < k; handled below
-            birch.fit(x[subset])
-        centres = np.array([x[subset][birch.labels_ == j].mean(axis=0) for j in np.unique(birch.labels_)])
+        subset = x[rng.choice(len(x), MAX_BIRCH_SAMPLES, replace=False)] if len(x) > MAX_BIRCH_SAMPLES else x
+        # Birch's CF tree, then the paper's k clusters by agglomerating its subclusters.
+        # The subcluster radius threshold shrinks until there are at least k subclusters.
+        threshold = 0.05
+        while True:
+            birch = Birch(n_clusters=None, threshold=threshold).fit(subset)
+            if len(birch.subcluster_centers_) >= k or threshold < 1e-6:
+                break
+            threshold /= 4
+        k = min(k, len(birch.subcluster_centers_))
+        groups = AgglomerativeClustering(n_clusters=k).fit_predict(birch.subcluster_centers_) if k > 1 else \
+            np.zeros(len(birch.subcluster_centers_), dtype=int)
+        subset_labels = groups[birch.predict(subset)]
+        centres = np.array([subset[subset_labels == j].mean(axis=0) for j in np.unique(subset_labels)])
         labels = self._nearest(x, centres)
         used = np.unique(labels)
         labels = np.searchsorted(used, labels)

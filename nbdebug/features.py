@@ -37,6 +37,8 @@ score 1: such a sample is always worth a look.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -171,7 +173,9 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
     label = np.where(given >= 0, given, np.maximum(predicted[-1], 0))
     rows = np.arange(n)
 
-    with np.errstate(invalid="ignore", all="ignore"):
+    # Samples whose every epoch is unusable give all-NaN slices; they are set to 1 below.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         p_label = safe[:, rows, label]  # (E, n)
         others = safe.copy()
         others[:, rows, label] = -np.inf

@@ -9,7 +9,8 @@ event per line::
      "time": "2026-11-21T22:40:09.551002+00:00"}
 
 * ``intention`` events start an intention session (numbered 1, 2, ... in order);
-  ``mode`` and ``prior`` are the learner settings it started with.
+  ``mode`` and ``prior`` are the learner settings it started with (``prior`` null:
+  chosen from the pool of the first recommendation).
 * ``answer`` events belong to the intention they name; ``index`` is the sample
   index in the run, ``answer`` is ``"accept"`` or ``"reject"``. A later answer on
   the same sample within one intention replaces the earlier one (both stay in the log).

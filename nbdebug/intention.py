@@ -10,15 +10,24 @@ Two modes:
     are one-sided there is nothing to regress on, so the coefficients stay as they are.
 
 ``"default"``
-    The same linear ridge model on standardised attributes, with three changes
-    that the measurements behind issue 4 showed to matter: the first round is the
-    top-k of a strong prior attribute (AUM by default); the ridge penalty pulls
-    the coefficients toward that prior instead of toward zero; and each refit adds
-    random unjudged samples as pseudo-negatives, so that one-sided or mistaken
-    answers cannot drag a good ranking down. While fewer than
-    ``min_positives`` answers are accepts, half of each recommendation explores the
-    top samples of every attribute in turn, so that feedback can find an intention
-    the prior does not rank.
+    The same linear ridge model on standardised attributes, with changes that the
+    measurements behind issue 4 showed to matter:
+
+    * the first round is the top-k of one strong prior attribute: ``aum`` when most
+      candidates carry a label, ``least_confidence`` when most are unlabeled;
+    * the ridge penalty pulls the coefficients toward that prior instead of toward
+      zero, as strongly as the prior's own picks were accepted (a prior that does not
+      match the intention stops holding the learner back);
+    * every refit adds pseudo-negatives: the unjudged population, labelled 0 and
+      weighted as ``n_pseudo * pseudo_weight`` samples (its mean and covariance enter
+      the normal equations directly, so no sampling and no per-round cost). One-sided
+      or mistaken answers then cannot drag a good ranking down;
+    * while fewer than ``min_positives`` answers are accepts, half of each
+      recommendation explores the top samples of every attribute in turn, so that
+      feedback can find an intention the prior does not rank.
+
+A refit costs O(answers_new x d^2 + d^3) from running sums of the answers, and a
+re-rank one matrix-vector product and one partial sort over the samples.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from __future__ import annotations
 import numpy as np
 
 MODES = ("default", "paper")
+PRIOR_LABELLED, PRIOR_UNLABELLED = "aum", "least_confidence"
+SCORE_BLOCK = 8192
+INDICATOR_SCALE = 1.0
 
 
 class IntentionLearner:
@@ -39,83 +51,138 @@ class IntentionLearner:
         Attribute names, one per column.
     mode : "default" or "paper"
     prior : str, optional
-        Default mode: the attribute ranking the first round (default "aum" when present,
-        else the first attribute).
-    alpha : float
-        Ridge penalty (paper mode: toward 0; default mode: toward the prior coefficients).
-    n_pseudo : int
-        Default mode: pseudo-negatives drawn from unjudged samples per refit.
-    pseudo_weight : float
-        Default mode: regression weight of a pseudo-negative (an answer weighs 1).
+        Default mode: the attribute ranking the first round; by default chosen when
+        first recommending, from whether most candidates are labelled (see ``labelled``).
+    labelled : (n_samples,) bool array, optional
+        Which samples carry a label; default all.
+    alpha : float, optional
+        Ridge penalty (paper mode: 1, toward 0; default mode: 300, toward the prior).
+    n_pseudo, pseudo_weight : int, float
+        Default mode: pseudo-negatives count as ``n_pseudo`` samples of weight ``pseudo_weight``.
     min_positives : int
         Default mode: explore while fewer accepts than this have been given.
     seed : int
-        Seeds tie-breaking, pseudo-negatives and exploration.
+        Seeds tie-breaking.
     """
 
     def __init__(self, attributes: np.ndarray, names: list[str], mode: str = "default",
-                 prior: str | None = None, alpha: float | None = None, n_pseudo: int = 100,
-                 pseudo_weight: float = 0.5, min_positives: int = 3, seed: int = 0):
+                 prior: str | None = None, labelled: np.ndarray | None = None, alpha: float | None = None,
+                 n_pseudo: int = 100, pseudo_weight: float = 0.5, min_positives: int = 3, min_alpha: float = 10.0,
+                 seed: int = 0):
         attributes = np.asarray(attributes, dtype=np.float32)
         if attributes.ndim != 2 or attributes.shape[1] != len(names) or not len(names):
             raise ValueError(f"attributes must have shape (n_samples, len(names)) with at least one attribute, "
                              f"got {attributes.shape} for {len(names)} names")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if prior is not None and prior not in names:
-            raise ValueError(f"prior must be one of the attribute names {names}, got {prior!r}")
         self.names = list(names)
         self.mode = mode
         self.n, self.d = attributes.shape
-        self.n_pseudo = n_pseudo
-        self.pseudo_weight = pseudo_weight
+        self.labelled = np.ones(self.n, bool) if labelled is None else np.asarray(labelled, bool)
+        self.pseudo = n_pseudo * pseudo_weight if mode == "default" else 0.0
         self.min_positives = min_positives
+        self.min_alpha = min_alpha
         self.seed = seed
         self.alpha = (1.0 if mode == "paper" else 300.0) if alpha is None else float(alpha)
         attributes = np.where(np.isfinite(attributes), attributes, 1.0)
-        if mode == "paper":
-            self.features = np.ascontiguousarray(attributes)
-        else:
+        # One-hot groups ("label=0", "label=1", ...) are kept as one class code per sample:
+        # their part of a score is then a table lookup, which keeps the matrix read per
+        # re-rank (and so its memory traffic) small.
+        prefixes: dict[str, list[int]] = {}
+        for j, name in enumerate(self.names):
+            if "=" in name:
+                prefixes.setdefault(name.split("=", 1)[0], []).append(j)
+        one_hot = {}
+        for columns in prefixes.values():
+            block = attributes[:, columns]
+            if len(columns) > 1 and np.isin(block, (0, 1)).all() and (block.sum(axis=1) == 1).all():
+                one_hot[tuple(columns)] = block.argmax(axis=1).astype(np.int16)
+        mean, scale = np.zeros(self.d), np.ones(self.d)
+        if mode == "default":
             mean, std = attributes.mean(axis=0), attributes.std(axis=0)
-            self.features = np.ascontiguousarray((attributes - mean) / np.where(std > 0, std, 1), dtype=np.float32)
-        self.prior = prior if prior is not None else ("aum" if "aum" in names else names[0])
-        rng = np.random.default_rng(seed)
-        # Far below any score difference that matters; breaks the many ties of cluster scores at random.
-        self._jitter = (rng.random(self.n) * 1e-6).astype(np.float32)
-        self.reset()
+            scale = np.where(std > 0, std, 1)
+            # Class indicators are only centred: unscaled, the ridge penalty makes a class
+            # matter only when the answers clearly point at it.
+            scale[[j for columns in one_hot for j in columns]] = INDICATOR_SCALE
+            attributes = (attributes - mean) / scale
+        x = attributes.astype(np.float64)
+        self._population_mean = x.mean(axis=0)
+        self._population_second = x.T @ x / self.n
+        self._groups: list[tuple[np.ndarray, np.ndarray]] = []  # (columns, [off, on]) per group
+        self._code = np.zeros(self.n, dtype=np.int32)  # all groups' codes in one mixed-radix number
+        self._group_codes = []
+        for columns, codes in one_hot.items():
+            columns = np.array(columns)
+            off, on = (0 - mean[columns]) / scale[columns], (1 - mean[columns]) / scale[columns]
+            if np.prod([len(c) for c, _ in self._groups] + [len(columns)]) > 1 << 20:
+                continue  # too many combinations for one lookup table: stays dense
+            self._code = self._code * len(columns) + codes
+            self._groups.append((columns, np.stack([off, on]).astype(np.float32)))
+            self._group_codes.append(codes)
+        grouped = {j for columns, _ in self._groups for j in columns}
+        self._dense = np.array([j for j in range(self.d) if j not in grouped], dtype=np.int64)
+        # A last column of tiny random numbers with coefficient 1 breaks the many ties of
+        # cluster scores at random inside the one matrix-vector product.
+        jitter = np.random.default_rng(seed).random(self.n) * 1e-6
+        self._matrix = np.ascontiguousarray(np.column_stack([attributes[:, self._dense], jitter]), dtype=np.float32)
+        self._order: np.ndarray | None = None  # per-attribute rankings, built when exploring
+        self.reset(prior)
 
-    def reset(self) -> None:
-        """Forget all answers and restore the initial coefficients (a new intention)."""
+    def reset(self, prior: str | None = None) -> None:
+        """Forget all answers and restore the initial coefficients (a new intention whose
+        first round is ranked by ``prior``, by default chosen when first recommending)."""
+        if prior is not None and prior not in self.names:
+            raise ValueError(f"prior must be one of the attribute names {self.names}, got {prior!r}")
+        self.requested_prior = prior
+        self._set_initial(self.requested_prior)
+        self.answers = np.full(self.n, -1, dtype=np.int8)  # -1 unjudged, 0 rejected, 1 accepted
+        self._judged: dict[int, None] = {}
+        # Running sums over the answers: weight, x, y, x x^T, x y.
+        self._sw, self._sy = 0.0, 0.0
+        self._sx, self._sxy = np.zeros(self.d), np.zeros(self.d)
+        self._sxx = np.zeros((self.d, self.d))
+
+    def _set_initial(self, prior: str | None) -> None:
         if self.mode == "paper":
             self.initial_coef_ = np.full(self.d, 1 / self.d)  # §4.3.2: equal, summing to 1
         else:
             # The prior's slope on a standardised attribute, about what a regression of
             # 0/1 answers on a strong attribute yields.
             self.initial_coef_ = np.zeros(self.d)
-            self.initial_coef_[self.names.index(self.prior)] = 0.25
+            if prior is not None:
+                self.initial_coef_[self.names.index(prior)] = 0.25
+        self.prior = prior
         self.coef_ = self.initial_coef_.copy()
         self.intercept_ = 0.0
-        self.answers = np.full(self.n, -1, dtype=np.int8)  # -1 unjudged, 0 rejected, 1 accepted
-        self._judged: list[int] = []
-        self._rng = np.random.default_rng(self.seed)
-        self.rounds_ = 0
+
+    def resolve_prior(self, candidates: np.ndarray | None) -> None:
+        """Default mode, no prior named: pick it from the share of labelled ``candidates`` (bool mask)."""
+        if self.mode == "paper" or self.prior is not None:
+            return
+        labelled = self.labelled if candidates is None else self.labelled[candidates]
+        choice = PRIOR_LABELLED if labelled.mean() >= 0.5 else PRIOR_UNLABELLED
+        fallback = [n for n in (choice, PRIOR_LABELLED, PRIOR_UNLABELLED) if n in self.names]
+        self._set_initial(fallback[0] if fallback else self.names[0])
 
     @property
     def judged(self) -> np.ndarray:
         """Indices judged so far in this intention, in answer order."""
-        return np.fromiter(dict.fromkeys(self._judged), dtype=np.int64)
+        return np.fromiter(self._judged, dtype=np.int64, count=len(self._judged))
 
     def check_indices(self, values, name: str) -> np.ndarray:
         """Validate sample indices given by the user; raises naming ``name``."""
-        array = np.atleast_1d(np.asarray(values if values is not None else [], dtype=object))
-        if array.ndim != 1:
+        if values is None:
+            values = []
+        array = np.asarray(values)
+        if array.ndim > 1:
             raise ValueError(f"{name} must be a flat list of sample indices, got shape {array.shape}")
-        try:
-            ints = np.array([int(v) for v in array], dtype=np.int64)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must hold integer sample indices, got {list(array)[:5]}") from None
-        if any(isinstance(v, (bool, np.bool_)) or (isinstance(v, float) and v != int(v)) for v in array):
-            raise TypeError(f"{name} must hold integer sample indices, got {list(array)[:5]}")
+        array = array.reshape(-1)
+        if array.dtype.kind == "b" or (array.size and array.dtype.kind not in "iuf"):
+            raise TypeError(f"{name} must hold integer sample indices, got {array[:5].tolist()}")
+        if array.dtype.kind == "f":
+            if not np.all(np.isfinite(array) & (array == np.round(array))):
+                raise TypeError(f"{name} must hold integer sample indices, got {array[:5].tolist()}")
+        ints = array.astype(np.int64)
         bad = ints[(ints < 0) | (ints >= self.n)]
         if len(bad):
             raise IndexError(f"{name} holds {bad[:5].tolist()}, outside 0..{self.n - 1}; "
@@ -130,40 +197,77 @@ class IntentionLearner:
         if len(both):
             raise ValueError(f"samples {both[:5].tolist()} are in both accept and reject; "
                              "give each sample one answer per call")
-        self.answers[accept] = 1
-        self.answers[reject] = 0
-        self._judged.extend(np.concatenate([accept, reject]).tolist())
+        self.resolve_prior(None)
+        indices = np.concatenate([accept, reject])
+        answers = np.concatenate([np.ones(len(accept)), np.zeros(len(reject))])
+        again = self.answers[indices] >= 0
+        if again.any():  # take the earlier answers out of the sums
+            self._accumulate(indices[again], self.answers[indices[again]].astype(np.float64), -1.0)
+        self._accumulate(indices, answers, 1.0)
+        self.answers[indices] = answers
+        for i in indices.tolist():
+            self._judged.pop(i, None)
+            self._judged[i] = None
         self.refit()
+
+    def _accumulate(self, indices: np.ndarray, y: np.ndarray, sign: float) -> None:
+        x = self.rows(indices).astype(np.float64)
+        self._sw += sign * len(indices)
+        self._sy += sign * y.sum()
+        self._sx += sign * x.sum(axis=0)
+        self._sxy += sign * (x.T @ y)
+        self._sxx += sign * (x.T @ x)
 
     def refit(self) -> None:
         """Fit the coefficients to the answers given so far."""
-        judged = self.judged
-        self.rounds_ += 1
-        if not len(judged):
+        if self._sw <= 0:
             self.coef_, self.intercept_ = self.initial_coef_.copy(), 0.0
             return
-        y = self.answers[judged].astype(np.float64)
-        x = self.features[judged]
-        weight = np.ones(len(judged))
+        sw, sy, sx, sxy, sxx = self._sw, self._sy, self._sx, self._sxy, self._sxx
         if self.mode == "paper":
-            if y.min() == y.max():
+            if sy == 0 or sy == sw:
                 return  # one-sided: a regression would only learn the intercept
-            target = np.zeros(self.d)
+            target, alpha = np.zeros(self.d), self.alpha
         else:
-            pseudo = self._rng.integers(0, self.n, self.n_pseudo)
-            pseudo = pseudo[self.answers[pseudo] < 0]
-            x = np.concatenate([x, self.features[pseudo]])
-            y = np.concatenate([y, np.zeros(len(pseudo))])
-            weight = np.concatenate([weight, np.full(len(pseudo), self.pseudo_weight)])
-            # Trust the prior as far as its own picks were accepted: a prior that does not
-            # match the intention should not hold the learner back.
-            credibility = min(1.0, 2 * float(self.answers[judged].mean()))
+            p = self.pseudo
+            sw, sx, sxx = sw + p, sx + p * self._population_mean, sxx + p * self._population_second
+            # Trust the prior as far as its own picks were accepted.
+            credibility = min(1.0, 2 * self._sy / self._sw)
             target = self.initial_coef_ * credibility
-        self.coef_, self.intercept_ = ridge(x, y, weight, self.alpha, target)
+            alpha = max(self.alpha * credibility, self.min_alpha)
+        mean_x, mean_y = sx / sw, sy / sw
+        gram = sxx - sw * np.outer(mean_x, mean_x) + alpha * np.eye(self.d)
+        rhs = sxy - sw * mean_x * mean_y + alpha * target
+        self.coef_ = np.linalg.solve(gram, rhs)
+        self.intercept_ = float(mean_y - mean_x @ self.coef_)
 
     def scores(self) -> np.ndarray:
-        """Interest of every sample under the current coefficients."""
-        return self.features @ self.coef_.astype(np.float32) + np.float32(self.intercept_)
+        """Interest of every sample under the current coefficients (plus the tie-breaking jitter)."""
+        coef = np.append(self.coef_[self._dense], 1.0).astype(np.float32)
+        out = np.empty(self.n, dtype=np.float32)
+        # Blocks small enough that BLAS stays on one thread: on a busy machine its
+        # threads wait for each other and one product takes 10x longer.
+        for start in range(0, self.n, SCORE_BLOCK):
+            np.dot(self._matrix[start:start + SCORE_BLOCK], coef, out=out[start:start + SCORE_BLOCK])
+        if self._groups:
+            # Per group every column is "off" except the sample's own, which is "on"; the
+            # table holds the sum over groups for every combination of codes.
+            table = np.zeros(1, dtype=np.float32)
+            for columns, values in self._groups:
+                w = self.coef_[columns]
+                part = (w * (values[1] - values[0]) + w @ values[0]).astype(np.float32)
+                table = (table[:, None] + part[None, :]).reshape(-1)
+            out += table[self._code]
+        return out
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """The (standardised) attributes of some samples, (len(indices), n_attributes) float32."""
+        x = np.empty((len(indices), self.d), dtype=np.float32)
+        x[:, self._dense] = self._matrix[indices, :-1]
+        for (columns, values), codes in zip(self._groups, self._group_codes):
+            hot = np.arange(len(columns))[None, :] == codes[indices][:, None]
+            x[:, columns] = np.where(hot, values[1], values[0])
+        return x
 
     def recommend(self, k: int = 50, candidates: np.ndarray | None = None) -> np.ndarray:
         """The ``k`` unjudged samples of most interest, best first.
@@ -172,37 +276,38 @@ class IntentionLearner:
         """
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
             raise ValueError(f"k must be a non-negative integer, got {k!r}")
-        scores = self.scores() + self._jitter
-        open_ = self.answers < 0
+        self.resolve_prior(candidates)
+        scores = self.scores()
         if candidates is not None:
-            open_ &= candidates
-        scores[~open_] = -np.inf
-        n_open = int(open_.sum())
+            scores[~candidates] = -np.inf
+        if self._judged:
+            scores[self.judged] = -np.inf
+        n_open = (self.n if candidates is None else int(candidates.sum())) - int(
+            (self.answers >= 0).sum() if candidates is None else (self.answers[candidates] >= 0).sum())
         k = min(int(k), n_open)
         if k == 0:
             return np.zeros(0, dtype=np.int64)
-        explore = (self.mode == "default" and len(self._judged) > 0
-                   and int((self.answers == 1).sum()) < self.min_positives)
-        if explore:
-            return self._explore(scores, open_, k)
+        if self.mode == "default" and self._judged and self._sy < self.min_positives:
+            return self._explore(scores, k)
         return top_k(scores, k)
 
-    def _explore(self, scores: np.ndarray, open_: np.ndarray, k: int) -> np.ndarray:
+    def _explore(self, scores: np.ndarray, k: int) -> np.ndarray:
         """Half the current ranking, half the top open samples of each attribute in turn."""
         chosen = dict.fromkeys(top_k(scores, (k + 1) // 2).tolist())
-        columns = [j for j, name in enumerate(self.names) if "=" not in name] or list(range(self.d))
-        per_column = k // len(columns) + 2
+        open_ = np.isfinite(scores)
+        if self._order is None:
+            self._order = np.argsort(-self._matrix[:, :-1], axis=0, kind="stable")
         tops = []
-        for j in columns:
-            column = np.where(open_, self.features[:, j] + self._jitter, -np.inf)
-            tops.append(top_k(column, min(per_column + k, int(open_.sum()))).tolist())
+        for j in range(len(self._dense)):
+            order = self._order[:, j]
+            tops.append(order[open_[order]][:k].tolist())
         depth = 0
-        while len(chosen) < k and depth < len(tops[0]):
+        while len(chosen) < k and any(depth < len(t) for t in tops):
             for column_top in tops:
                 if depth < len(column_top) and len(chosen) < k:
                     chosen.setdefault(column_top[depth])
             depth += 1
-        return np.fromiter(chosen, dtype=np.int64)
+        return np.fromiter(chosen, dtype=np.int64, count=len(chosen))
 
     @property
     def importance(self) -> dict[str, float]:
@@ -212,21 +317,8 @@ class IntentionLearner:
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest scores, largest first."""
-    if k >= len(scores):
+    n = len(scores)
+    if k >= n:
         return np.argsort(-scores, kind="stable")
-    part = np.argpartition(-scores, k - 1)[:k]
+    part = np.argpartition(scores, n - k)[n - k:]
     return part[np.argsort(-scores[part], kind="stable")]
-
-
-def ridge(x: np.ndarray, y: np.ndarray, weight: np.ndarray, alpha: float,
-          target: np.ndarray) -> tuple[np.ndarray, float]:
-    """Weighted ridge regression with an unpenalised intercept, shrunk toward ``target``:
-    minimises ``sum w (y - b - x.c)^2 + alpha |c - target|^2``; returns (c, b)."""
-    x = np.asarray(x, dtype=np.float64)
-    total = weight.sum()
-    x_mean = weight @ x / total
-    y_mean = weight @ y / total
-    xc = x - x_mean
-    gram = (xc * weight[:, None]).T @ xc + alpha * np.eye(x.shape[1])
-    coef = np.linalg.solve(gram, (xc * weight[:, None]).T @ (y - y_mean) + alpha * target)
-    return coef, float(y_mean - x_mean @ coef)

@@ -147,9 +147,14 @@ class Session:
             names = self.attribute_names
             prior = self._intention.get("prior") if self._intention else None
             self._learner = IntentionLearner(self.anomaly_scores, names, mode=self.mode,
-                                             prior=prior if prior in names else None, seed=self.seed)
-            valid = {i: a for i, a in self._restored.items() if 0 <= i < self.run.n_samples}
+                                             prior=prior if prior in names else None,
+                                             labelled=self.run.labels >= 0, seed=self.seed)
+            valid = {i: a for i, a in self._restored.items() if isinstance(i, int) and 0 <= i < self.run.n_samples}
             if valid:
+                # The prior was chosen from the pool the user judged; the judged samples show that pool.
+                judged = np.zeros(self.run.n_samples, dtype=bool)
+                judged[list(valid)] = True
+                self._learner.resolve_prior(judged)
                 self._learner.feedback(accept=[i for i, a in valid.items() if a],
                                        reject=[i for i, a in valid.items() if not a])
         return self._learner
@@ -182,7 +187,7 @@ class Session:
         reject_idx = learner.check_indices(reject, "reject")
         events = []
         if self._intention is None:
-            events.append(self._intention_event(1, learner.prior))
+            events.append(self._intention_event(1, learner.requested_prior))
         intention = (self._intention or events[0])["intention"]
         time = feedback_log.now()
         events += [{"event": "answer", "intention": intention, "index": int(i),
@@ -197,18 +202,16 @@ class Session:
 
     def new_intention(self, prior: str | None = None) -> None:
         """Start a new intention: forget the answers (they stay in the log) and reset the
-        coefficients. ``prior`` (default mode) names the attribute ranking the first round."""
+        coefficients. ``prior`` (default mode) names the attribute ranking the first round;
+        by default it is chosen from the pool of the first recommendation."""
         learner = self.learner
-        if prior is not None and prior not in learner.names:
-            raise ValueError(f"prior must be one of the attribute names {learner.names}, got {prior!r}")
+        learner.reset(prior)
         number = (self._intention["intention"] + 1) if self._intention else 1
-        event = self._intention_event(number, prior or ("aum" if "aum" in learner.names else learner.names[0]))
+        event = self._intention_event(number, prior)
         self._log.append([event])
         self._intention, self._restored = event, {}
-        learner.prior = event["prior"]
-        learner.reset()
 
-    def _intention_event(self, number: int, prior: str) -> dict:
+    def _intention_event(self, number: int, prior: str | None) -> dict:
         return {"event": "intention", "format": feedback_log.FORMAT, "intention": number,
                 "mode": self.mode, "prior": prior, "time": feedback_log.now()}
 

@@ -1,0 +1,158 @@
+"""The intention learner: the paper's ridge loop and the default learner, on a real run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+from nbdebug import load_run
+from nbdebug.intention import IntentionLearner, top_k
+from nbdebug.session import PAPER_ATTRIBUTES, Session
+
+
+@pytest.fixture(scope="module")
+def digits(digits_run_path):
+    """(attributes, names, run, train mask, noisy mask) of the shared digits run."""
+    run = load_run(digits_run_path)
+    session = Session(run)
+    session.projection.progress = False
+    train = np.zeros(run.n_samples, bool)
+    train[run.indices("train")] = True
+    noisy = np.zeros(run.n_samples, bool)
+    noisy[run.metadata["noisy"]] = True
+    return session.anomaly_scores, session.attribute_names, run, train, noisy
+
+
+def rounds(learner, target, pool, n_rounds=3, flip=0.0, k=50, seed=0):
+    rng = np.random.default_rng(seed)
+    hits = []
+    for _ in range(n_rounds):
+        rec = learner.recommend(k, pool)
+        assert len(set(rec.tolist())) == len(rec) and pool[rec].all()
+        truth = target[rec]
+        answer = truth ^ (rng.random(len(rec)) < flip)
+        learner.feedback(accept=rec[answer], reject=rec[~answer])
+        hits.append(truth.sum())
+    return np.array(hits)
+
+
+def paper_learner(digits):
+    a, names, run, _, _ = digits
+    cols = [names.index(n) for n in PAPER_ATTRIBUTES]
+    return IntentionLearner(a[:, cols], list(PAPER_ATTRIBUTES), mode="paper"), a[:, cols]
+
+
+def test_paper_mode_starts_equal_and_refits_ridge(digits):
+    learner, x = paper_learner(digits)
+    np.testing.assert_allclose(learner.coef_, 0.25)
+    assert learner.coef_.sum() == pytest.approx(1)
+    # One-sided answers leave the coefficients as they are.
+    first = learner.recommend(10)
+    learner.feedback(reject=first)
+    np.testing.assert_allclose(learner.coef_, 0.25)
+    # Two-sided answers: the ridge regression of the paper (alpha 1, intercept).
+    second = learner.recommend(10)
+    learner.feedback(accept=second[:4], reject=second[4:])
+    judged = np.concatenate([first, second])
+    y = np.r_[np.zeros(10), np.ones(4), np.zeros(6)]
+    reference = Ridge(alpha=1.0).fit(x[judged].astype(np.float64), y)
+    np.testing.assert_allclose(learner.coef_, reference.coef_, atol=1e-5)
+    assert learner.intercept_ == pytest.approx(reference.intercept_, abs=1e-5)
+
+
+def test_paper_mode_first_round_is_the_most_abnormal(digits):
+    learner, x = paper_learner(digits)
+    rec = learner.recommend(50)
+    interest = x.mean(axis=1)
+    assert interest[rec].min() >= np.sort(interest)[-50] - 1e-5
+
+
+def test_default_first_round_is_the_prior_top_k(digits):
+    a, names, run, train, noisy = digits
+    learner = IntentionLearner(a, names, labelled=run.labels >= 0)
+    rec = learner.recommend(50, train)
+    assert learner.prior == "aum"
+    aum = np.where(train, a[:, names.index("aum")], -np.inf)
+    assert set(rec.tolist()) == set(top_k(aum, 50).tolist())
+    learner = IntentionLearner(a, names, prior="knn_disagreement")
+    rec = learner.recommend(5)
+    column = a[:, names.index("knn_disagreement")]
+    assert column[rec].min() >= np.sort(column)[-5]
+
+
+def test_default_mode_finds_noisy_labels_and_resists_mistakes(digits):
+    a, names, run, train, noisy = digits
+    clean = rounds(IntentionLearner(a, names, labelled=run.labels >= 0), noisy, train).sum()
+    mistaken = rounds(IntentionLearner(a, names, labelled=run.labels >= 0), noisy, train, flip=0.1).sum()
+    best_static = noisy[top_k(np.where(train, a[:, names.index("aum")], -np.inf), 150)].sum()
+    assert clean >= 0.95 * best_static and mistaken >= 0.9 * best_static
+    paper = rounds(paper_learner(digits)[0], noisy, train).sum()
+    assert paper > 3 * 150 * noisy[train].mean()  # several times random
+
+
+def test_one_sided_answers_explore_then_learn(digits):
+    # An intention the prior does not rank (out-of-the-way test samples): the first
+    # round is all rejects, exploration reaches other attributes, accepts then steer.
+    a, names, run, _, _ = digits
+    target = a[:, names.index("knn_distance")] > np.quantile(a[:, names.index("knn_distance")], 0.95)
+    learner = IntentionLearner(a, names)
+    hits = rounds(learner, target, np.ones(run.n_samples, bool), n_rounds=4)
+    assert hits[0] <= 5 and hits[1:].sum() >= 0.45 * target.sum()
+    assert learner.importance["knn_distance"] == max(learner.importance.values())
+
+
+def test_answers_can_change_and_sums_stay_exact(digits):
+    a, names, run, train, noisy = digits
+    learner = IntentionLearner(a, names)
+    rec = learner.recommend(20)
+    learner.feedback(accept=rec[:10], reject=rec[10:])
+    learner.feedback(accept=rec[10:12], reject=rec[:2])  # the user changed their mind on four
+    fresh = IntentionLearner(a, names)
+    fresh.recommend(20)
+    fresh.feedback(accept=np.r_[rec[2:10], rec[10:12]], reject=np.r_[rec[:2], rec[12:]])
+    np.testing.assert_allclose(learner.coef_, fresh.coef_, atol=1e-8)
+    assert (learner.answers[rec[:2]] == 0).all() and (learner.answers[rec[10:12]] == 1).all()
+    assert set(learner.recommend(50).tolist()).isdisjoint(rec.tolist())
+
+
+def test_compressed_scores_equal_the_full_product(digits):
+    a, names, run, _, noisy = digits
+    learner = IntentionLearner(a, names)
+    assert learner._groups  # the class indicators are stored as codes
+    rng = np.random.default_rng(0)
+    learner.coef_ = rng.normal(size=len(names))
+    full = learner.rows(np.arange(run.n_samples)) @ learner.coef_.astype(np.float32)
+    np.testing.assert_allclose(learner.scores(), full, atol=2e-4)
+
+
+def test_bad_feedback_raises_clear_errors(digits):
+    a, names, run, _, _ = digits
+    learner = IntentionLearner(a, names)
+    with pytest.raises(ValueError, match="both accept and reject"):
+        learner.feedback(accept=[1, 2], reject=[2])
+    with pytest.raises(IndexError, match="accept.*outside"):
+        learner.feedback(accept=[run.n_samples])
+    with pytest.raises(IndexError, match="reject.*outside"):
+        learner.feedback(reject=[-1])
+    with pytest.raises(TypeError, match="accept"):
+        learner.feedback(accept=[1.5])
+    with pytest.raises(TypeError, match="reject"):
+        learner.feedback(reject=[True])
+    with pytest.raises(ValueError, match="k must"):
+        learner.recommend(-1)
+    with pytest.raises(ValueError, match="prior"):
+        IntentionLearner(a, names, prior="nope")
+    with pytest.raises(ValueError, match="mode"):
+        IntentionLearner(a, names, mode="magic")
+    assert (learner.answers == -1).all()  # nothing was recorded by the failed calls
+
+
+def test_reset_starts_a_new_intention(digits):
+    a, names, run, train, noisy = digits
+    learner = IntentionLearner(a, names)
+    rec = learner.recommend(50, train)
+    learner.feedback(accept=rec[noisy[rec]], reject=rec[~noisy[rec]])
+    learner.reset(prior="knn_distance")
+    assert (learner.answers == -1).all() and len(learner.judged) == 0
+    assert learner.importance["knn_distance"] == 0.25 and learner.importance["aum"] == 0

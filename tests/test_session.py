@@ -1,0 +1,177 @@
+"""Session: attributes, recommendations, feedback persistence, and bad runs, on recorded runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nbdebug import Recorder, load_run
+from nbdebug.feedback import FILE
+from nbdebug.session import Session
+
+
+def record_tiny(path, epochs=3, n_outputs=3, labels=None, nan_row=None, seed=0):
+    """A small real run: an MLP on 60 random points in 3 clusters, recorded every epoch."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, 60) if labels is None else np.asarray(labels)
+    x = (rng.normal(size=(60, 4)) + np.eye(3, 4)[rng.integers(0, 3, 60)] * 3).astype(np.float32)
+    if nan_row is not None:
+        x[nan_row] = np.nan
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, n_outputs))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    finite = torch.isfinite(xt).all(dim=1)
+    rec = Recorder(model, head=model[2], path=path, train=(x, y), test=(x[:10], y[:10]),
+                   unlabeled=x[10:20], classes=None if n_outputs > 1 else ["no", "yes"])
+    for epoch in range(epochs):
+        out = model(xt[finite])
+        loss = (nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt[finite].float()) if n_outputs == 1
+                else nn.functional.cross_entropy(out, yt[finite]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rec.capture(epoch)
+    return path
+
+
+@pytest.fixture
+def digits_copy(digits_run_path, tmp_path):
+    return shutil.copytree(digits_run_path, tmp_path / "digits")
+
+
+def quiet(session):
+    session.projection.progress = False
+    return session
+
+
+def test_existing_api_and_attributes(digits_run_path):
+    run = load_run(digits_run_path)
+    session = quiet(Session(run))
+    assert session.embedding.shape == (len(run.epochs), run.n_samples, 2)
+    assert len(session.bounds) == 4 and session.run is run and session.projection is not None
+    names = session.attribute_names
+    assert names[:4] == ["location", "velocity", "acceleration", "confidence"]
+    assert {"aum", "datamaps_confidence", "forgetting", "knn_disagreement", "margin"} <= set(names)
+    scores = session.anomaly_scores
+    assert scores.shape == (run.n_samples, len(names)) and np.isfinite(scores).all()
+    assert session.anomalous.shape == (run.n_samples,)
+    paper = quiet(Session(run, mode="paper"))
+    assert paper.attribute_names == ["location", "velocity", "acceleration", "confidence"]
+    assert paper.importance == pytest.approx({n: 0.25 for n in paper.attribute_names})
+    with pytest.raises(ValueError, match="mode"):
+        Session(run, mode="fast")
+
+
+def test_feedback_is_saved_and_restored(digits_copy):
+    session = quiet(Session(digits_copy))
+    noisy = set(load_run(digits_copy).metadata["noisy"])
+    first = session.recommend(20, among="train")
+    accept = [int(i) for i in first if i in noisy]
+    reject = [int(i) for i in first if i not in noisy]
+    session.feedback(accept=accept, reject=reject)
+    session.feedback(accept=[reject[0]]) if reject else None  # a changed mind
+    lines = (digits_copy / FILE).read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert events[0]["event"] == "intention" and events[0]["intention"] == 1
+    assert {e["answer"] for e in events[1:]} <= {"accept", "reject"} and all("time" in e for e in events)
+    after = session.recommend(20, among="train")
+    importance = session.importance
+
+    # The kernel restarts: a new Session on the same directory picks up where it was.
+    restored = quiet(Session(digits_copy))
+    answers = restored.learner.answers
+    assert (answers[accept] == 1).all()
+    if reject:
+        assert answers[reject[0]] == 1 and (answers[reject[1:]] == 0).all()
+    np.testing.assert_array_equal(restored.recommend(20, among="train"), after)
+    assert restored.importance == pytest.approx(importance)
+
+
+def test_new_intention_resets_and_persists(digits_copy):
+    session = quiet(Session(digits_copy))
+    rec = session.recommend(10)
+    session.feedback(accept=rec[:3], reject=rec[3:])
+    session.new_intention(prior="knn_distance")
+    assert (session.learner.answers == -1).all()
+    assert session.importance["knn_distance"] == 0.25
+    restored = quiet(Session(digits_copy))
+    assert (restored.learner.answers == -1).all() and restored.learner.prior == "knn_distance"
+    restored.feedback(reject=[int(restored.recommend(1)[0])])
+    events = [json.loads(line) for line in (digits_copy / FILE).read_text().splitlines()]
+    assert [e["intention"] for e in events if e["event"] == "intention"] == [1, 2]
+    assert events[-1]["intention"] == 2
+    with pytest.raises(ValueError, match="prior"):
+        session.new_intention(prior="no such attribute")
+
+
+def test_a_crash_mid_write_loses_only_the_cut_line(digits_copy):
+    session = quiet(Session(digits_copy))
+    rec = session.recommend(4)
+    session.feedback(accept=rec[:2], reject=rec[2:])
+    with open(digits_copy / FILE, "a") as f:
+        f.write('{"event": "answer", "intention": 1, "ind')  # the kernel died mid-line
+    restored = quiet(Session(digits_copy))
+    assert (restored.learner.answers[rec[:2]] == 1).all() and (restored.learner.answers[rec[2:]] == 0).all()
+
+
+def test_bad_feedback_is_refused_and_not_saved(digits_copy):
+    session = quiet(Session(digits_copy))
+    n = session.run.n_samples
+    with pytest.raises(ValueError, match="both accept and reject"):
+        session.feedback(accept=[3], reject=[3])
+    with pytest.raises(IndexError, match="accept"):
+        session.feedback(accept=[n])
+    with pytest.raises(ValueError, match="split"):
+        session.recommend(5, among="validation")
+    assert not (digits_copy / FILE).exists()
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_runs_with_one_or_two_epochs(tmp_path, epochs):
+    session = quiet(Session(record_tiny(tmp_path / "run", epochs=epochs)))
+    names = session.attribute_names
+    assert "acceleration" not in names and ("velocity" in names) == (epochs == 2)
+    assert np.isfinite(session.anomaly_scores).all()
+    rec = session.recommend(5)
+    session.feedback(accept=rec[:2], reject=rec[2:])
+    assert len(session.recommend(100)) == session.run.n_samples - 5
+
+
+def test_single_class_sigmoid_run(tmp_path):
+    # One sigmoid output and every label the same class.
+    session = quiet(Session(record_tiny(tmp_path / "run", n_outputs=1, labels=np.zeros(60, int))))
+    scores = session.anomaly_scores
+    assert np.isfinite(scores).all()
+    assert (scores[:, session.attribute_names.index("knn_disagreement")][session.run.indices("train")] == 0).all()
+    assert len(session.recommend(10)) == 10
+
+
+def test_run_without_labels(tmp_path):
+    path = record_tiny(tmp_path / "run")
+    np.save(path / "labels.npy", np.full(80, -1, dtype=np.int64))  # the run as if nothing were labelled
+    session = quiet(Session(path))
+    assert np.isfinite(session.anomaly_scores).all()
+    rec = session.recommend(10)
+    assert session.learner.prior == "least_confidence"
+    session.feedback(accept=rec[:5], reject=rec[5:])
+    assert len(set(session.recommend(10).tolist()) & set(rec.tolist())) == 0
+
+
+def test_nan_in_a_trajectory(tmp_path):
+    session = quiet(Session(record_tiny(tmp_path / "run", nan_row=7)))
+    assert np.isnan(session.embedding[:, 7]).all()
+    scores = session.anomaly_scores
+    assert np.isfinite(scores).all()
+    dense = [j for j, n in enumerate(session.attribute_names) if "=" not in n]
+    assert (scores[7, dense] == 1).all()  # a sample that blew up is always worth a look
+    assert session.anomalous[7]
+    assert 7 in session.recommend(10).tolist()
