@@ -27,12 +27,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "zeta": 0.03,       # OL: accuracy gap between a local maximum and the following minimum
     "eta": 0.2,         # OL: such gaps per epoch
     "delta": 0.01,      # SC: largest accuracy gain per epoch that still counts as "no progress"
-    "omega": 10.0,      # AD: largest absolute layer output
-    "alpha": 0,         # VG/EG/DR: extra consecutive observations needed (paper: 0)
+    "omega": 10.0,      # AD: layer output size (root-mean-square here; l-inf in the paper)
+    "alpha": 0,         # VG/EG/DR/AD: extra consecutive observations needed (paper: 0)
     # Deviations (see module docs of the checks using them):
     "trend_epochs": 4,  # OL/SC need this many epochs of accuracy before judging a trend
     "input_scale": 2.0,  # SCRAM range check: mean |x| of a batch above this is "unnormalized"
-    "alpha_ad": 2,      # AD: extra consecutive observations of |output| >= omega (NaN: none)
     "overfit_drop": 0.02,  # SCRAM overfitting: validation accuracy must fall by at least this ...
     "overfit_gap": 0.05,   # ... and end at least this far below training accuracy
     "dropout_max": 0.5,  # static: dropout probability above this

@@ -273,8 +273,8 @@ class Monitor:
         names = [name for name, t in self._acts.items() if t.is_floating_point()]
         scalars = list(grads[0]) if grads else []
         n_layers = len(scalars)
-        for n in names:  # aminmax is the cheapest way to the largest |output| (and sees NaN)
-            scalars.extend(torch.aminmax(self._acts[n].detach()))
+        if names:
+            scalars += torch._foreach_norm([self._acts[n].detach() for n in names])
         has_inputs = inputs is not None and inputs.is_floating_point() and inputs.numel() > 0
         if has_inputs:
             scalars.append(torch.linalg.vector_norm(inputs.detach(), 1))
@@ -289,7 +289,7 @@ class Monitor:
         array = flat.numpy()
         values = array[:len(scalars)].tolist()
 
-        at = n_layers + 2 * len(names)
+        at = n_layers + len(names)
         if has_inputs:
             mean_abs = values[at] / inputs.numel()
             at += 1
@@ -302,10 +302,8 @@ class Monitor:
             self._gradient_checks(values[:n_layers], array[len(scalars):], best, low_acc)
         if has_inputs:
             self._input_checks(mean_abs, inputs, best)
-        extremes = values[n_layers:n_layers + 2 * len(names)]
-        largest = [max(-lo, hi) if lo == lo and hi == hi else math.nan
-                   for lo, hi in zip(extremes[::2], extremes[1::2])]
-        self._activation_checks(names, largest, best, low_acc)
+        rms = [v / math.sqrt(self._acts[n].numel()) for n, v in zip(names, values[n_layers:at])]
+        self._activation_checks(names, rms, best, low_acc)
 
     def _correct(self, targets: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor | None:
         """Number of correct predictions in the batch (a 0-d tensor), None if not a classifier."""
@@ -367,21 +365,22 @@ class Monitor:
             self._report("unnormalized_input", {"mean_abs": mean_abs,
                                                 "max_abs": float(inputs.detach().abs().max())})
 
-    def _activation_checks(self, names: list[str], norms: list[float], best: float | None, low_acc: bool) -> None:
+    def _activation_checks(self, names: list[str], rms: list[float], best: float | None, low_acc: bool) -> None:
+        """AutoTrainer AD on layer outputs. Deviation: the typical (root-mean-square) output is
+        compared with omega instead of the largest one; on standardized data a few rare-valued
+        inputs (z-scores of 20-40) push single outputs past omega in healthy runs."""
         worst = None
-        for name, value in zip(names, norms):
+        for name, value in zip(names, rms):
             if not math.isfinite(value):
                 worst = (name, value)
                 break
             if value >= self.thresholds["omega"] and (worst is None or value > worst[1]):
                 worst = (name, value)
-        # NaN/Inf is reported at once; large values must persist (a rare outlier sample in
-        # standardized data can push one batch's outputs past omega in a healthy run).
         nonfinite = worst is not None and not math.isfinite(worst[1])
-        persistent = self._observed("abnormal_data", worst is not None and low_acc, self.thresholds["alpha_ad"])
-        if nonfinite or persistent:
+        if nonfinite or self._observed("abnormal_data", worst is not None and low_acc):
             name, value = worst
-            what = "NaN or infinite values" if not math.isfinite(value) else f"values as large as {value:.3g}"
+            what = ("NaN or infinite values" if nonfinite else
+                    f"outputs of typical size {value:.3g} (root-mean-square)")
             self._report("abnormal_data", {
                 "detail": f"Layer {name} produced {what} at step {self.step_count} "
                           f"(threshold {self.thresholds['omega']:g}).",
