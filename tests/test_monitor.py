@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import gc
 import logging
 import math
 import weakref
@@ -201,7 +200,7 @@ def test_oscillating_loss_with_too_high_learning_rate(digits):
     torch.manual_seed(0)
     mon = fit(mlp(64, [64], 10), digits["X"], digits["y"], lr=1.0, opt="sgd", batch=16, epochs=10)
     w = next(w for w in mon.warnings if w.code == "oscillating_loss")
-    assert w.evidence["swings"] >= 2
+    assert w.evidence["swings"] >= 1 and w.epoch >= 4  # judged only after trend_epochs epochs
     torch.manual_seed(0)
     healthy = fit(mlp(64, [64], 10), digits["X"], digits["y"], lr=0.05, opt="sgd", batch=16, epochs=10)
     assert healthy.warnings == []
@@ -363,7 +362,6 @@ def test_hooks_only_on_capture_steps_and_tensors_released(digits):
         opt.step()
         mon.step(loss=loss, inputs=xb, targets=yb, outputs=out)
         del out, loss
-        gc.collect()
         assert seen[-1]() is None, "the monitor kept a layer output alive after the step"
     assert armed == [True, False, False, True, False, False]
     probe.remove()
