@@ -557,7 +557,9 @@ class TimeTravelVisualizer:
             optimizer.step()
             scheduler.step()
             history.append(parts)
-        self.loss_history_ = {name: np.array([h[name] for h in history], dtype=np.float32) for name in history[0]}
+        names = dict.fromkeys(name for parts in history for name in parts)
+        self.loss_history_ = {name: np.array([h.get(name, np.nan) for h in history], dtype=np.float32)
+                              for name in names}
         model.eval()
 
     def _kept_neighbours(self, data: list[_EpochData | None], i: int, j: int) -> torch.Tensor:
@@ -630,7 +632,7 @@ class TimeTravelVisualizer:
                 term = F.softplus(-neg_log_q(squared_distances(y, src, dst)))
                 repel.append(self.negative_rate * (ok * term).sum() / ok.sum().clamp_min(1))
             if self.reconstruction_weight or self.prediction_weight:
-                decoded = self.model_.decode(y, i)
+                decoded = self.model_.decode(y.detach() if getattr(self, '_detach', False) else y, i)
                 vf = valid.float()
                 recon.append((((decoded - x) ** 2).mean(1) * vf).sum() / vf.sum().clamp_min(1))
                 if self.prediction_weight:

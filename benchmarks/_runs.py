@@ -1,0 +1,68 @@
+"""Record the runs the visualizer benchmark needs (reused when already on disk)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nbdebug import Recorder, load_run  # noqa: E402
+from nbdebug.demo import record_demo  # noqa: E402
+from nbdebug.run import RunFormatError  # noqa: E402
+
+
+def _existing(path: Path, epochs: int):
+    try:
+        run = load_run(path)
+    except (FileNotFoundError, RunFormatError):
+        return None
+    return run if len(run.epochs) == epochs else None
+
+
+def digits_run(root: Path, epochs: int = 30):
+    """The digits demo run: MLP 64-128-128-10, 10% label noise, 1,437 train + 360 test."""
+    path = root / f"digits-{epochs}"
+    return _existing(path, epochs) or load_run(record_demo(path, epochs=epochs, noise=0.1, seed=0))
+
+
+def synthetic_run(root: Path, n_samples: int = 10000, epochs: int = 30, seed: int = 0):
+    """``make_classification`` (64 features, 10 classes, 2 clusters per class, 10% of labels
+    flipped) learned by an MLP 64-128-128-10; ``n_samples`` train plus 20% as many test
+    samples; 128-d representations."""
+    path = root / f"synthetic-{n_samples}-{epochs}"
+    run = _existing(path, epochs)
+    if run is not None:
+        return run
+    from sklearn.datasets import make_classification
+
+    n_test = n_samples // 5
+    x, y = make_classification(n_samples=n_samples + n_test, n_features=64, n_informative=24,
+                               n_redundant=8, n_classes=10, n_clusters_per_class=2, flip_y=0.1,
+                               class_sep=1.5, random_state=seed)
+    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    x_train, y_train = torch.from_numpy(x[:n_samples]), torch.from_numpy(y[:n_samples])
+    x_test, y_test = torch.from_numpy(x[n_samples:]), torch.from_numpy(y[n_samples:])
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rec = Recorder(model, head=model[4], path=path, train=(x_train, y_train), test=(x_test, y_test),
+                   metadata={"dataset": "make_classification", "seed": seed}, overwrite=True)
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in tqdm(range(1, epochs + 1), desc=f"training synthetic MLP ({n_samples})"):
+        model.train()
+        for batch in torch.randperm(n_samples, generator=generator).split(128):
+            loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            acc = (model(x_test).argmax(1) == y_test).float().mean().item()
+        rec.capture(epoch, metrics={"test_acc": acc})
+    return load_run(path)
