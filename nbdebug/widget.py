@@ -1,7 +1,9 @@
-"""The notebook widget: every sample as a dot over the epochs of a run, with a timeline."""
+"""The notebook widget: every sample as a dot over the epochs of a run, with a timeline,
+lasso selection and the samples-of-interest panel."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from .run import Run
 from .session import Session
 
 STATIC = Path(__file__).parent / "static"
+logger = logging.getLogger("nbdebug")
 
 # Tableau 10, then 10 lighter partners: distinct for up to 20 classes, then reused.
 PALETTE = [
@@ -31,11 +34,19 @@ def _check_bundle(path: Path) -> None:
             "in the nbdebug source tree (scripts/dev.sh does this)")
 
 
+def _indices_bytes(indices: Any) -> bytes:
+    return np.asarray(indices, dtype=np.uint32).tobytes()
+
+
 class Landscape(anywidget.AnyWidget):
     """Every sample as a dot coloured by its label, one frame per recorded epoch.
 
     ``epoch`` is the epoch shown (an epoch number of the run, not a frame index); set it
     from Python to move the timeline, or read it after moving the timeline in the page.
+    ``selection`` holds the indices lassoed (or clicked) in the page. The panel lists the
+    session's recommended samples; accepting or rejecting them (one by one, or the whole
+    selection) goes to ``session.feedback`` and the list is re-ranked at once.
+
     Positions of all epochs travel once, as one float32 buffer; the browser animates
     between frames and reports only the epoch it settles on.
     """
@@ -52,10 +63,28 @@ class Landscape(anywidget.AnyWidget):
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
     palette = traitlets.List(traitlets.Unicode()).tag(sync=True)
     epoch_metrics = traitlets.List(traitlets.Dict()).tag(sync=True)
+    background = traitlets.Bytes(b"").tag(sync=True)  # uint8 RGBA (h, w, 4) over `bounds`, row 0 on top
+    background_size = traitlets.List(traitlets.Int(), [0, 0]).tag(sync=True)  # [w, h]
+    # uint32 indices, set by the lasso; the page sends a memoryview
+    _selection = traitlets.Bytes(b"").tag(sync=True, from_json=lambda value, _widget: bytes(value))
+    _recommended = traitlets.Bytes(b"").tag(sync=True)  # uint32 indices, best first
+    _accepted = traitlets.Bytes(b"").tag(sync=True)
+    _rejected = traitlets.Bytes(b"").tag(sync=True)
+    cards = traitlets.List(traitlets.Dict()).tag(sync=True)  # one per recommended sample
+    card_thumbnails = traitlets.Bytes(b"").tag(sync=True)   # uint8 (k, h, w, c)
+    thumbnail_shape = traitlets.List(traitlets.Int(), []).tag(sync=True)  # [h, w, c] or []
+    importance = traitlets.Dict().tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)  # the last problem with a request from the page
 
-    def __init__(self, session: Session, **kwargs: Any):
+    def __init__(self, session: Session, recommendations: int = 20, **kwargs: Any):
         _check_bundle(STATIC / "landscape.js")
+        if not isinstance(recommendations, int) or recommendations < 0:
+            raise ValueError(f"recommendations must be a non-negative integer, got {recommendations!r}")
         run = session.run
+        # Plain attributes first: trait observers run during super().__init__.
+        self.session = session
+        self.n_recommendations = recommendations
+        self._thumbnails = {name: run.thumbnails(name) for name in run.splits}
         embedding = np.ascontiguousarray(session.embedding, dtype=np.float32)
         metrics = [{k: v for k, v in run.metrics(e).items() if v is not None} for e in run.epochs]
         super().__init__(
@@ -71,7 +100,10 @@ class Landscape(anywidget.AnyWidget):
             epoch_metrics=metrics,
             **kwargs,
         )
-        self.session = session
+        self.on_msg(self._on_message)
+        self._refresh_recommendations()
+
+    # -- what the page may change ------------------------------------------------------
 
     @traitlets.validate("epoch")
     def _valid_epoch(self, proposal: dict) -> int:
@@ -80,8 +112,103 @@ class Landscape(anywidget.AnyWidget):
             raise traitlets.TraitError(f"epoch must be one of the recorded epochs {self.epochs}, got {epoch}")
         return epoch
 
+    @traitlets.validate("_selection")
+    def _valid_selection(self, proposal: dict) -> bytes:
+        raw = bytes(proposal["value"])
+        if len(raw) % 4:
+            raise traitlets.TraitError("selection must be uint32 indices")
+        indices = np.frombuffer(raw, dtype=np.uint32)
+        if len(indices) and int(indices.max()) >= self.n_samples:
+            raise traitlets.TraitError(f"selection holds an index >= {self.n_samples}")
+        return np.unique(indices).astype(np.uint32).tobytes()
 
-def show(obj: Run | Session | str | Path) -> Landscape:
+    @property
+    def selection(self) -> np.ndarray:
+        """Indices of the samples selected in the page (lasso or click), ascending."""
+        return np.frombuffer(self._selection, dtype=np.uint32).astype(np.int64)
+
+    @selection.setter
+    def selection(self, indices: Any) -> None:
+        array = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
+        if array.size and (array.dtype.kind not in "iu" or array.min() < 0 or array.max() >= self.n_samples):
+            raise ValueError(f"selection must be sample indices in 0..{self.n_samples - 1}")
+        self._selection = _indices_bytes(array)
+
+    @traitlets.observe("epoch")
+    def _epoch_changed(self, _change: dict) -> None:
+        self._refresh_background()
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: list) -> None:
+        """Requests from the page, validated before use."""
+        if not isinstance(content, dict):
+            return
+        try:
+            if content.get("type") == "feedback":
+                accept, reject = content.get("accept", []), content.get("reject", [])
+                for name, values in (("accept", accept), ("reject", reject)):
+                    if not isinstance(values, list) or not all(
+                            isinstance(v, int) and not isinstance(v, bool) for v in values):
+                        raise ValueError(f"{name} must be a list of sample indices")
+                self.session.feedback(accept=accept, reject=reject)
+            elif content.get("type") == "new_intention":
+                self.session.new_intention()
+            else:
+                return
+        except (ValueError, TypeError, IndexError) as err:
+            self.message = str(err)
+            logger.warning("nbdebug widget: %s", err)
+            return
+        self.message = ""
+        self._refresh_recommendations()
+
+    # -- what the kernel pushes --------------------------------------------------------
+
+    def _refresh_background(self) -> None:
+        paint = getattr(self.session, "background", None)
+        if paint is None:
+            return
+        image = np.ascontiguousarray(paint(self.epoch), dtype=np.uint8)
+        self.background = image.tobytes()
+        self.background_size = [image.shape[1], image.shape[0]]
+
+    def _refresh_recommendations(self) -> None:
+        if not self.n_recommendations or not hasattr(self.session, "recommend"):
+            return
+        run, session = self.session.run, self.session
+        recommended = np.asarray(session.recommend(self.n_recommendations), dtype=np.int64)
+        answers = session.learner.answers  # per sample: 1 accepted, 0 rejected, -1 not judged
+        probabilities = run.probabilities(run.epochs[-1])
+        cards, thumbs = [], []
+        for i in recommended:
+            label = int(run.labels[i])
+            cards.append({"index": int(i), "split": str(run.split[i]),
+                          "label": run.classes[label] if label >= 0 else "none",
+                          "predicted": run.classes[int(np.argmax(probabilities[i]))]})
+            thumbs.append(self._thumbnail(int(i)))
+        shapes = {t.shape for t in thumbs if t is not None}
+        with self.hold_sync():
+            if len(shapes) == 1 and all(t is not None for t in thumbs):
+                self.card_thumbnails = np.stack(thumbs).tobytes()
+                self.thumbnail_shape = list(thumbs[0].shape)
+            else:
+                self.card_thumbnails, self.thumbnail_shape = b"", []
+            self.cards = cards
+            self._recommended = _indices_bytes(recommended)
+            self._accepted = _indices_bytes(np.flatnonzero(answers == 1))
+            self._rejected = _indices_bytes(np.flatnonzero(answers == 0))
+            self.importance = {k: float(v) for k, v in session.importance.items()}
+
+    def _thumbnail(self, index: int) -> np.ndarray | None:
+        """The sample's image as (h, w, c) uint8, or None if its split has no thumbnails."""
+        split = str(self.session.run.split[index])
+        images = self._thumbnails.get(split)
+        if images is None:
+            return None
+        image = np.asarray(images[index - self.session.run.splits[split].start])
+        return image[..., None] if image.ndim == 2 else image
+
+
+def show(obj: Run | Session | str | Path, **kwargs: Any) -> Landscape:
     """Show a run in the notebook: ``nbdebug.show(run)``, ``show(session)`` or ``show("runs/demo")``."""
     if isinstance(obj, Session):
         session = obj
@@ -89,4 +216,4 @@ def show(obj: Run | Session | str | Path) -> Landscape:
         session = Session(obj)
     else:
         raise TypeError(f"show() takes a Run, a Session or a run directory path, got {type(obj).__name__}")
-    return Landscape(session)
+    return Landscape(session, **kwargs)

@@ -37,3 +37,43 @@ def test_epoch_must_be_recorded(digits_run_path):
 def test_show_rejects_other_objects():
     with pytest.raises(TypeError, match="show\\(\\) takes a Run, a Session"):
         nbdebug.show([1, 2, 3])
+
+
+def test_selection_from_the_page_is_validated(digits_run_path, tmp_path):
+    import shutil
+
+    widget = nbdebug.show(shutil.copytree(digits_run_path, tmp_path / "run"), recommendations=5)
+    # What the page sends: uint32 indices as a binary buffer (a memoryview in the kernel).
+    widget.set_state({"_selection": memoryview(np.array([7, 3, 3, 1500], dtype=np.uint32).tobytes())})
+    assert widget.selection.tolist() == [3, 7, 1500]
+    with pytest.raises(traitlets.TraitError, match="index >= 1797"):
+        widget.set_state({"_selection": memoryview(np.array([1797], dtype=np.uint32).tobytes())})
+    with pytest.raises(traitlets.TraitError, match="uint32"):
+        widget.set_state({"_selection": memoryview(b"\x01\x02\x03")})
+    assert widget.selection.tolist() == [3, 7, 1500]
+    widget.selection = [5, 2]
+    assert widget.selection.tolist() == [2, 5]
+    with pytest.raises(ValueError, match="selection must be sample indices"):
+        widget.selection = [-1]
+
+
+def test_feedback_messages_are_validated_and_rerank(digits_run_path, tmp_path):
+    import shutil
+
+    widget = nbdebug.show(shutil.copytree(digits_run_path, tmp_path / "run"), recommendations=5)
+    first = widget.cards[0]["index"]
+    assert len(widget.cards) == 5 and np.frombuffer(widget._recommended, np.uint32)[0] == first
+    assert widget.thumbnail_shape == [8, 8, 1] and len(widget.card_thumbnails) == 5 * 64
+    widget._on_message(widget, {"type": "feedback", "accept": [first], "reject": []}, [])
+    assert widget.message == ""
+    assert np.frombuffer(widget._accepted, np.uint32).tolist() == [first]
+    assert first not in [card["index"] for card in widget.cards]
+    # Malformed or out-of-range requests change nothing and say why.
+    for bad in ({"type": "feedback", "accept": ["7"]}, {"type": "feedback", "reject": [10**6]},
+                {"type": "feedback", "accept": [True]}):
+        widget._on_message(widget, bad, [])
+        assert widget.message
+    assert np.frombuffer(widget._accepted, np.uint32).tolist() == [first]
+    assert len(np.frombuffer(widget._rejected, np.uint32)) == 0
+    widget._on_message(widget, {"type": "new_intention"}, [])
+    assert len(np.frombuffer(widget._accepted, np.uint32)) == 0

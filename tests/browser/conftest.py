@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -131,5 +132,18 @@ def notebook(lab, browser, request):
         return Notebook(page, len(cells))
 
     yield open_notebook
-    for page in pages:
+    report = getattr(request.node, "report_call", None)
+    for k, page in enumerate(pages):
+        if report is not None and report.failed:  # keep what the page showed, for debugging
+            shot = Path(tempfile.gettempdir()) / f"nbdebug-{request.node.name}-{k}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the failed page: {shot}")
         page.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.report_call = report

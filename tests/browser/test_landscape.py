@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -72,3 +74,64 @@ def test_play_button_animates_to_the_last_epoch(notebook, digits_run_path):
         "el => el.textContent.includes('play')", arg=play.element_handle(), timeout=5_000)
     nb.run(1)
     assert "EPOCH 6" in nb.output_text(1)
+
+
+def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path, tmp_path):
+    path = shutil.copytree(digits_run_path, tmp_path / "run")  # feedback is saved into the run
+    nb = notebook([
+        f"import nbdebug\nw = nbdebug.show({str(path)!r}, recommendations=10)\nw",
+        # The canvas centre is the centre of the bounds (one scale for both axes, centred),
+        # so the upper-left quarter of the canvas is x < CX and y > CY in data coordinates.
+        "import numpy as np\n"
+        "b = w.bounds\nCX, CY = (b[0] + b[1]) / 2, (b[2] + b[3]) / 2\n"
+        "tol = 0.005 * max(b[1] - b[0], b[3] - b[2])  # a pixel or so\n"
+        "emb = w.session.embedding[-1]\n"
+        "print('SELECTED', len(w.selection))\n"
+        "print('INSIDE', int(((emb[:, 0] < CX + tol) & (emb[:, 1] > CY - tol))[w.selection].all()))",
+        "print('ANSWERS', sorted(np.flatnonzero(w.session.learner.answers >= 0).tolist()))\n"
+        "print('CARDS', [c['index'] for c in w.cards])\n"
+        "print('SELECTION', w.selection.tolist())",
+    ])
+    nb.run(0)
+    canvas = nb.cell(0).locator(".nbdebug-landscape canvas").first
+    canvas.wait_for(timeout=60_000)
+    cards = nb.cell(0).locator(".nbdebug-card")
+    cards.first.wait_for(timeout=60_000)
+    assert cards.count() == 10
+    first = int(cards.first.get_attribute("data-index"))
+
+    # Lasso the upper-left quarter of the canvas by dragging a closed path.
+    box = canvas.bounding_box()
+    x0, y0 = box["x"] + 2, box["y"] + 2
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    mouse = nb.page.mouse
+    mouse.move(x0, y0)
+    mouse.down()
+    for x, y in [(cx, y0), (cx, cy), (x0, cy), (x0, y0 + 1)]:
+        mouse.move(x, y, steps=8)
+    mouse.up()
+    selected_text = nb.cell(0).locator(".nbdebug-selection span")
+    nb.page.wait_for_function("el => /^[1-9]/.test(el.textContent)", arg=selected_text.element_handle(),
+                              timeout=10_000)
+    shown = int(selected_text.inner_text().split()[0])
+    assert 0 < shown < 1797
+
+    # The kernel holds the same selection, and every selected dot lies in the lassoed quarter.
+    nb.run(1)
+    out = nb.output_text(1)
+    assert f"SELECTED {shown}" in out
+    assert "INSIDE 1" in out
+
+    # Accept the first recommendation, then reject the whole selection: both reach the session.
+    cards.first.locator(".nbdebug-accept").click()
+    nb.page.wait_for_function("([el, first]) => el.dataset.index !== String(first)",
+                              arg=[cards.first.element_handle(), first], timeout=30_000)
+    nb.cell(0).locator(".nbdebug-reject-selection").click()
+    nb.run(2)
+    out = nb.output_text(2)
+    judged = json.loads(out.split("ANSWERS ", 1)[1].splitlines()[0])
+    recommended = json.loads(out.split("CARDS ", 1)[1].splitlines()[0])
+    selection = json.loads(out.split("SELECTION ", 1)[1].splitlines()[0])
+    assert len(selection) == shown
+    assert set(judged) == set(selection) | {first}
+    assert not set(judged) & set(recommended), "a judged sample was recommended again"
