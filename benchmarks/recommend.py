@@ -35,6 +35,7 @@ cleanlab is AGPL: it is imported here, in the benchmark, and never by nbdebug.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ from nbdebug.intention import IntentionLearner, top_k  # noqa: E402
 from nbdebug.session import PAPER_ATTRIBUTES, Session  # noqa: E402
 
 ROUNDS, K = 10, 50
+REUSE = False  # set by --reuse
 torch.set_num_threads(1)
 
 
@@ -105,25 +107,35 @@ def train(name, x, y, epochs, seed, each_epoch=None):
 
 
 def record(path, name, x, y, xt, yt, pool, epochs, seed, metadata):
-    model_holder = {}
+    """Train and record a run; with --reuse, an earlier complete recording is opened instead."""
+    path = Path(path)
+    done = path / "benchmark-done.json"
+    if REUSE and done.exists():
+        return load_run(path)
+    holder = {}
 
     def capture(model, epoch):
-        if "rec" not in model_holder:
-            model_holder["rec"] = Recorder(model, head=model[-1], path=path, train=(x, y), test=(xt, yt),
-                                           unlabeled=pool, metadata=metadata, overwrite=True)
-        model_holder["rec"].capture(epoch)
+        if "rec" not in holder:
+            holder["rec"] = Recorder(model, head=model[-1], path=path, train=(x, y), test=(xt, yt),
+                                     unlabeled=pool, metadata=metadata, overwrite=True)
+        holder["rec"].capture(epoch)
 
-    model, _ = train(name, x, y, epochs, seed, capture)
-    return load_run(path), model
+    train(name, x, y, epochs, seed, capture)
+    done.write_text(json.dumps({"epochs": epochs}))
+    return load_run(path)
 
 
-def out_of_sample_probs(name, x, y, epochs, seed):
+def out_of_sample_probs(name, x, y, epochs, seed, cache: Path):
+    """5-fold out-of-sample probabilities for cleanlab (cached next to the run with --reuse)."""
     from sklearn.model_selection import StratifiedKFold
+    if REUSE and cache.exists():
+        return np.load(cache, allow_pickle=False)
     probs = np.zeros((len(x), 10), dtype=np.float32)
     for fold, (a, b) in enumerate(StratifiedKFold(5, shuffle=True, random_state=seed).split(x, y)):
         model, _ = train(name, x[a], y[a], epochs, seed + 100 + fold)
         with torch.no_grad():
             probs[b] = torch.softmax(model(torch.from_numpy(x[b])), 1).numpy()
+    np.save(cache, probs)
     return probs
 
 
@@ -186,7 +198,7 @@ def part_noisy(args, data_cache):
             for seed in args.seeds:
                 rng = np.random.default_rng(seed)
                 given = flip_labels(y, noise, 10, rng)
-                run, _ = record(Path(args.out) / f"{name}-noisy-{noise}-{seed}", name, x, given, xt, yt, None,
+                run = record(Path(args.out) / f"{name}-noisy-{noise}-{seed}", name, x, given, xt, yt, None,
                                 args.epochs[name], seed, {"noisy": np.flatnonzero(given != y).tolist()})
                 session = session_for(run)
                 a, names = session.anomaly_scores, session.attribute_names
@@ -217,7 +229,7 @@ def part_noisy(args, data_cache):
                                     ("forgetting", "forgetting counts")):
                     add(label, static_hits(a[:, names.index(attr)], target, pool, seed))
                 from cleanlab.rank import get_label_quality_scores
-                oos = out_of_sample_probs(name, x, given, args.epochs[name], seed)
+                oos = out_of_sample_probs(name, x, given, args.epochs[name], seed, run.path / "benchmark-oos.npy")
                 quality = np.zeros(run.n_samples)
                 quality[train] = -get_label_quality_scores(given, oos)
                 add("cleanlab (5-fold)", static_hits(quality, target, pool, seed))
@@ -235,7 +247,7 @@ def part_wild(args, data_cache):
                 order = rng.permutation(len(x))
                 n_lab = int(round(fraction * len(x)))
                 lab, unl = order[:n_lab], order[n_lab:]
-                run, model = record(Path(args.out) / f"{name}-wild-{fraction}-{seed}", name, x[lab], y[lab],
+                run = record(Path(args.out) / f"{name}-wild-{fraction}-{seed}", name, x[lab], y[lab],
                                     xt, yt, x[unl], args.epochs[name], seed, {})
                 session = session_for(run)
                 a, names = session.anomaly_scores, session.attribute_names
@@ -264,10 +276,15 @@ def part_wild(args, data_cache):
               mean_rows(results))
 
 
+OOD_RUNS: dict = {}
+
+
 def ood_run(args, name, data_cache, seed=0):
     """One run for RQ1 and the open-ended test: class 9 withheld from training; 10% symmetric
     noise plus half of the 3s labelled 8; the pool holds unlabeled in-distribution samples,
     the withheld class and corrupted inputs (inputs shuffled along their features)."""
+    if (name, seed) in OOD_RUNS:
+        return OOD_RUNS[name, seed]
     x, y, xt, yt = data_cache(name)
     rng = np.random.default_rng(seed)
     keep, held = np.flatnonzero(y != 9), np.flatnonzero(y == 9)
@@ -286,10 +303,11 @@ def ood_run(args, name, data_cache, seed=0):
     pool = np.concatenate([x[unl], x[held], corrupted])
     kind = np.array(["in"] * len(unl) + ["withheld"] * len(held) + ["corrupted"] * len(corrupted))
     test_keep = yt != 9
-    run, _ = record(Path(args.out) / f"{name}-open-{seed}", name, x[lab], given, xt[test_keep], yt[test_keep],
+    run = record(Path(args.out) / f"{name}-open-{seed}", name, x[lab], given, xt[test_keep], yt[test_keep],
                     pool, args.epochs[name], seed, {})
     truth = {"clean": y[lab], "given": given, "pool_true": np.concatenate([y[unl], y[held], y[corrupt_src]]),
              "kind": kind}
+    OOD_RUNS[name, seed] = run, truth
     return run, truth
 
 
@@ -441,7 +459,11 @@ def main(argv=None):
     parser.add_argument("--parts", nargs="+", default=["noisy", "wild", "rq1", "open", "latency"])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default digits 30, mnist1d 30)")
     parser.add_argument("--out", default="/tmp/nbdebug-bench", help="where runs are recorded")
+    parser.add_argument("--reuse", action="store_true",
+                        help="open runs (and cleanlab probabilities) recorded by an earlier call instead of retraining")
     args = parser.parse_args(argv)
+    global REUSE
+    REUSE = args.reuse
     args.epochs = {"digits": args.epochs or 30, "mnist1d": args.epochs or 30}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     cache: dict = {}

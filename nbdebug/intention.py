@@ -56,18 +56,21 @@ class IntentionLearner:
     labelled : (n_samples,) bool array, optional
         Which samples carry a label; default all.
     alpha : float, optional
-        Ridge penalty (paper mode: 1, toward 0; default mode: 300, toward the prior).
+        Ridge penalty (paper mode: 1, toward 0; default mode: 100, toward the prior, scaled by
+        the prior's credibility but not below ``min_alpha``).
     n_pseudo, pseudo_weight : int, float
         Default mode: pseudo-negatives count as ``n_pseudo`` samples of weight ``pseudo_weight``.
     min_positives : int
         Default mode: explore while fewer accepts than this have been given.
+    min_alpha : float
+        Default mode: the smallest ridge penalty.
     seed : int
         Seeds tie-breaking.
     """
 
     def __init__(self, attributes: np.ndarray, names: list[str], mode: str = "default",
                  prior: str | None = None, labelled: np.ndarray | None = None, alpha: float | None = None,
-                 n_pseudo: int = 100, pseudo_weight: float = 0.5, min_positives: int = 3, min_alpha: float = 10.0,
+                 n_pseudo: int = 20, pseudo_weight: float = 0.5, min_positives: int = 3, min_alpha: float = 10.0,
                  seed: int = 0):
         attributes = np.asarray(attributes, dtype=np.float32)
         if attributes.ndim != 2 or attributes.shape[1] != len(names) or not len(names):
@@ -83,7 +86,7 @@ class IntentionLearner:
         self.min_positives = min_positives
         self.min_alpha = min_alpha
         self.seed = seed
-        self.alpha = (1.0 if mode == "paper" else 300.0) if alpha is None else float(alpha)
+        self.alpha = (1.0 if mode == "paper" else 100.0) if alpha is None else float(alpha)
         attributes = np.where(np.isfinite(attributes), attributes, 1.0)
         # One-hot groups ("label=0", "label=1", ...) are kept as one class code per sample:
         # their part of a score is then a table lookup, which keeps the matrix read per
