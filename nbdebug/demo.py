@@ -44,7 +44,7 @@ def record_demo(path: str | Path, epochs: int = 30, noise: float = 0.1, seed: in
     rng = np.random.default_rng(seed)
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
-    images = (digits.images * 255 / 16).round().astype(np.uint8)
+    images = (255 - digits.images * 255 / 16).round().astype(np.uint8)  # dark ink on white
     idx_train, idx_test = train_test_split(np.arange(len(x)), test_size=0.2, random_state=seed,
                                            stratify=digits.target)
     clean = digits.target[idx_train]
