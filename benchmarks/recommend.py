@@ -442,8 +442,38 @@ def part_latency(args, data_cache):
     rows.append((f"digits run ({session.run.n_samples} samples)",
                  "Session.feedback incl. fsync'd log + recommend, wall (ms)",
                  (np.median(wall), np.percentile(wall, 90), wall.max())))
-    rows.append((f"digits run, {len(session.run.epochs)} epochs", "computing all attributes (s)",
-                 (attr_time, attr_time, attr_time)))
+    rows.append((f"digits run ({session.run.n_samples} samples x {len(session.run.epochs)} epochs)",
+                 "computing all attributes (s)", (attr_time, attr_time, attr_time)))
+    # A 10,000-sample x 30-epoch run: an MLP on 16-d Gaussian clusters, one pass per epoch.
+    big_path = Path(args.out) / "big-10000x30"
+    if not (REUSE and (big_path / "benchmark-done.json").exists()):
+        rng = np.random.default_rng(0)
+        centres = rng.normal(0, 2, (10, 16))
+        y_big = rng.integers(0, 10, 10_000)
+        x_big = (centres[y_big] + rng.normal(0, 1.5, (10_000, 16))).astype(np.float32)
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(16, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        rec = Recorder(model, head=model[-1], path=big_path, train=(x_big[:8000], y_big[:8000]),
+                       test=(x_big[8000:], y_big[8000:]), overwrite=True)
+        xb, yb = torch.from_numpy(x_big[:8000]), torch.from_numpy(y_big[:8000])
+        for epoch in range(30):
+            for b in torch.randperm(8000).split(256):
+                loss = nn.functional.cross_entropy(model(xb[b]), yb[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            rec.capture(epoch)
+        (big_path / "benchmark-done.json").write_text("{}")
+    big = session_for(load_run(big_path))
+    started = time.perf_counter()
+    big.fit()
+    fit_time = time.perf_counter() - started
+    started = time.perf_counter()
+    big.anomaly_scores
+    big_time = time.perf_counter() - started
+    rows.append(("10,000 samples x 30 epochs", "projection fit, AlignedPCA (s)", (fit_time,) * 3))
+    rows.append(("10,000 samples x 30 epochs", "computing all attributes (s)", (big_time,) * 3))
     (run_path / "feedback.jsonl").unlink(missing_ok=True)
     import os
     print(f"\nload average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -458,7 +488,7 @@ def main(argv=None):
     parser.add_argument("--labelled", nargs="+", type=float, default=[0.1, 0.2, 0.3])
     parser.add_argument("--parts", nargs="+", default=["noisy", "wild", "rq1", "open", "latency"])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default digits 30, mnist1d 30)")
-    parser.add_argument("--out", default="/tmp/nbdebug-bench", help="where runs are recorded")
+    parser.add_argument("--out", default="/tmp/nbdebug-bench/recommend", help="where runs are recorded")
     parser.add_argument("--reuse", action="store_true",
                         help="open runs (and cleanlab probabilities) recorded by an earlier call instead of retraining")
     args = parser.parse_args(argv)

@@ -143,27 +143,35 @@ class AnomalyDetector:
         self.threshold = threshold
         self.seed = seed
 
-    def fit(self, features: dict[str, np.ndarray], seen: np.ndarray) -> AnomalyDetector:
-        """Learn normality per feature from the rows ``seen`` (indices) of each feature array."""
+    def fit(self, features: dict[str, np.ndarray], seen: np.ndarray, on_feature=None) -> AnomalyDetector:
+        """Learn normality per feature from the rows ``seen`` (indices) of each feature array;
+        ``on_feature()`` is called after each feature (progress reporting)."""
         seen = np.asarray(seen)
         if not len(seen):
             raise ValueError("seen must index at least one sample (normally the training split)")
         self.names_ = list(features)
-        self.detectors_ = {name: FeatureDetector(self.n_clusters, self.threshold, self.seed).fit(values[seen])
-                           for name, values in features.items()}
+        self.detectors_ = {}
+        for name, values in features.items():
+            self.detectors_[name] = FeatureDetector(self.n_clusters, self.threshold, self.seed).fit(values[seen])
+            if on_feature is not None:
+                on_feature()
         return self
 
     def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """(n, n_features) scores of samples treated as unseen."""
         return np.stack([self.detectors_[name].score(features[name]) for name in self.names_], axis=1)
 
-    def fit_score(self, features: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
-        """Fit on ``seen`` and score every sample (seen ones by their own cluster)."""
-        self.fit(features, seen)
+    def scores(self, features: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
+        """(n, n_features) scores of every sample after :meth:`fit`: the ``seen`` rows (as
+        passed to fit) by their own cluster, the others placed as unseen."""
         scores = self.score(features)
         for j, name in enumerate(self.names_):
             scores[seen, j] = self.detectors_[name].scores_
         return scores
+
+    def fit_score(self, features: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
+        """Fit on ``seen`` and score every sample (seen ones by their own cluster)."""
+        return self.fit(features, seen).scores(features, seen)
 
     def is_anomalous(self, scores: np.ndarray) -> np.ndarray:
         """A sample is anomalous when any of its feature scores exceeds ``th_ab``."""

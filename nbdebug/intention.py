@@ -192,14 +192,19 @@ class IntentionLearner:
                              f"pass indices of samples of this run")
         return np.unique(ints)
 
-    def feedback(self, accept=(), reject=()) -> None:
-        """Record answers (a later answer on a sample replaces an earlier one) and refit."""
+    def check_answers(self, accept, reject) -> tuple[np.ndarray, np.ndarray]:
+        """Validated, de-duplicated ``accept`` and ``reject`` indices; a sample in both raises."""
         accept = self.check_indices(accept, "accept")
         reject = self.check_indices(reject, "reject")
         both = np.intersect1d(accept, reject)
         if len(both):
             raise ValueError(f"samples {both[:5].tolist()} are in both accept and reject; "
                              "give each sample one answer per call")
+        return accept, reject
+
+    def feedback(self, accept=(), reject=()) -> None:
+        """Record answers (a later answer on a sample replaces an earlier one) and refit."""
+        accept, reject = self.check_answers(accept, reject)
         self.resolve_prior(None)
         indices = np.concatenate([accept, reject])
         answers = np.concatenate([np.ones(len(accept)), np.zeros(len(reject))])

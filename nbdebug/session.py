@@ -65,7 +65,7 @@ class Session:
         self._attributes: dict[str, np.ndarray] | None = None
         self._learner: IntentionLearner | None = None
         self._log = feedback_log.FeedbackLog(run.path)
-        self._intention, self._restored = feedback_log.last_intention(self._log.read())
+        self._intention: dict | None = None  # the current intention's event, once logged
 
     def __repr__(self) -> str:
         return f"Session({self.run!r}, projection={type(self.projection).__name__}, fitted={self._fitted})"
@@ -101,20 +101,23 @@ class Session:
 
     def _compute_attributes(self) -> dict[str, np.ndarray]:
         run = self.run
-        progress = run.n_samples >= PROGRESS_MIN_SAMPLES
         rows = [run.epochs.index(e) for e in self.epochs]
         embedding = self.embedding[rows]
-        with tqdm(total=3, desc="computing attributes", disable=not progress) as bar:
-            probs = np.stack([run.probabilities(e) for e in self.epochs]).astype(np.float32)
+        n_features = 2 + min(len(self.epochs) - 1, 2)  # location, confidence, velocity?, acceleration?
+        steps = len(self.epochs) + n_features + (self.mode == "default")
+        with tqdm(total=steps, desc="computing attributes", disable=run.n_samples < PROGRESS_MIN_SAMPLES) as bar:
+            probs = np.empty((len(self.epochs), run.n_samples, run.n_classes), dtype=np.float32)
+            for i, epoch in enumerate(self.epochs):
+                probs[i] = run.probabilities(epoch)
+                bar.update()
             features = dynamic_features(embedding, confidence(probs, run.labels, is_sigmoid(run)))
-            bar.update()
             seen = run.indices("train") if "train" in run.splits else np.arange(run.n_samples)
-            scores = self.detector.fit_score(features, seen)
-            attributes = {name: scores[:, j].astype(np.float32) for j, name in enumerate(features)}
-            bar.update()
+            self.detector.fit(features, seen, on_feature=bar.update)
+            attributes = {name: values.astype(np.float32)
+                          for name, values in zip(features, self.detector.scores(features, seen).T)}
             if self.mode == "default":
                 attributes.update(aggregate_attributes(run, self.epochs, progress=False, probabilities=probs))
-            bar.update()
+                bar.update()
         return attributes
 
     @property
@@ -145,11 +148,14 @@ class Session:
         """The intention learner of the current intention (answers restored from the run directory)."""
         if self._learner is None:
             names = self.attribute_names
+            # Every answer is in the log, so the learner is rebuilt from it (after a kernel
+            # restart, or after fit() changed the embedding the attributes come from).
+            self._intention, restored = feedback_log.last_intention(self._log.read())
             prior = self._intention.get("prior") if self._intention else None
             self._learner = IntentionLearner(self.anomaly_scores, names, mode=self.mode,
                                              prior=prior if prior in names else None,
                                              labelled=self.run.labels >= 0, seed=self.seed)
-            valid = {i: a for i, a in self._restored.items() if isinstance(i, int) and 0 <= i < self.run.n_samples}
+            valid = {i: a for i, a in restored.items() if isinstance(i, int) and 0 <= i < self.run.n_samples}
             if valid:
                 # The prior was chosen from the pool the user judged; the judged samples show that pool.
                 judged = np.zeros(self.run.n_samples, dtype=bool)
@@ -183,8 +189,7 @@ class Session:
         Answering a sample again replaces its earlier answer; a sample in both lists raises.
         """
         learner = self.learner
-        accept_idx = learner.check_indices(accept, "accept")
-        reject_idx = learner.check_indices(reject, "reject")
+        accept_idx, reject_idx = learner.check_answers(accept, reject)
         events = []
         if self._intention is None:
             events.append(self._intention_event(1, learner.requested_prior))
@@ -193,8 +198,6 @@ class Session:
         events += [{"event": "answer", "intention": intention, "index": int(i),
                     "answer": "accept" if ok else "reject", "time": time}
                    for indices, ok in ((accept_idx, True), (reject_idx, False)) for i in indices]
-        if len(np.intersect1d(accept_idx, reject_idx)):
-            learner.feedback(accept_idx, reject_idx)  # raises the error naming both lists
         self._log.append(events)
         if self._intention is None:
             self._intention = events[0]
@@ -209,7 +212,7 @@ class Session:
         number = (self._intention["intention"] + 1) if self._intention else 1
         event = self._intention_event(number, prior)
         self._log.append([event])
-        self._intention, self._restored = event, {}
+        self._intention = event
 
     def _intention_event(self, number: int, prior: str | None) -> dict:
         return {"event": "intention", "format": feedback_log.FORMAT, "intention": number,

@@ -78,7 +78,8 @@ def test_feedback_is_saved_and_restored(digits_copy):
     accept = [int(i) for i in first if i in noisy]
     reject = [int(i) for i in first if i not in noisy]
     session.feedback(accept=accept, reject=reject)
-    session.feedback(accept=[reject[0]]) if reject else None  # a changed mind
+    if reject:
+        session.feedback(accept=[reject[0]])  # a changed mind
     lines = (digits_copy / FILE).read_text().splitlines()
     events = [json.loads(line) for line in lines]
     assert events[0]["event"] == "intention" and events[0]["intention"] == 1
@@ -94,6 +95,9 @@ def test_feedback_is_saved_and_restored(digits_copy):
         assert answers[reject[0]] == 1 and (answers[reject[1:]] == 0).all()
     np.testing.assert_array_equal(restored.recommend(20, among="train"), after)
     assert restored.importance == pytest.approx(importance)
+    # Refitting the projection recomputes the attributes but keeps the answers.
+    restored.fit()
+    assert (restored.learner.answers[accept] == 1).all()
 
 
 def test_new_intention_resets_and_persists(digits_copy):
