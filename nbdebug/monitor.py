@@ -161,6 +161,8 @@ class Monitor:
 
     def detach(self) -> None:
         """Remove every hook; the model and optimizer are left exactly as they were."""
+        if self._widget is not None and not self._detached:
+            self._widget.refresh(force=True)  # show the last steps the throttle held back
         self._disarm()
         if self._opt_handle is not None:
             self._opt_handle.remove()

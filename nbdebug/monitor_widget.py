@@ -33,7 +33,7 @@ def _finite(values: list) -> list:
 class MonitorWidget(ipywidgets.VBox):
     """Curves and warnings of one :class:`~nbdebug.monitor.Monitor`, refreshed by the monitor."""
 
-    def __init__(self, monitor: Monitor, interval: float = 0.25):
+    def __init__(self, monitor: Monitor, interval: float = 0.5):
         self.monitor = monitor
         self.interval = interval
         self._last_refresh = -math.inf

@@ -60,6 +60,15 @@ def test_widget_follows_training_and_marks_warnings(caplog):
     assert "step 20" in widget.status.value
     # with a widget on screen, warnings are not also logged at WARNING level
     assert not [r for r in caplog.records if r.name == "nbdebug" and r.levelno >= logging.WARNING]
+    # steps held back by the refresh throttle are shown when the monitor is detached
+    widget.interval = 3600
+    out = model(X[:32])
+    loss = F.cross_entropy(out, y[:32])
+    loss.backward()
+    mon.step(loss=loss)
+    assert len(loss_curve.x) == 20
+    mon.detach()
+    assert len(loss_curve.x) == 21
 
 
 def test_nan_loss_marker_and_error_in_widget():
