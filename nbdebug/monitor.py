@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,12 @@ logger = logging.getLogger("nbdebug")
 
 _PARAMETRIC = (nn.Linear, nn.modules.conv._ConvNd)
 _EMPTY = torch.zeros(0)
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (where a displayed widget shows the warnings)."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 class Monitor:
@@ -95,6 +102,8 @@ class Monitor:
         self._armed = False
         self._detached = False
         self._widget = None
+        self._in_notebook = _in_notebook()
+        self._unshown: list[TrainingWarning] = []
         self._opt_handle = (optimizer.register_step_pre_hook(self._before_optimizer_step)
                             if optimizer is not None else None)
         for code, evidence in checks.static_checks(model, optimizer, loss_fn, self.thresholds):
@@ -118,6 +127,8 @@ class Monitor:
             if value is not None and not isinstance(value, torch.Tensor):
                 raise TypeError(f"step({name}=...) must be a torch.Tensor or None, got {type(value).__name__}")
         self.step_count += 1
+        if self._unshown:
+            self._flush_unshown()
         if loss is not None:
             value = self._scalar(loss, "loss")
             self.step_losses.append(value)
@@ -137,6 +148,8 @@ class Monitor:
         ``train_acc`` the monitor uses the accuracy of the batches it sampled."""
         if self._detached:
             raise RuntimeError("this Monitor is detached; create a new Monitor to keep watching")
+        if self._unshown:
+            self._flush_unshown()
         values = {}
         for name, value in (("train_loss", train_loss), ("train_acc", train_acc),
                             ("val_loss", val_loss), ("val_acc", val_acc)):
@@ -466,5 +479,20 @@ class Monitor:
         if self._widget is not None:
             self._widget.refresh(force=True)
             logger.debug("%s", warning)
+        elif self._in_notebook and self.step_count == 0 and self.epoch == 0:
+            # Static warnings in a notebook: the widget, usually displayed right after the
+            # constructor, will show them; log them at the first step only if it was not.
+            self._unshown.append(warning)
         else:
-            logger.log(logging.ERROR if warning.severity == ERROR else logging.WARNING, "%s", warning)
+            self._log(warning)
+
+    def _flush_unshown(self) -> None:
+        if self._unshown:
+            if self._widget is None:
+                for warning in self._unshown:
+                    self._log(warning)
+            self._unshown.clear()
+
+    @staticmethod
+    def _log(warning: TrainingWarning) -> None:
+        logger.log(logging.ERROR if warning.severity == ERROR else logging.WARNING, "%s", warning)

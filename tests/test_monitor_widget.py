@@ -95,3 +95,4 @@ def test_monitor_displays_as_its_widget():
     bundle = mon._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == mon.widget.model_id
+

@@ -16,10 +16,21 @@ torch.set_num_threads(1)
 X, y = load_digits(return_X_y=True)
 X = torch.tensor((X - X.mean(0)) / (X.std(0) + 1e-8), dtype=torch.float32)
 y = torch.tensor(y)
+import logging
+logging.basicConfig(format='LOGGED %(message)s')
 # A first monitor widget loads plotly in the kernel and in the page (slow the first time),
-# so that the timed cell below measures updates, not loading.
-display(Monitor(nn.Linear(2, 2)))
+# so that the timed cell below measures updates, not loading. Its learning rate is absurd:
+# the static warning must appear in the widget, not also as log text.
+m = nn.Sequential(nn.Linear(2, 2))
+display(Monitor(m, optimizer=torch.optim.SGD(m.parameters(), lr=50.0)))
 print('READY')"""
+
+# A monitor that is never displayed logs its static warnings at its first step.
+HIDDEN = [
+    "m = nn.Sequential(nn.Linear(3, 2))\n"
+    "hidden = Monitor(m, optimizer=torch.optim.SGD(m.parameters(), lr=50.0))\nprint('BUILT')",
+    "loss = m(torch.randn(4, 3)).sum()\nloss.backward()\nhidden.step(loss=loss)\nprint('STEPPED')",
+]
 
 # Trains until the test drops a "stop" file next to the notebook (at most 1500 steps), so
 # the cell is certainly still running while the test watches; a "blowup" file raises the
@@ -51,10 +62,13 @@ POINTS = "el => el.data && el.data[0] && el.data[0].x ? el.data[0].x.length : -1
 def test_monitor_widget_updates_while_training_runs(notebook, lab):
     for flag in ("stop", "blowup"):
         (lab.root / flag).unlink(missing_ok=True)
-    nb = notebook([SETUP, TRAIN])
+    nb = notebook([SETUP, TRAIN, *HIDDEN])
     nb.run(0)
     assert "READY" in nb.output_text(0)
     nb.cell(0).locator(".nbdebug-monitor .js-plotly-plot").wait_for(timeout=90_000)
+    static = nb.cell(0).locator(".nbdebug-warning[data-code='learning_rate_range']")
+    static.wait_for(timeout=30_000)
+    assert "LOGGED" not in nb.output_text(0)
 
     cell = nb.cell(1)
     cell.locator(".cm-content").click()
@@ -86,3 +100,8 @@ def test_monitor_widget_updates_while_training_runs(notebook, lab):
     steps = int(nb.output_text(1).split("DONE ", 1)[1].split()[0])
     assert steps < 1500, "training ran to its limit instead of being stopped by the test"
     nb.page.wait_for_function(f"el => ({POINTS})(el) === {steps}", arg=plot.element_handle(), timeout=30_000)
+
+    nb.run(2)
+    assert "BUILT" in nb.output_text(2) and "LOGGED" not in nb.output_text(2)
+    nb.run(3)
+    assert "LOGGED [warning] learning_rate_range" in nb.output_text(3)
