@@ -6,7 +6,9 @@
 import { asTyped, element } from "./lib/dom.js";
 import { attachLasso, insidePolygon } from "./lib/lasso.js";
 import { createPanel } from "./lib/panel.js";
-import { drawDots, drawOutlines, framePositions, imageCanvas, makeTransform, nearest } from "./lib/view.js";
+import {
+  dotGroups, drawDots, drawOutlines, framePositions, imageCanvas, makeTransform, nearest,
+} from "./lib/view.js";
 
 const HEIGHT = 440;
 const TWEEN_MS = 350;
@@ -63,6 +65,7 @@ function createLandscape(model, el) {
       metrics: model.get("epoch_metrics"),
     };
     xy = new Float32Array(2 * data.n);
+    data.groups = dotGroups(data, (i) => colour(data.labels[i]));
     slider.max = String(Math.max(epochs.length - 1, 0));
     renderLegend();
   }
@@ -81,6 +84,7 @@ function createLandscape(model, el) {
     panel.setCards(model.get("cards"), asTyped(model.get("card_thumbnails"), Uint8Array),
       model.get("thumbnail_shape"));
     panel.setImportance(model.get("importance"));
+    panel.setMessage(model.get("message"));
   }
 
   function colour(labelIndex) {
@@ -122,7 +126,7 @@ function createLandscape(model, el) {
       ctx.drawImage(background.image, left, top, right - left, bottom - top);
     }
     framePositions(data.positions, data.n, data.epochs.length, frame, xy);
-    drawDots(ctx, transform, xy, data, (i) => colour(data.labels[i]), null);
+    drawDots(ctx, transform, xy, data.groups, data.n);
     drawOutlines(ctx, transform, xy, data.rejected, "#bdbdbd", 4.5, 1.5);
     drawOutlines(ctx, transform, xy, data.accepted, "#2e7d32", 4.5, 2);
     drawOutlines(ctx, transform, xy, data.recommended, "#111111", 4.5, 1.5);
@@ -216,7 +220,7 @@ function createLandscape(model, el) {
       select(inside);
     },
     onClick: (px, py) => {
-      const hit = nearest(transform, xy, data.n, px, py, null);
+      const hit = nearest(transform, xy, data.n, px, py);
       select(hit >= 0 ? [hit] : []);
     },
   });
@@ -226,7 +230,7 @@ function createLandscape(model, el) {
     const rect = canvas.getBoundingClientRect();
     const px = event.clientX - rect.left - canvas.clientLeft;
     const py = event.clientY - rect.top - canvas.clientTop;
-    const hit = nearest(transform, xy, data.n, px, py, null);
+    const hit = nearest(transform, xy, data.n, px, py);
     if (hit < 0) {
       tooltip.hidden = true;
       return;
@@ -250,7 +254,7 @@ function createLandscape(model, el) {
   for (const name of ["background", "background_size"]) {
     model.on(`change:${name}`, () => { decodeBackground(); draw(); });
   }
-  for (const name of ["_selection", "_recommended", "_accepted", "_rejected", "cards", "importance"]) {
+  for (const name of ["_selection", "_recommended", "_accepted", "_rejected", "cards", "importance", "message"]) {
     model.on(`change:${name}`, () => { decodeFeedback(); draw(); });
   }
 
@@ -298,6 +302,7 @@ const STYLE = `
 .nbdebug-card-text { flex: 1; font-size: 12px; }
 .nbdebug-thumb { image-rendering: pixelated; border: 1px solid #ddd; }
 .nbdebug-importance { font-size: 11px; color: #666; }
+.nbdebug-message { font-size: 12px; color: #b71c1c; }
 `;
 
 function render({ model, el }) {

@@ -58,7 +58,10 @@ class AlignedPCA:
             spread = float(np.sqrt((points ** 2).sum(axis=1).mean())) or 1.0
             axes /= spread
             if previous is not None:
-                axes = axes @ procrustes_rotation(centred @ axes, previous[fit_rows])
+                # Align on the samples placed in both frames (a frame may have NaN rows).
+                both = fit_rows[np.isfinite(previous[fit_rows]).all(axis=1)]
+                if len(both) >= 2:
+                    axes = axes @ procrustes_rotation((reps[both] - mean) @ axes, previous[both])
             self.mean_[i], self.weights_[i] = mean, axes
             frame = np.full((run.n_samples, 2), np.nan, dtype=np.float32)
             frame[finite] = (reps[finite] - mean) @ axes

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import head as head_module
 from .run import (EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, TMP_PREFIX,
@@ -39,14 +39,15 @@ class _Split:
     inputs: torch.Tensor | Dataset
     labels: np.ndarray
 
-    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[torch.Tensor]:
+        """The split's inputs in order, ``batch_size`` at a time (only the first ``limit``)."""
+        n = len(self.labels) if limit is None else min(limit, len(self.labels))
         if isinstance(self.inputs, torch.Tensor):
-            for start in range(0, len(self.inputs), batch_size):
-                yield self.inputs[start:start + batch_size]
+            for start in range(0, n, batch_size):
+                yield self.inputs[start:min(start + batch_size, n)]
         else:
-            loader = DataLoader(self.inputs, batch_size=batch_size, shuffle=False,
-                                collate_fn=_collate_inputs)
-            yield from loader
+            subset = self.inputs if n == len(self.labels) else Subset(self.inputs, range(n))
+            yield from DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate_inputs)
 
 
 def _collate_inputs(items: list) -> torch.Tensor:
@@ -83,6 +84,13 @@ def _as_labels(y: Any, n: int, name: str) -> np.ndarray:
 
 def _split(name: str, value: Any, labelled: bool) -> _Split:
     """Turn ``train=(X, y)``, ``test=(X, y)``, ``unlabeled=X`` or a Dataset into a _Split."""
+    split = _split_unchecked(name, value, labelled)
+    if len(split.labels) == 0:
+        raise ValueError(f"{name} has no samples; pass at least one or leave {name} out")
+    return split
+
+
+def _split_unchecked(name: str, value: Any, labelled: bool) -> _Split:
     if isinstance(value, Dataset):
         try:
             n = len(value)
@@ -90,6 +98,9 @@ def _split(name: str, value: Any, labelled: bool) -> _Split:
             raise TypeError(f"{name} is a Dataset without a length; nbdebug needs map-style datasets") from None
         if not labelled:
             return _Split(name, value, np.full(n, -1, dtype=np.int64))
+        targets = getattr(value, "targets", None)  # torchvision datasets: no need to load every image
+        if targets is not None and len(targets) == n:
+            return _Split(name, value, _as_labels(np.asarray(targets), n, f"{name}.targets"))
         labels = []
         for i in range(n):
             item = value[i]
@@ -124,11 +135,69 @@ def _jsonable(value: Any, name: str) -> Any:
         raise ValueError(f"{name} must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from None
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_json(path: Path, value: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    """Write JSON atomically: a temporary file, flushed, then renamed over ``path``."""
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+    with open(tmp, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class _RowWriter:
+    """Rows of one epoch streamed batch by batch into a .npy file, so a capture never holds
+    the epoch in memory. ``compact`` stores float16, widened to float32 if a value does not fit."""
+
+    def __init__(self, path: Path, n_rows: int, compact: bool):
+        self.path, self.n_rows, self.compact = path, n_rows, compact
+        self.array: np.memmap | None = None
+        self.filled = 0
+        self.nonfinite = 0
+
+    def write(self, rows: np.ndarray) -> None:
+        if self.array is None:
+            dtype = np.float16 if self.compact else np.float32
+            self.array = np.lib.format.open_memmap(self.path, mode="w+", dtype=dtype,
+                                                   shape=(self.n_rows, rows.shape[1]))
+        if rows.shape[1] != self.array.shape[1]:
+            raise RuntimeError(f"{self.path.stem} changed width within one epoch "
+                               f"({self.array.shape[1]} then {rows.shape[1]})")
+        finite = np.isfinite(rows)
+        self.nonfinite += int((~finite).any(axis=1).sum())
+        if self.array.dtype == np.float16 and finite.any() and float(np.abs(rows[finite]).max()) > FLOAT16_MAX:
+            self._widen()
+        self.array[self.filled:self.filled + len(rows)] = rows
+        self.filled += len(rows)
+
+    def _widen(self) -> None:
+        wide_path = self.path.with_name(f"{TMP_PREFIX}wide-{self.path.name}")
+        wide = np.lib.format.open_memmap(wide_path, mode="w+", dtype=np.float32, shape=self.array.shape)
+        wide[:self.filled] = self.array[:self.filled]
+        self.array = None
+        os.replace(wide_path, self.path)
+        self.array = wide
+
+    def close(self) -> None:
+        self.array.flush()
+        self.array = None
+        with open(self.path, "rb+") as f:
+            os.fsync(f.fileno())
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
@@ -138,24 +207,45 @@ def _save_array(path: Path, array: np.ndarray) -> None:
         os.fsync(f.fileno())
 
 
+OUTPUTS = ("logits", "probabilities", "log_probabilities")
+
+
+def _to_probabilities(output: Any, batch: int, kind: str) -> np.ndarray:
+    """(batch, n_classes) probabilities from the model's output; one unit means binary."""
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise RuntimeError(f"the model must return one row of scores per sample, shape (batch, n_classes), "
+                           f"got {shape}")
+    out = output.detach().float()
+    if kind == "log_probabilities":
+        out = out.exp()
+    if out.shape[1] == 1:
+        p = torch.sigmoid(out) if kind == "logits" else out
+        return torch.cat([1 - p, p], dim=1).cpu().numpy()
+    return (torch.softmax(out, dim=1) if kind == "logits" else out).cpu().numpy()
+
+
 class Recorder:
     """Record a PyTorch classifier's training, one epoch at a time, into a run directory.
 
     The representation of a sample is the input of ``head``, the module that maps
     representations to logits; a forward pre-hook reads it, so the model is not changed.
+    The model runs once on a couple of samples when the Recorder is created, so a wrong
+    ``head``, output shape or label range fails before training starts.
 
     Parameters
     ----------
     model : torch.nn.Module
-        The classifier; its output for a batch must be logits of shape (batch, n_classes)
-        (or (batch, 1) for a binary classifier with a sigmoid output).
+        The classifier; for a batch it returns (batch, n_classes) scores, or (batch, 1)
+        for a binary classifier.
     head : torch.nn.Module
         A submodule of ``model`` that maps representations to logits, e.g. ``model.fc``.
     path : str or Path
         The run directory to create. See :mod:`nbdebug.run` for its format.
     train, test : (inputs, labels) or Dataset
         Samples to track with the labels the model sees (noisy labels included).
-        Inputs and labels may be tensors or numpy arrays; a Dataset yields (input, label).
+        Inputs and labels may be tensors or numpy arrays; a Dataset yields (input, label)
+        and should apply the evaluation transform (no random augmentation).
     unlabeled : inputs or Dataset, optional
         Samples without labels, e.g. a pool for active learning.
     classes : list of str, optional
@@ -164,6 +254,9 @@ class Recorder:
         Small images shown for samples, one per sample of that split: (n, h, w) or (n, h, w, 3|4).
     metadata : dict, optional
         Anything JSON-serialisable to keep with the run (e.g. the clean labels).
+    output : "logits", "probabilities" or "log_probabilities"
+        What the model returns: raw scores (softmax, or sigmoid for one unit, is applied),
+        or already probabilities (a model ending in Softmax or Sigmoid), or log-probabilities.
     batch_size : int
         Samples per forward pass when capturing.
     overwrite : bool
@@ -175,7 +268,7 @@ class Recorder:
                  classes: list[str] | None = None,
                  thumbnails: dict[str, np.ndarray] | None = None,
                  metadata: dict[str, Any] | None = None,
-                 batch_size: int = 512, overwrite: bool = False):
+                 output: str = "logits", batch_size: int = 512, overwrite: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(head, nn.Module):
@@ -185,6 +278,8 @@ class Recorder:
         if head_path is None:
             raise ValueError("head is not a submodule of model; pass the layer of this model that maps "
                              "representations to logits, e.g. head=model.fc")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(path, (str, Path)):
@@ -213,11 +308,17 @@ class Recorder:
         self.model = model
         self.head = head
         self.path = Path(path)
+        self.output = output
         self.batch_size = batch_size
         self._splits = splits
         self._labels = labels
         self._epochs: list[int] = []
-        spec = head_module.describe(head)
+
+        # A trial forward pass on two samples: fails now, not after the first epoch of training.
+        self.n_outputs = next(self._forward(limit=2, raw=True)).shape[1]
+        n_classes = self._check_classes(classes)
+        if classes is None:
+            classes = [str(i) for i in range(n_classes)]
 
         self._prepare_directory(overwrite)
         start = 0
@@ -228,10 +329,10 @@ class Recorder:
         self._info = {
             "format": FORMAT,
             "n_samples": int(len(labels)),
-            "n_classes": len(classes) if classes is not None else None,
+            "n_classes": n_classes,
             "classes": classes,
             "splits": split_info,
-            "head": {"path": head_path, "type": type(head).__name__, "spec": spec},
+            "head": {"path": head_path, "type": type(head).__name__, "spec": head_module.describe(head)},
             "metadata": metadata,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -240,6 +341,22 @@ class Recorder:
             (self.path / THUMBNAILS_DIR).mkdir(exist_ok=True)
             _save_array(self.path / THUMBNAILS_DIR / f"{name}.npy", images)
         _write_json(self.path / RUN_FILE, self._info)
+
+    def _check_classes(self, classes: list[str] | None) -> int:
+        n_classes = max(self.n_outputs, 2)
+        top = int(self._labels.max(initial=-1))
+        if top >= n_classes:
+            raise ValueError(f"labels go up to {top} but the model outputs {n_classes} classes; "
+                             "labels must be class indices 0..n_classes-1")
+        if classes is not None and len(classes) != n_classes:
+            raise ValueError(f"classes names {len(classes)} classes but the model outputs {n_classes}")
+        last = list(self.model.modules())[-1]
+        if self.output == "logits" and isinstance(last, (nn.Softmax, nn.Sigmoid, nn.LogSoftmax)):
+            kind = "log_probabilities" if isinstance(last, nn.LogSoftmax) else "probabilities"
+            warnings.warn(f"the model ends with nn.{type(last).__name__}, so its outputs are not logits; "
+                          f"pass output={kind!r} to Recorder, or the recorded probabilities will be wrong",
+                          stacklevel=3)
+        return n_classes
 
     @staticmethod
     def _check_thumbnails(thumbnails: Any, sizes: dict[str, int]) -> dict[str, np.ndarray]:
@@ -284,15 +401,16 @@ class Recorder:
     def capture(self, epoch: int, metrics: dict[str, float] | None = None) -> None:
         """Run the model on every tracked sample and store this epoch atomically.
 
-        The model runs in eval mode under ``torch.no_grad()`` and gets its previous
-        mode back. ``metrics`` (e.g. ``{"train_acc": 0.93}``) are stored with the epoch.
-        NaN or Inf in the representations are stored as they are and reported with a
-        :class:`NonFiniteWarning`.
+        The model runs in eval mode under ``torch.no_grad()``; every submodule gets its
+        previous mode back. ``metrics`` (e.g. ``{"train_acc": 0.93}``) are stored with the
+        epoch. NaN or Inf in the representations are stored as they are and reported with
+        a :class:`NonFiniteWarning`.
         """
         if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
         epoch = int(epoch)
-        if epoch in self._epochs:
+        final = self.path / EPOCHS_DIR / epoch_dirname(epoch)
+        if epoch in self._epochs or final.exists():
             raise ValueError(f"epoch {epoch} was already captured; capture each epoch once, "
                              "e.g. rec.capture(epoch) at the end of each epoch")
         if self._epochs and epoch < self._epochs[-1]:
@@ -301,26 +419,40 @@ class Recorder:
         metrics = self._check_metrics(metrics)
 
         started = time.perf_counter()
-        representations, probabilities = self._forward_all()
-        self._check_classes(probabilities.shape[1], epoch)
-        state = {name: t.detach().cpu().float().numpy() for name, t in self.head.state_dict().items()}
-
-        nonfinite = {
-            "representations": int((~np.isfinite(representations)).any(axis=1).sum()),
-            "probabilities": int((~np.isfinite(probabilities)).any(axis=1).sum()),
-        }
-        finite = representations[np.isfinite(representations)]
-        fits_half = finite.size == 0 or float(np.abs(finite).max()) <= FLOAT16_MAX
-        representations = representations.astype(np.float16 if fits_half else np.float32)
-
-        self._write_epoch(epoch, representations, probabilities, state, {
-            "epoch": epoch,
-            "metrics": metrics,
-            "nonfinite": nonfinite,
-            "seconds": round(time.perf_counter() - started, 4),
-            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{epoch_dirname(epoch)}-", dir=self.path / EPOCHS_DIR))
+        try:
+            n = len(self._labels)
+            reps = _RowWriter(tmp / "representations.npy", n, compact=True)
+            probs = _RowWriter(tmp / "probabilities.npy", n, compact=False)
+            for batch_reps, batch_probs in self._forward():
+                if batch_probs.shape[1] != self._info["n_classes"]:
+                    raise RuntimeError(f"the model now outputs {batch_probs.shape[1]} classes; the run has "
+                                       f"{self._info['n_classes']}")
+                reps.write(batch_reps)
+                probs.write(batch_probs)
+            reps.close()
+            probs.close()
+            state = {name: t.detach().cpu().float().numpy() for name, t in self.head.state_dict().items()}
+            with open(tmp / "head.npz", "wb") as f:
+                np.savez(f, **state)
+                f.flush()
+                os.fsync(f.fileno())
+            nonfinite = {"representations": reps.nonfinite, "probabilities": probs.nonfinite}
+            info = {"epoch": epoch, "metrics": metrics, "nonfinite": nonfinite,
+                    "seconds": round(time.perf_counter() - started, 4),
+                    "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            with open(tmp / "epoch.json", "w", encoding="utf-8") as f:
+                json.dump(info, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a run is shared like its files
+            _fsync_dir(tmp)
+            os.rename(tmp, final)  # atomic: the epoch appears whole or not at all
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         self._epochs.append(epoch)
+        _fsync_dir(final.parent)  # make the rename itself durable
         if nonfinite["representations"] or nonfinite["probabilities"]:
             warnings.warn(
                 f"epoch {epoch}: {nonfinite['representations']} samples have NaN or Inf representations and "
@@ -329,7 +461,7 @@ class Recorder:
                 NonFiniteWarning, stacklevel=2)
 
     @staticmethod
-    def _check_metrics(metrics: Any) -> dict[str, float]:
+    def _check_metrics(metrics: Any) -> dict[str, float | None]:
         if metrics is None:
             return {}
         if not isinstance(metrics, dict):
@@ -345,44 +477,37 @@ class Recorder:
             checked[name] = number if math.isfinite(number) else None
         return checked
 
-    def _check_classes(self, n_outputs: int, epoch: int) -> None:
-        n_classes = 2 if n_outputs == 1 else n_outputs
-        top = int(self._labels.max(initial=-1))
-        if top >= n_classes:
-            raise ValueError(f"labels go up to {top} but the model outputs {n_classes} classes; "
-                             "labels must be class indices 0..n_classes-1")
-        known = self._info["n_classes"]
-        if known is not None and known != n_classes:
-            raise ValueError(f"epoch {epoch}: the model outputs {n_classes} classes but the run has {known} "
-                             "(from classes= or an earlier epoch)")
-        if known is None:
-            self._info["n_classes"] = n_classes
-            self._info["classes"] = [str(i) for i in range(n_classes)]
-            _write_json(self.path / RUN_FILE, self._info)
+    def _forward(self, limit: int | None = None, raw: bool = False) -> Iterator[Any]:
+        """(representations, probabilities) per batch over every split, model in eval mode.
 
-    def _forward_all(self) -> tuple[np.ndarray, np.ndarray]:
+        ``limit`` runs only the first samples of the first split; ``raw`` yields the
+        model's outputs as they are, once checked (the trial pass).
+        """
         captured: list[torch.Tensor] = []
 
         def grab(_module: nn.Module, inputs: tuple) -> None:
             captured.append(inputs[0].detach())
 
-        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
-        was_training = self.model.training
+        params = [p for p in self.model.parameters() if p.is_floating_point()]
+        device = params[0].device if params else torch.device("cpu")
+        dtype = params[0].dtype if params else torch.float32
+        modes = {module: module.training for module in self.model.modules()}
         hook = self.head.register_forward_pre_hook(grab)
-        reps, probs = [], []
         try:
             self.model.eval()
             with torch.no_grad():
-                for split in self._splits:
-                    for batch in split.batches(self.batch_size):
+                for split in self._splits[:1] if limit else self._splits:
+                    for batch in split.batches(self.batch_size, limit):
+                        batch = batch.to(device, dtype) if batch.is_floating_point() else batch.to(device)
                         captured.clear()
-                        output = self.model(batch.to(device))
-                        reps.append(self._representation(captured, len(batch)))
-                        probs.append(self._probabilities(output, len(batch)))
+                        output = self.model(batch)
+                        reps = self._representation(captured, len(batch))
+                        probs = _to_probabilities(output, len(batch), self.output)
+                        yield output if raw else (reps, probs)
         finally:
             hook.remove()
-            self.model.train(was_training)
-        return np.concatenate(reps), np.concatenate(probs)
+            for module, training in modes.items():
+                module.training = training
 
     @staticmethod
     def _representation(captured: list[torch.Tensor], batch: int) -> np.ndarray:
@@ -397,39 +522,5 @@ class Recorder:
                                "head must see one representation per sample")
         return rep.reshape(batch, -1).float().cpu().numpy()
 
-    @staticmethod
-    def _probabilities(output: Any, batch: int) -> np.ndarray:
-        if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            raise RuntimeError(f"the model must return logits of shape (batch, n_classes), got {shape}")
-        logits = output.float()
-        if logits.shape[1] == 1:
-            p = torch.sigmoid(logits)
-            return torch.cat([1 - p, p], dim=1).cpu().numpy()
-        return torch.softmax(logits, dim=1).cpu().numpy()
-
-    def _write_epoch(self, epoch: int, representations: np.ndarray, probabilities: np.ndarray,
-                     state: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-        epochs_dir = self.path / EPOCHS_DIR
-        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{epoch_dirname(epoch)}-", dir=epochs_dir))
-        try:
-            _save_array(tmp / "representations.npy", representations)
-            _save_array(tmp / "probabilities.npy", probabilities.astype(np.float32))
-            with open(tmp / "head.npz", "wb") as f:
-                np.savez(f, **state)
-                f.flush()
-                os.fsync(f.fileno())
-            _write_json(tmp / "epoch.json", info)
-            os.rename(tmp, epochs_dir / epoch_dirname(epoch))
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        fd = os.open(epochs_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # make the rename itself durable
-        finally:
-            os.close(fd)
-
     def __repr__(self) -> str:
         return f"Recorder({str(self.path)!r}, {self._info['n_samples']} samples, epochs captured: {self._epochs})"
-

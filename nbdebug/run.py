@@ -16,8 +16,7 @@ This docstring is the one description of the on-disk format (version 1)::
           epoch.json            {"epoch", "metrics", "nonfinite": {...}, "seconds", "written"}
       epochs/.tmp-*             an epoch being written; readers ignore it
 
-``run.json`` holds ``format``, ``n_samples``, ``n_classes`` (null until the
-first epoch is captured, if no class names were given), ``classes``,
+``run.json`` holds ``format``, ``n_samples``, ``n_classes``, ``classes``,
 ``splits`` (a list of ``{"name", "start", "stop"}``; samples are ordered
 train, test, unlabeled), ``head`` (``{"path", "type", "spec"}``; spec is null
 for a custom head), ``metadata`` and ``created``.
@@ -34,6 +33,7 @@ JSON, so opening a run from an untrusted source cannot execute code.
 from __future__ import annotations
 
 import json
+import zipfile
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -155,7 +155,7 @@ class Run:
 
     def metrics(self, epoch: int) -> dict[str, float]:
         """The metrics passed to ``capture`` for ``epoch``."""
-        return self.epoch_info(epoch)["metrics"]
+        return self.epoch_info(epoch).get("metrics", {})
 
     def head_state(self, epoch: int) -> dict[str, torch.Tensor]:
         """The head's state dict at ``epoch``."""
@@ -165,6 +165,8 @@ class Run:
                 return {name: torch.from_numpy(arrays[name].copy()) for name in arrays.files}
         except FileNotFoundError:
             raise RunFormatError(f"{path} is missing") from None
+        except (ValueError, OSError, zipfile.BadZipFile) as err:
+            raise RunFormatError(f"{path} is not a readable .npz of arrays ({err})") from None
 
     def head(self, epoch: int, module: nn.Module | None = None) -> nn.Module:
         """The head as it was at ``epoch``, in eval mode on the CPU.
@@ -181,7 +183,14 @@ class Run:
         if split not in self.splits:
             raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
         path = self.path / THUMBNAILS_DIR / f"{split}.npy"
-        return open_array(path) if path.exists() else None
+        if not path.exists():
+            return None
+        images = open_array(path)
+        where = self.splits[split]
+        if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != where.stop - where.start:
+            raise RunFormatError(f"{path} should hold {where.stop - where.start} uint8 images, "
+                                 f"got {images.dtype} {images.shape}")
+        return images
 
 
 def _check_run_info(info: dict[str, Any], where: Path) -> None:
@@ -191,13 +200,21 @@ def _check_run_info(info: dict[str, Any], where: Path) -> None:
         raise RunFormatError(f"{where} lacks the keys {missing}")
     if info["format"] != FORMAT:
         raise RunFormatError(f"{where} has format {info['format']!r}; this nbdebug reads format {FORMAT}")
+    n, c, classes = info["n_samples"], info["n_classes"], info["classes"]
+    if not (isinstance(n, int) and n > 0 and isinstance(c, int) and c >= 2):
+        raise RunFormatError(f"{where}: n_samples and n_classes must be positive integers, got {n!r}, {c!r}")
+    if not (isinstance(classes, list) and len(classes) == c and all(isinstance(x, str) for x in classes)):
+        raise RunFormatError(f"{where}: classes must be {c} names, got {classes!r}")
+    if not (isinstance(info["head"], dict) and isinstance(info["metadata"], dict)):
+        raise RunFormatError(f"{where}: head and metadata must be JSON objects")
     stop = 0
-    for split in info["splits"]:
-        if split.get("start") != stop or split.get("stop", -1) < stop:
-            raise RunFormatError(f"{where}: splits must cover the samples in order, got {info['splits']}")
+    for split in info["splits"] if isinstance(info["splits"], list) else [None]:
+        if not (isinstance(split, dict) and split.get("name") in ("train", "test", "unlabeled")
+                and split.get("start") == stop and isinstance(split.get("stop"), int) and split["stop"] > stop):
+            raise RunFormatError(f"{where}: splits must cover the samples in order, got {info['splits']!r}")
         stop = split["stop"]
-    if stop != info["n_samples"]:
-        raise RunFormatError(f"{where}: splits cover {stop} samples but n_samples is {info['n_samples']}")
+    if stop != n:
+        raise RunFormatError(f"{where}: splits cover {stop} samples but n_samples is {n}")
 
 
 def load_run(path: str | Path) -> Run:
@@ -218,13 +235,10 @@ def load_run(path: str | Path) -> Run:
     _check_run_info(info, path / RUN_FILE)
 
     epochs_dir = path / EPOCHS_DIR
-    names = sorted(p.name for p in epochs_dir.iterdir()) if epochs_dir.is_dir() else []
-    epochs = [int(name) for name in names if name.isdigit()]
+    names = [p.name for p in epochs_dir.iterdir()] if epochs_dir.is_dir() else []
+    epochs = sorted(int(name) for name in names if name.isdigit())
     if not epochs:
         raise RunFormatError(f"{path} has no captured epochs yet; call Recorder.capture(epoch) after each epoch")
-    if info["n_classes"] is None:
-        raise RunFormatError(f"{path / RUN_FILE} has no n_classes although epochs were captured")
-
     n, c = info["n_samples"], info["n_classes"]
     labels = np.asarray(open_array(path / LABELS_FILE))
     if labels.shape != (n,) or labels.dtype.kind not in "iu":

@@ -34,6 +34,13 @@ def _check_bundle(path: Path) -> None:
             "in the nbdebug source tree (scripts/dev.sh does this)")
 
 
+def _buffer(value: Any) -> bytes:
+    """A binary message from the page as bytes; anything else is refused."""
+    if not isinstance(value, (bytes, memoryview)):
+        raise traitlets.TraitError(f"expected a binary buffer, got {type(value).__name__}")
+    return bytes(value)
+
+
 def _indices_bytes(indices: Any) -> bytes:
     return np.asarray(indices, dtype=np.uint32).tobytes()
 
@@ -66,7 +73,7 @@ class Landscape(anywidget.AnyWidget):
     background = traitlets.Bytes(b"").tag(sync=True)  # uint8 RGBA (h, w, 4) over `bounds`, row 0 on top
     background_size = traitlets.List(traitlets.Int(), [0, 0]).tag(sync=True)  # [w, h]
     # uint32 indices, set by the lasso; the page sends a memoryview
-    _selection = traitlets.Bytes(b"").tag(sync=True, from_json=lambda value, _widget: bytes(value))
+    _selection = traitlets.Bytes(b"").tag(sync=True, from_json=lambda value, _widget: _buffer(value))
     _recommended = traitlets.Bytes(b"").tag(sync=True)  # uint32 indices, best first
     _accepted = traitlets.Bytes(b"").tag(sync=True)
     _rejected = traitlets.Bytes(b"").tag(sync=True)
@@ -76,7 +83,7 @@ class Landscape(anywidget.AnyWidget):
     importance = traitlets.Dict().tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)  # the last problem with a request from the page
 
-    def __init__(self, session: Session, recommendations: int = 20, **kwargs: Any):
+    def __init__(self, session: Session, recommendations: int = 20, epoch: int | None = None, **kwargs: Any):
         _check_bundle(STATIC / "landscape.js")
         if not isinstance(recommendations, int) or recommendations < 0:
             raise ValueError(f"recommendations must be a non-negative integer, got {recommendations!r}")
@@ -89,7 +96,7 @@ class Landscape(anywidget.AnyWidget):
         metrics = [{k: v for k, v in run.metrics(e).items() if v is not None} for e in run.epochs]
         super().__init__(
             epochs=list(run.epochs),
-            epoch=run.epochs[-1],
+            epoch=run.epochs[-1] if epoch is None else epoch,
             n_samples=run.n_samples,
             positions=embedding.tobytes(),
             labels=run.labels.astype(np.int16).tobytes(),

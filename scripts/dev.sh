@@ -10,6 +10,10 @@ VENV=.venv
 PY="$VENV/bin/python"
 
 setup() {
+    # The JS bundle first: building the nbdebug wheel needs it.
+    echo "==> building the frontend"
+    npm ci --no-audit --no-fund --loglevel=error
+    npm run --silent build
     if [ ! -x "$PY" ]; then
         echo "==> creating virtual environment in $VENV"
         python3 -m venv "$VENV"
@@ -23,9 +27,6 @@ setup() {
         "$PY" -m pip install --quiet -c constraints.txt -e ".[dev]"
         echo "$digest" > "$stamp"
     fi
-    echo "==> building the frontend"
-    npm ci --no-audit --no-fund --loglevel=error
-    npm run --silent build
 }
 
 ensure_chromium() {

@@ -49,3 +49,21 @@ def test_session_accepts_paths_and_runs(digits_run_path):
     assert y0 < emb[..., 1].min() and y1 > emb[..., 1].max()
     with pytest.raises(TypeError, match="run must be a Run"):
         nbdebug.Session(3)
+
+
+def test_a_frame_after_nan_rows_still_aligns(tmp_path):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    x, y = torch.randn(80, 5), torch.randint(0, 3, (80,))
+    model = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 3))
+    rec = nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=(x, y))
+    rec.capture(0)
+    x[:4] = float("nan")  # a few samples diverge for one epoch, then recover
+    with pytest.warns(nbdebug.NonFiniteWarning):
+        rec.capture(1)
+    x[:4] = 0.0
+    rec.capture(2)
+    emb = AlignedPCA(progress=False).fit(nbdebug.load_run(tmp_path / "run")).embedding_
+    assert np.isnan(emb[1, :4]).all() and np.isfinite(emb[2]).all()

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import nbdebug
-from nbdebug.record import NonFiniteWarning
+from nbdebug.record import NonFiniteWarning, _umask
 
 
 def blobs(n=120, classes=3, features=6, seed=0):
@@ -182,9 +182,12 @@ def test_bad_arguments_name_the_argument_and_fix(tmp_path, kwargs, error, messag
 def test_labels_beyond_the_model_outputs(tmp_path):
     x, y = blobs(classes=3)
     model = Net(classes=2)
-    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    # Found by the trial forward pass, before any training.
     with pytest.raises(ValueError, match="labels go up to 2 but the model outputs 2 classes"):
-        rec.capture(0)
+        nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    three = Net(classes=3)
+    with pytest.raises(ValueError, match="classes names 4 classes but the model outputs 3"):
+        nbdebug.Recorder(three, head=three.fc, path=tmp_path / "run", train=(x, y), classes=list("abcd"))
 
 
 def test_capture_twice_or_out_of_order(tmp_path):
@@ -203,24 +206,111 @@ def test_capture_twice_or_out_of_order(tmp_path):
     assert rec.epochs == [3]
 
 
-def test_head_not_called_or_bad_output(tmp_path):
+def test_head_not_called_or_bad_output_fail_before_training(tmp_path):
     x, y = blobs()
     model = Net()
-    unused = nn.Linear(16, 3)
-    model.extra = unused
-    rec = nbdebug.Recorder(model, head=unused, path=tmp_path / "run", train=(x, y))
+    model.extra = nn.Linear(16, 3)
     with pytest.raises(RuntimeError, match="head was called never"):
-        rec.capture(0)
+        nbdebug.Recorder(model, head=model.extra, path=tmp_path / "run", train=(x, y))
 
     class Pair(Net):
         def forward(self, x):
             return super().forward(x), x
 
     pair = Pair()
-    rec = nbdebug.Recorder(pair, head=pair.fc, path=tmp_path / "run2", train=(x, y))
-    with pytest.raises(RuntimeError, match=r"logits of shape \(batch, n_classes\)"):
+    with pytest.raises(RuntimeError, match=r"shape \(batch, n_classes\)"):
+        nbdebug.Recorder(pair, head=pair.fc, path=tmp_path / "run2", train=(x, y))
+    assert pair.training  # the mode is restored even when the forward pass fails
+    assert not pair.fc._forward_pre_hooks and not model.extra._forward_pre_hooks
+
+
+def test_every_submodule_keeps_its_mode_and_no_hook_stays(tmp_path):
+    x, y = blobs()
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    model.train()
+    model[1].eval()  # a frozen BatchNorm while fine-tuning
+    rec = nbdebug.Recorder(model, head=model[3], path=tmp_path / "run", train=(x, y))
+    rec.capture(0)
+    assert model.training and model[0].training and not model[1].training
+    assert not model[3]._forward_pre_hooks
+
+
+def test_float64_numpy_inputs_follow_the_model_dtype(tmp_path):
+    x, y = blobs()
+    model = Net()
+    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x.astype(np.float64), y))
+    rec.capture(0)
+    assert nbdebug.load_run(tmp_path / "run").representations(0).shape == (120, 16)
+
+
+@pytest.mark.parametrize("last, output", [(nn.Softmax(dim=1), "probabilities"),
+                                          (nn.LogSoftmax(dim=1), "log_probabilities")])
+def test_models_that_end_in_softmax(tmp_path, last, output):
+    x, y = blobs()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3), last)
+    with pytest.warns(UserWarning, match=f"pass output='{output}'"):
+        nbdebug.Recorder(model, head=model[2], path=tmp_path / "warned", train=(x, y))
+    nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=(x, y), output=output).capture(0)
+    with torch.no_grad():
+        expected = torch.softmax(model[:3](torch.from_numpy(x)), 1).numpy()
+    np.testing.assert_allclose(nbdebug.load_run(tmp_path / "run").probabilities(0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sigmoid_output(tmp_path):
+    x, y = blobs(classes=2)
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 1), nn.Sigmoid())
+    nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=(x, y), output="probabilities").capture(0)
+    with torch.no_grad():
+        p = model(torch.from_numpy(x)).numpy()[:, 0]
+    np.testing.assert_allclose(nbdebug.load_run(tmp_path / "run").probabilities(0)[:, 1], p, rtol=1e-6)
+    with pytest.raises(ValueError, match="output must be one of"):
+        nbdebug.Recorder(model, head=model[2], path=tmp_path / "r2", train=(x, y), output="softmax")
+
+
+def test_empty_split(tmp_path):
+    x, y = blobs()
+    model = Net()
+    with pytest.raises(ValueError, match="test has no samples"):
+        nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y), test=(x[:0], y[:0]))
+
+
+def test_dataset_targets_are_used_without_loading_items(tmp_path):
+    x, y = blobs()
+
+    class Images(TensorDataset):
+        loads = 0
+
+        def __getitem__(self, i):
+            Images.loads += 1
+            return super().__getitem__(i)
+
+    data = Images(torch.from_numpy(x), torch.from_numpy(y))
+    data.targets = y.tolist()
+    model = Net()
+    nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=data)
+    assert Images.loads == 2  # only the trial forward pass
+
+
+def test_an_epoch_already_on_disk_is_not_overwritten(tmp_path):
+    x, y = blobs()
+    model = Net()
+    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    rec.capture(0)
+    rec._epochs.clear()  # as if interrupted between the rename and the bookkeeping
+    with pytest.raises(ValueError, match="epoch 0 was already captured"):
         rec.capture(0)
-    assert pair.training  # the mode is restored even when capture fails
+
+
+def test_epochs_sort_as_numbers_and_are_readable_by_others(tmp_path):
+    x, y = blobs()
+    model = Net()
+    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
+    rec.capture(999_999)
+    rec.capture(1_000_000)
+    assert nbdebug.load_run(tmp_path / "run").epochs == [999_999, 1_000_000]
+    mode = (tmp_path / "run" / "epochs" / "999999").stat().st_mode
+    assert mode & 0o044 == (0o777 & ~_umask()) & 0o044
 
 
 def test_existing_directory_is_protected(tmp_path):

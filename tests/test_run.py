@@ -46,12 +46,12 @@ CRASH_SCRIPT = textwrap.dedent("""
     rec = nbdebug.Recorder(model, head=model[2], path=sys.argv[1], train=(x, y))
     rec.capture(0); rec.capture(1)
 
-    real_save = record._save_array
-    def dying_save(path, array):
-        real_save(path, array)
-        if path.name == "representations.npy":
+    real_close = record._RowWriter.close
+    def dying_close(self):
+        real_close(self)
+        if self.path.name == "representations.npy":
             os._exit(9)  # the process dies half-way through writing epoch 2
-    record._save_array = dying_save
+    record._RowWriter.close = dying_close
     rec.capture(2)
 """)
 
@@ -77,19 +77,19 @@ def test_interrupted_capture_cleans_up(tmp_path, monkeypatch):
     model = nn.Sequential(nn.Linear(4, 2))
     rec = nbdebug.Recorder(model, head=model[0], path=tmp_path / "run", train=(x, y))
     rec.capture(0)
-    real_save = record._save_array
+    real_write = record._RowWriter.write
 
-    def interrupted(path, array):
-        if path.name == "probabilities.npy":
+    def interrupted(self, rows):
+        if self.path.name == "probabilities.npy":
             raise KeyboardInterrupt
-        real_save(path, array)
+        real_write(self, rows)
 
-    monkeypatch.setattr(record, "_save_array", interrupted)
+    monkeypatch.setattr(record._RowWriter, "write", interrupted)
     with pytest.raises(KeyboardInterrupt):
         rec.capture(1)
     assert sorted(p.name for p in (tmp_path / "run" / "epochs").iterdir()) == ["000000"]
     assert rec.epochs == [0]
-    monkeypatch.setattr(record, "_save_array", real_save)
+    monkeypatch.setattr(record._RowWriter, "write", real_write)
     rec.capture(1)  # the same epoch can be captured again after the interruption
     assert nbdebug.load_run(tmp_path / "run").epochs == [0, 1]
 
@@ -157,3 +157,24 @@ def test_unknown_epoch_and_split(digits_run_path):
     with pytest.raises(ValueError, match="split must be one of"):
         run.indices("valid")
     assert run.thumbnails("test").shape == (360, 8, 8)
+
+
+@pytest.mark.parametrize("change", [
+    {"splits": [1]}, {"n_classes": "10"}, {"classes": ["a"]}, {"n_samples": -3}, {"metadata": []},
+    {"splits": [{"name": "train", "start": 0, "stop": 5}]},
+])
+def test_malformed_run_json_is_named(digits_run_path, tmp_path, change):
+    path = copy_run(digits_run_path, tmp_path)
+    info = json.loads((path / "run.json").read_text())
+    info.update(change)
+    (path / "run.json").write_text(json.dumps(info))
+    with pytest.raises(RunFormatError, match="run.json"):
+        nbdebug.load_run(path)
+
+
+def test_corrupt_head_file_is_named(digits_run_path, tmp_path):
+    path = copy_run(digits_run_path, tmp_path)
+    (path / "epochs" / "000002" / "head.npz").write_bytes(b"not a zip")
+    run = nbdebug.load_run(path)
+    with pytest.raises(RunFormatError, match="000002/head.npz is not a readable"):
+        run.head(2)

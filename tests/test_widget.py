@@ -77,3 +77,12 @@ def test_feedback_messages_are_validated_and_rerank(digits_run_path, tmp_path):
     assert len(np.frombuffer(widget._rejected, np.uint32)) == 0
     widget._on_message(widget, {"type": "new_intention"}, [])
     assert len(np.frombuffer(widget._accepted, np.uint32)) == 0
+
+
+def test_show_opens_on_a_chosen_epoch_and_refuses_non_binary_selections(digits_run_path):
+    widget = nbdebug.show(digits_run_path, epoch=3, recommendations=0)
+    assert widget.epoch == 3 and widget.cards == []
+    with pytest.raises(traitlets.TraitError, match="binary buffer"):
+        widget.set_state({"_selection": 8})
+    with pytest.raises(traitlets.TraitError, match="recorded epochs"):
+        nbdebug.show(digits_run_path, epoch=99)

@@ -34,6 +34,7 @@ export function createPanel(parent, { onFeedback, onNewIntention, onHover }) {
   const newIntention = element("button", "nbdebug-new-intention", footer);
   newIntention.textContent = "new intention";
   const importance = element("div", "nbdebug-importance", panel);
+  const message = element("div", "nbdebug-message", panel);
   let selection = [];
 
   acceptSelection.addEventListener("click", () => onFeedback(selection, []));
@@ -68,6 +69,9 @@ export function createPanel(parent, { onFeedback, onNewIntention, onHover }) {
         item.addEventListener("mouseenter", () => onHover(card.index));
         item.addEventListener("mouseleave", () => onHover(-1));
       });
+    },
+    setMessage(text) {
+      message.textContent = text || ""; // the kernel's explanation of a refused request
     },
     setImportance(weights) {
       const entries = Object.entries(weights || {}).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));

@@ -36,28 +36,38 @@ export function imageCanvas(rgba, width, height) {
   return canvas;
 }
 
-// Dots batched into one path per (colour, style): filled for train and unlabeled, rings for test.
-export function drawDots(ctx, transform, xy, data, colourOf, hidden) {
+// Samples grouped by (colour, style) once per data change, so each frame draws one path
+// per group: filled dots for train and unlabeled samples, rings for test samples.
+export function dotGroups(data, colourOf) {
   const groups = new Map();
   for (let i = 0; i < data.n; i++) {
-    if (hidden && hidden[i]) continue;
-    const x = xy[2 * i];
-    const y = xy[2 * i + 1];
-    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
     const key = `${colourOf(i)}|${data.splits[i] === 1 ? "ring" : "fill"}`;
-    let group = groups.get(key);
-    if (!group) groups.set(key, (group = []));
-    group.push(i);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(i);
   }
-  for (const [key, members] of groups) {
+  return Array.from(groups, ([key, members]) => {
     const [colour, style] = key.split("|");
+    return { colour, ring: style === "ring", members: Int32Array.from(members) };
+  });
+}
+
+export function drawDots(ctx, transform, xy, groups, n) {
+  const square = n > 20000; // squares are much cheaper than arcs for big runs
+  for (const { colour, ring, members } of groups) {
     ctx.beginPath();
     for (const i of members) {
-      const [px, py] = transform.toPixel(xy[2 * i], xy[2 * i + 1]);
-      ctx.moveTo(px + DOT_RADIUS, py);
-      ctx.arc(px, py, DOT_RADIUS, 0, 2 * Math.PI);
+      const x = xy[2 * i];
+      const y = xy[2 * i + 1];
+      if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+      const [px, py] = transform.toPixel(x, y);
+      if (square) {
+        ctx.rect(px - DOT_RADIUS, py - DOT_RADIUS, 2 * DOT_RADIUS, 2 * DOT_RADIUS);
+      } else {
+        ctx.moveTo(px + DOT_RADIUS, py);
+        ctx.arc(px, py, DOT_RADIUS, 0, 2 * Math.PI);
+      }
     }
-    if (style === "ring") {
+    if (ring) {
       ctx.strokeStyle = colour;
       ctx.lineWidth = 1.2;
       ctx.stroke();
@@ -87,11 +97,10 @@ export function drawOutlines(ctx, transform, xy, indices, colour, radius, width)
 }
 
 // The sample whose dot is nearest to a pixel, within a few pixels; -1 if none.
-export function nearest(transform, xy, n, px, py, hidden) {
+export function nearest(transform, xy, n, px, py) {
   let best = -1;
   let bestDistance = (DOT_RADIUS + 3) ** 2;
   for (let i = 0; i < n; i++) {
-    if (hidden && hidden[i]) continue;
     const x = xy[2 * i];
     const y = xy[2 * i + 1];
     if (!Number.isFinite(x)) continue;

@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
-
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -89,9 +87,8 @@ def browser():
 class Notebook:
     """An open notebook page: run cells by clicking them and pressing Shift+Enter."""
 
-    def __init__(self, page, n_cells: int):
+    def __init__(self, page):
         self.page = page
-        self.n_cells = n_cells
 
     def cell(self, index: int):
         return self.page.locator(".jp-NotebookPanel:visible .jp-Cell").nth(index)
@@ -129,7 +126,7 @@ def notebook(lab, browser, request):
         page.locator(".jp-NotebookPanel:visible .jp-Cell").first.wait_for(timeout=60_000)
         # Wait until the kernel has started and is idle before running cells.
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
-        return Notebook(page, len(cells))
+        return Notebook(page)
 
     yield open_notebook
     report = getattr(request.node, "report_call", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def test_show_draws_dots_and_timeline_reaches_kernel(notebook, digits_run_path):
         "w.epoch = run.epochs[1]",
     ])
     nb.run(0)
-    canvas = nb.cell(0).locator(".nbdebug-landscape canvas")
+    canvas = nb.cell(0).locator("canvas.nbdebug-canvas")
     canvas.wait_for(timeout=60_000)
     slider = nb.cell(0).locator(".nbdebug-slider")
     # The widget opens on the last epoch.
@@ -44,8 +45,10 @@ def test_show_draws_dots_and_timeline_reaches_kernel(notebook, digits_run_path):
     assert slider.input_value() == "0"
     expect_text = nb.cell(0).locator(".nbdebug-epoch")
     assert expect_text.inner_text().startswith("epoch 1")
-    nb.page.wait_for_timeout(600)  # let the frame settle
-    assert canvas.screenshot() != before, "the canvas did not change when the epoch changed"
+    deadline = time.monotonic() + 10
+    while canvas.screenshot() == before:  # the frame is drawn on the next animation frame
+        assert time.monotonic() < deadline, "the canvas did not change when the epoch changed"
+        nb.page.wait_for_timeout(100)
 
     nb.run(1)
     assert "EPOCH 1" in nb.output_text(1)
@@ -93,7 +96,7 @@ def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path
         "print('SELECTION', w.selection.tolist())",
     ])
     nb.run(0)
-    canvas = nb.cell(0).locator(".nbdebug-landscape canvas").first
+    canvas = nb.cell(0).locator("canvas.nbdebug-canvas")
     canvas.wait_for(timeout=60_000)
     cards = nb.cell(0).locator(".nbdebug-card")
     cards.first.wait_for(timeout=60_000)
