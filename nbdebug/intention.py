@@ -13,8 +13,10 @@ Two modes:
     The same linear ridge model on standardised attributes, with changes that the
     measurements behind issue 4 showed to matter:
 
-    * the first round is the top-k of one strong prior attribute: ``aum`` when most
-      candidates carry a label, ``least_confidence`` when most are unlabeled;
+    * the first round is the top-k of a strong prior: the sum of the standardised
+      ``datamaps_confidence`` and ``knn_disagreement`` when most candidates carry a
+      label, ``least_confidence`` when most are unlabeled (chosen on the benchmark's
+      digits and mnist1d runs, see ``benchmarks/recommend.py``);
     * the ridge penalty pulls the coefficients toward that prior instead of toward
       zero, as strongly as the prior's own picks were accepted (a prior that does not
       match the intention stops holding the learner back);
@@ -35,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 MODES = ("default", "paper")
-PRIOR_LABELLED, PRIOR_UNLABELLED = "aum", "least_confidence"
+PRIOR_LABELLED, PRIOR_UNLABELLED = "datamaps_confidence+knn_disagreement", "least_confidence"
 SCORE_BLOCK = 8192
 INDICATOR_SCALE = 1.0
 
@@ -51,8 +53,9 @@ class IntentionLearner:
         Attribute names, one per column.
     mode : "default" or "paper"
     prior : str, optional
-        Default mode: the attribute ranking the first round; by default chosen when
-        first recommending, from whether most candidates are labelled (see ``labelled``).
+        Default mode: the attribute ranking the first round, or several joined by "+"
+        (their standardised sum); by default chosen when first recommending, from
+        whether most candidates are labelled (see ``labelled``).
     labelled : (n_samples,) bool array, optional
         Which samples carry a label; default all.
     alpha : float, optional
@@ -134,8 +137,9 @@ class IntentionLearner:
     def reset(self, prior: str | None = None) -> None:
         """Forget all answers and restore the initial coefficients (a new intention whose
         first round is ranked by ``prior``, by default chosen when first recommending)."""
-        if prior is not None and prior not in self.names:
-            raise ValueError(f"prior must be one of the attribute names {self.names}, got {prior!r}")
+        if prior is not None and (not isinstance(prior, str) or not set(prior.split("+")) <= set(self.names)):
+            raise ValueError(f"prior must be an attribute name, or names joined by '+', from {self.names}; "
+                             f"got {prior!r}")
         self.requested_prior = prior
         self._set_initial(self.requested_prior)
         self.answers = np.full(self.n, -1, dtype=np.int8)  # -1 unjudged, 0 rejected, 1 accepted
@@ -153,7 +157,9 @@ class IntentionLearner:
             # 0/1 answers on a strong attribute yields.
             self.initial_coef_ = np.zeros(self.d)
             if prior is not None:
-                self.initial_coef_[self.names.index(prior)] = 0.25
+                parts = prior.split("+")
+                for name in parts:
+                    self.initial_coef_[self.names.index(name)] = 0.25 / len(parts)
         self.prior = prior
         self.coef_ = self.initial_coef_.copy()
         self.intercept_ = 0.0
@@ -164,7 +170,7 @@ class IntentionLearner:
             return
         labelled = self.labelled if candidates is None else self.labelled[candidates]
         choice = PRIOR_LABELLED if labelled.mean() >= 0.5 else PRIOR_UNLABELLED
-        fallback = [n for n in (choice, PRIOR_LABELLED, PRIOR_UNLABELLED) if n in self.names]
+        fallback = [p for p in (choice, "aum", PRIOR_UNLABELLED) if set(p.split("+")) <= set(self.names)]
         self._set_initial(fallback[0] if fallback else self.names[0])
 
     @property

@@ -72,20 +72,27 @@ def test_default_first_round_is_the_prior_top_k(digits):
     a, names, run, train, noisy = digits
     learner = IntentionLearner(a, names, labelled=run.labels >= 0)
     rec = learner.recommend(50, train)
-    assert learner.prior == "aum"
-    aum = np.where(train, a[:, names.index("aum")], -np.inf)
-    assert set(rec.tolist()) == set(top_k(aum, 50).tolist())
-    learner = IntentionLearner(a, names, prior="knn_disagreement")
+    assert learner.prior == "datamaps_confidence+knn_disagreement"
+    z = (a - a.mean(axis=0)) / a.std(axis=0)
+    prior = z[:, names.index("datamaps_confidence")] + z[:, names.index("knn_disagreement")]
+    others = np.setdiff1d(np.flatnonzero(train), rec)
+    assert prior[rec].min() >= prior[others].max() - 1e-4
+    learner = IntentionLearner(a, names, prior="knn_distance")
     rec = learner.recommend(5)
-    column = a[:, names.index("knn_disagreement")]
+    column = a[:, names.index("knn_distance")]
     assert column[rec].min() >= np.sort(column)[-5]
+    # Mostly unlabeled candidates: an uncertainty prior.
+    unlabelled = IntentionLearner(a, names, labelled=np.zeros(run.n_samples, bool))
+    unlabelled.recommend(5)
+    assert unlabelled.prior == "least_confidence"
 
 
 def test_default_mode_finds_noisy_labels_and_resists_mistakes(digits):
     a, names, run, train, noisy = digits
     clean = rounds(IntentionLearner(a, names, labelled=run.labels >= 0), noisy, train).sum()
     mistaken = rounds(IntentionLearner(a, names, labelled=run.labels >= 0), noisy, train, flip=0.1).sum()
-    best_static = noisy[top_k(np.where(train, a[:, names.index("aum")], -np.inf), 150)].sum()
+    best_static = max(noisy[top_k(np.where(train, a[:, names.index(name)], -np.inf), 150)].sum()
+                      for name in ("aum", "datamaps_confidence", "knn_disagreement"))
     assert clean >= 0.95 * best_static and mistaken >= 0.9 * best_static
     paper = rounds(paper_learner(digits)[0], noisy, train).sum()
     assert paper > 3 * 150 * noisy[train].mean()  # several times random
