@@ -9,6 +9,11 @@ centroid if several; if none holds it, it forms a new cluster of one and scores
 ``1 - 1 / (n + 1)``, close to 1. A sample is anomalous for a feature when its
 score exceeds ``threshold`` (``th_ab``, 0.98), and anomalous overall when it is
 for any feature.
+
+Clustering: Birch's CF tree (subcluster threshold 0.05, shrunk until there are at
+least k subclusters), its subclusters agglomerated into k clusters; every seen
+sample then joins its nearest cluster centroid, and centroids and radii are
+computed from the members. Feature vectors with NaN or Inf take no part and score 1.
 """
 
 from __future__ import annotations
