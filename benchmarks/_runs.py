@@ -32,19 +32,19 @@ def digits_run(root: Path, epochs: int = 30):
 
 
 def synthetic_run(root: Path, n_samples: int = 10000, epochs: int = 30, seed: int = 0):
-    """``make_classification`` (64 features, 10 classes, 2 clusters per class, 10% of labels
-    flipped) learned by an MLP 64-128-128-10; ``n_samples`` train plus 20% as many test
-    samples; 128-d representations."""
-    path = root / f"synthetic-{n_samples}-{epochs}"
+    """``make_classification`` (64 features, 12 informative, 10 classes, 2 clusters per class,
+    5% of labels flipped) learned by an MLP 64-128-128-10; ``n_samples`` train plus 20% as
+    many test samples; 128-d representations."""
+    path = root / f"classification-{n_samples}-{epochs}"
     run = _existing(path, epochs)
     if run is not None:
         return run
     from sklearn.datasets import make_classification
 
     n_test = n_samples // 5
-    x, y = make_classification(n_samples=n_samples + n_test, n_features=64, n_informative=24,
-                               n_redundant=8, n_classes=10, n_clusters_per_class=2, flip_y=0.1,
-                               class_sep=1.5, random_state=seed)
+    x, y = make_classification(n_samples=n_samples + n_test, n_features=64, n_informative=12,
+                               n_redundant=8, n_classes=10, n_clusters_per_class=2, flip_y=0.05,
+                               class_sep=2.0, random_state=seed)
     x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
     x_train, y_train = torch.from_numpy(x[:n_samples]), torch.from_numpy(y[:n_samples])
     x_test, y_test = torch.from_numpy(x[n_samples:]), torch.from_numpy(y[n_samples:])

@@ -298,8 +298,8 @@ class TimeTravelVisualizer:
         so fitting time grows linearly with the number of epochs.
     batch_size : int
         Most training samples per epoch in one step. Up to this many, a step uses every
-        pool sample and every kNN edge of both epochs; above it, a step samples anchors
-        and one neighbour of each per epoch.
+        pool sample and every kNN edge of both epochs; above it, a random subset of this
+        size and the kNN edges among it.
     max_samples : int
         Most training samples to fit on (the pool, sampled once, the same for every
         epoch); every sample of every split is projected.
@@ -308,7 +308,8 @@ class TimeTravelVisualizer:
     learning_rate : float
         Adam's initial learning rate, decayed to 1% by a cosine schedule.
     negative_rate : int
-        Random negatives per kNN edge.
+        Weight of the repulsion from random negatives relative to the kNN attraction
+        (UMAP's negatives per edge); each edge draws one negative.
     min_dist : float
         UMAP's min_dist: how tightly neighbours may pack on the canvas.
     temporal_weight, reconstruction_weight, prediction_weight : float
@@ -382,7 +383,7 @@ class TimeTravelVisualizer:
         positive_int("batch_size", self.batch_size, 16)
         positive_int("max_samples", self.max_samples, 16)
         positive_int("hidden", self.hidden, 2)
-        positive_int("epoch_dim", self.epoch_dim, 1)
+        positive_int("epoch_dim", self.epoch_dim, 0)
         positive_int("negative_rate", self.negative_rate, 0)
         positive_int("seed", self.seed, 0)
         if self.n_threads is not None:
@@ -441,8 +442,12 @@ class TimeTravelVisualizer:
             old = 0
             self.from_cache_ = None
         data = self._prepare(run, heads)
+        prepared = time.perf_counter()
         self._train(data, heads, new_pairs, replay=old > 1)
+        trained = time.perf_counter()
         self.embedding_ = self._project_all(run)
+        self.timings_ = {"graphs": prepared - started, "training": trained - prepared,
+                         "projection": time.perf_counter() - trained}
         self.fit_seconds_ = time.perf_counter() - started
         if self.cache:
             self._write_cache(run, fingerprint)
@@ -581,17 +586,11 @@ class TimeTravelVisualizer:
         dev = self._device
         if n_pool <= self.batch_size:
             nodes = torch.arange(n_pool, device=dev)
-            anchors, picks = nodes, None
         else:
-            # Anchors plus one neighbour per anchor and epoch, drawn by membership strength.
-            anchors = torch.randperm(n_pool, generator=generator)[: self.batch_size // (1 + len(epochs))].to(dev)
-            picks = {}
-            candidates = [anchors]
-            for i in epochs:
-                column = torch.multinomial(data[i].weights[anchors].cpu() + 1e-6, 1, generator=generator).to(dev)
-                picks[i] = data[i].neighbours[anchors].gather(1, column).squeeze(1)
-                candidates.append(picks[i])
-            nodes = torch.unique(torch.cat(candidates))
+            # A random node subset and the kNN edges inside it (an induced subgraph): every
+            # encoded sample still brings about k * batch_size / n_pool edges, where sampling
+            # edges would encode two samples per edge.
+            nodes = torch.randperm(n_pool, generator=generator)[: self.batch_size].sort().values.to(dev)
         local = torch.full((n_pool,), -1, dtype=torch.long, device=dev)
         local[nodes] = torch.arange(len(nodes), device=dev)
 
@@ -615,21 +614,18 @@ class TimeTravelVisualizer:
             y = self.model_.encode(x, i)
             positions[i] = y
             valid = d.valid.index_select(0, nodes)
-            if picks is None:
-                sources = anchors[:, None].expand(-1, k).reshape(-1)
-                targets = d.neighbours.index_select(0, anchors).reshape(-1)
-                weight = d.weights.index_select(0, anchors).reshape(-1)
-            else:
-                sources, targets = anchors, picks[i]
-                weight = d.valid.index_select(0, anchors).float()
-            sources, targets = local.index_select(0, sources), local.index_select(0, targets)
+            sources = torch.arange(len(nodes), device=dev)[:, None].expand(-1, k).reshape(-1)
+            targets = local.index_select(0, d.neighbours.index_select(0, nodes).reshape(-1))
+            weight = d.weights.index_select(0, nodes).reshape(-1) * (targets >= 0).float()
+            targets = targets.clamp_min(0)
             term = F.softplus(neg_log_q(squared_distances(y, sources, targets)))
             attract.append((weight * term).sum() / weight.sum().clamp_min(1e-6))
             if self.negative_rate:
-                src = sources.repeat(self.negative_rate)
-                dst = torch.randint(len(nodes), (len(src),), generator=generator).to(dev)
-                ok = (valid.index_select(0, src) & valid.index_select(0, dst)).float()
-                term = F.softplus(-neg_log_q(squared_distances(y, src, dst)))
+                # One random negative per edge, weighted by negative_rate: the same expected
+                # gradient as negative_rate negatives per edge (UMAP) at a fraction of the cost.
+                dst = torch.randint(len(nodes), (len(sources),), generator=generator).to(dev)
+                ok = (valid.index_select(0, sources) & valid.index_select(0, dst)).float()
+                term = F.softplus(-neg_log_q(squared_distances(y, sources, dst)))
                 repel.append(self.negative_rate * (ok * term).sum() / ok.sum().clamp_min(1))
             if self.reconstruction_weight or self.prediction_weight:
                 decoded = self.model_.decode(y.detach() if getattr(self, '_detach', False) else y, i)

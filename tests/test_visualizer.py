@@ -91,7 +91,7 @@ def test_background_shows_the_decoded_territories(fitted):
 
 
 def record_toy(path):
-    """A real 2-class run: an MLP learning two interleaved half-moons, 4 epochs."""
+    """A real 2-class run: an MLP learning two interleaved half-moons, 3 epochs."""
     from sklearn.datasets import make_moons
 
     x, y = make_moons(600, noise=0.1, random_state=0)
@@ -101,19 +101,24 @@ def record_toy(path):
     model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 2))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     rec = Recorder(model, head=model[4], path=path, train=(x[:500], y[:500]), test=(x[500:], y[500:]))
-    for epoch in range(4):
-        for _ in range(60):
-            loss = nn.functional.cross_entropy(model(x[:500]), y[:500])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        rec.capture(epoch)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: threads only add overhead on shared cores
+    try:
+        for epoch in range(3):
+            for _ in range(50):
+                loss = nn.functional.cross_entropy(model(x[:500]), y[:500])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            rec.capture(epoch)
+    finally:
+        torch.set_num_threads(threads)
     return load_run(path)
 
 
 def test_toy_background_boundary_is_where_the_model_decision_changes(tmp_path):
     run = record_toy(tmp_path / "moons")
-    vis = TimeTravelVisualizer(steps=150, hidden=64, cache=False, progress=False, seed=0).fit(run)
+    vis = TimeTravelVisualizer(steps=120, hidden=64, cache=False, progress=False, seed=0).fit(run)
     epoch = run.epochs[-1]
     points = vis.embedding_[-1]
     low, high = points.min(0), points.max(0)
