@@ -1,9 +1,11 @@
 """nbdebug: a time-travelling debugger for PyTorch classifiers in Jupyter notebooks."""
 
+from .monitor import Monitor
 from .record import NonFiniteWarning, Recorder
 from .run import Run, RunFormatError, load_run
 from .session import Session
 from .widget import Landscape, show
 
-__all__ = ["Recorder", "NonFiniteWarning", "Run", "RunFormatError", "load_run", "Session", "Landscape", "show"]
+__all__ = ["Recorder", "NonFiniteWarning", "Run", "RunFormatError", "load_run", "Session", "Landscape", "show",
+           "Monitor"]
 __version__ = "0.1.0"

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import numpy as np
 import traitlets
 
+from .monitor import Monitor
 from .run import Run
 from .session import Session
+
+if TYPE_CHECKING:
+    from .monitor_widget import MonitorWidget
 
 STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger("nbdebug")
@@ -215,12 +219,18 @@ class Landscape(anywidget.AnyWidget):
         return image[..., None] if image.ndim == 2 else image
 
 
-def show(obj: Run | Session | str | Path, **kwargs: Any) -> Landscape:
-    """Show a run in the notebook: ``nbdebug.show(run)``, ``show(session)`` or ``show("runs/demo")``."""
+def show(obj: Run | Session | Monitor | str | Path, **kwargs: Any) -> Landscape | MonitorWidget:
+    """Show a run in the notebook: ``nbdebug.show(run)``, ``show(session)`` or ``show("runs/demo")``;
+    or the live view of a training monitor: ``nbdebug.show(monitor)``."""
+    if isinstance(obj, Monitor):
+        if kwargs:
+            raise TypeError(f"show(monitor) takes no options, got {sorted(kwargs)}")
+        return obj.widget
     if isinstance(obj, Session):
         session = obj
     elif isinstance(obj, (Run, str, Path)):
         session = Session(obj)
     else:
-        raise TypeError(f"show() takes a Run, a Session or a run directory path, got {type(obj).__name__}")
+        raise TypeError(f"show() takes a Run, a Session, a run directory path or a Monitor, "
+                        f"got {type(obj).__name__}")
     return Landscape(session, **kwargs)

@@ -86,3 +86,12 @@ def test_show_opens_on_a_chosen_epoch_and_refuses_non_binary_selections(digits_r
         widget.set_state({"_selection": 8})
     with pytest.raises(traitlets.TraitError, match="recorded epochs"):
         nbdebug.show(digits_run_path, epoch=99)
+
+
+def test_show_gives_a_monitor_its_live_widget():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    with nbdebug.Monitor(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                         loss_fn=torch.nn.CrossEntropyLoss()) as monitor:
+        assert nbdebug.show(monitor) is monitor.widget
