@@ -47,6 +47,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from . import metrics
 from .run import EPOCHS_DIR, Run, epoch_dirname
 
 CACHE_DIR = "visualizer"
@@ -195,7 +196,7 @@ class _EpochData:
 
     def __init__(self, x: torch.Tensor, valid: torch.Tensor, neighbours: torch.Tensor,
                  weights: torch.Tensor, log_target: torch.Tensor):
-        self.x = x                    # (P, dim) normalised representations (0 where invalid)
+        self.x = x                    # (P, dim) normalised representations, float16 (0 where invalid)
         self.valid = valid            # (P,) bool: finite representation
         self.neighbours = neighbours  # (P, k) pool indices
         self.weights = weights        # (P, k) fuzzy membership, 0 for invalid rows
@@ -517,7 +518,8 @@ class TimeTravelVisualizer:
             with torch.no_grad():
                 logits = heads[i](torch.from_numpy(np.nan_to_num(reps)))
                 log_target = head_log_probabilities(logits.float())
-            data.append(_EpochData(x.to(self._device), torch.from_numpy(valid).to(self._device),
+            # float16 halves the memory of many epochs; the networks see float32.
+            data.append(_EpochData(x.half().to(self._device), torch.from_numpy(valid).to(self._device),
                                    neighbours.to(self._device), weights.to(self._device),
                                    log_target.to(self._device)))
         return data
@@ -610,7 +612,7 @@ class TimeTravelVisualizer:
         positions = {}
         for i in epochs:
             d = data[i]
-            x = d.x.index_select(0, nodes)
+            x = d.x.index_select(0, nodes).float()
             y = self.model_.encode(x, i)
             positions[i] = y
             valid = d.valid.index_select(0, nodes)
@@ -714,6 +716,40 @@ class TimeTravelVisualizer:
         """Class territories of ``epoch`` over ``bounds``; see :func:`background`."""
         self._index(epoch)
         return background(self, run, epoch, bounds, resolution, self.head_module, boundary_width)
+
+    def faithfulness(self, run: Run, k: int = 15, max_queries: int | None = 2000) -> dict[str, Any]:
+        """Per-epoch NPR@k, PPR (train and test) and temporal smoothness of this fit, from
+        :func:`nbdebug.metrics.evaluate`; kept in ``<run>/visualizer/metrics.json`` next to
+        the cached model (with ``cache=True``) and reused while that model is."""
+        self._check_fitted()
+        if list(run.epochs) != self.epochs_:
+            raise ValueError(f"the run has epochs {run.epochs} but the visualizer was fitted on {self.epochs_}; "
+                             "call fit(run) first")
+        file = run.path / CACHE_DIR / "metrics.json"
+        settings = {"key": self._cache_key(), "epochs": self.epochs_, "k": k, "max_queries": max_queries}
+        if self.cache and file.exists():
+            try:
+                stored = json.loads(file.read_text(encoding="utf-8"))
+                if stored.get("settings") == settings:
+                    return {name: (value if name == "epochs" else
+                                   np.array([np.nan if v is None else v for v in value],
+                                            dtype=bool if name == "reflection" else float))
+                            for name, value in stored["metrics"].items()}
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # unreadable: recompute and overwrite
+        result = metrics.evaluate(run, self, k=k, max_queries=max_queries, head_module=self.head_module)
+        if self.cache and (run.path / CACHE_DIR).is_dir():
+            serialisable = {name: (value if name == "epochs" else
+                                   [None if isinstance(v, float) and not math.isfinite(v) else v
+                                    for v in np.asarray(value).tolist()])
+                            for name, value in result.items()}
+            try:
+                tmp = file.with_suffix(".json.tmp")
+                tmp.write_text(json.dumps({"settings": settings, "metrics": serialisable}), encoding="utf-8")
+                os.replace(tmp, file)
+            except OSError as err:
+                warnings.warn(f"cannot cache the faithfulness metrics in {file} ({err})", stacklevel=2)
+        return result
 
     # ----------------------------------------------------------------- the cache
 

@@ -243,3 +243,15 @@ def test_misuse_is_explained(digits_run_path):
         TimeTravelVisualizer().fit(str(digits_run_path))
     with pytest.raises(RuntimeError, match="not fitted yet"):
         TimeTravelVisualizer().transform(1, np.zeros((1, 128), np.float32))
+
+
+def test_faithfulness_is_computed_once_and_cached(digits_run_path, tmp_path):
+    run = load_run(copy_run(digits_run_path, tmp_path))
+    vis = TimeTravelVisualizer(**FAST).fit(run)
+    first = vis.faithfulness(run, max_queries=200)
+    assert (run.path / CACHE_DIR / "metrics.json").exists()
+    assert first["npr_train"].shape == (len(run.epochs),)
+    assert ((first["ppr_train"] > 0.2) & (first["ppr_train"] <= 1)).all()  # tiny fit; chance is 0.1
+    again = TimeTravelVisualizer(**FAST).fit(run).faithfulness(run, max_queries=200)
+    for key in ("npr_train", "npr_test", "ppr_test", "rotation"):
+        np.testing.assert_array_equal(again[key], first[key])
