@@ -630,7 +630,7 @@ class TimeTravelVisualizer:
                 term = F.softplus(-neg_log_q(squared_distances(y, sources, dst)))
                 repel.append(self.negative_rate * (ok * term).sum() / ok.sum().clamp_min(1))
             if self.reconstruction_weight or self.prediction_weight:
-                decoded = self.model_.decode(y.detach() if getattr(self, '_detach', False) else y, i)
+                decoded = self.model_.decode(y, i)
                 vf = valid.float()
                 recon.append((((decoded - x) ** 2).mean(1) * vf).sum() / vf.sum().clamp_min(1))
                 if self.prediction_weight:
