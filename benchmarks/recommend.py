@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/recommend.py [--datasets digits mnist1d] [--seeds 0 1 2]
         [--noise 0.05 0.1 0.2] [--labelled 0.1 0.2 0.3] [--parts noisy wild rq1 open latency]
-        [--epochs N] [--out /tmp/nbdebug-bench]
+        [--epochs N] [--out /tmp/nbdebug-bench/recommend] [--reuse]
 
 Datasets: sklearn ``load_digits`` with an MLP 64-128-128-10, and ``mnist1d``
 generated locally (``make_dataset``, 5,000 samples, never downloaded) with a
@@ -26,8 +26,13 @@ rq1      RQ1 abnormal movement: test samples are normal; synthesized random traj
 open     Open-ended intentions on one run: noisy labels, mispredicted unlabeled samples,
          out-of-distribution samples (withheld class and corrupted inputs), one confusion
          (true 3 labelled 8); default mode vs every single attribute as a static ranking.
-latency  One feedback round (refit + re-rank) at 10,000 and 100,000 samples, and
-         Session.feedback on a real run (with the fsync'd log write).
+latency  One feedback round (refit + re-rank) at 10,000 and 100,000 samples (rows of a
+         real run's attributes resampled), Session.feedback on a real run (with the
+         fsync'd log write), and computing all attributes of a 10,000-sample x 30-epoch run.
+
+``--reuse`` opens runs (and cleanlab's out-of-sample probabilities) that an earlier
+call recorded into ``--out`` instead of training again, so the simulations can be
+repeated cheaply.
 
 cleanlab is AGPL: it is imported here, in the benchmark, and never by nbdebug.
 """
