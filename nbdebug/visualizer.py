@@ -303,7 +303,8 @@ class TimeTravelVisualizer:
         size and the kNN edges among it.
     max_samples : int
         Most training samples to fit on (the pool, sampled once, the same for every
-        epoch); every sample of every split is projected.
+        epoch); every sample of every split is projected. The exact kNN graphs cost
+        pool² · dim per epoch, so above this size fitting time grows only with epochs.
     hidden, epoch_dim : int
         Width of the encoder's and decoder's two hidden layers; size of the epoch embedding.
     learning_rate : float
@@ -333,7 +334,7 @@ class TimeTravelVisualizer:
     """
 
     def __init__(self, *, n_neighbors: int = 15, steps: int | None = None, batch_size: int = 4096,
-                 max_samples: int = 20000, hidden: int = 128, epoch_dim: int = 8,
+                 max_samples: int = 5000, hidden: int = 128, epoch_dim: int = 8,
                  learning_rate: float = 1e-2, negative_rate: int = 5, min_dist: float = 0.1,
                  temporal_weight: float = 1.0, reconstruction_weight: float = 1.0,
                  prediction_weight: float = 1.0, seed: int = 0, device: str | torch.device | None = None,
