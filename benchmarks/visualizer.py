@@ -25,7 +25,8 @@ of new samples (the test split) and to paint a 256x256 background. Rows marked "
 epochs" restrict nbdebug's averages to the epochs a reduced baseline covered.
 
 Every result is also written to ``<out>/results.json``, merged with earlier invocations,
-so slow baselines can be run once; the table says which invocation measured each row.
+so slow baselines can be run once (``--table`` prints the stored tables); the last
+column says when each row was measured.
 
 umap-learn is a benchmark-only dependency; nbdebug never imports it.
 """
@@ -219,21 +220,24 @@ def main(argv=None):
     parser.add_argument("--aligned-epochs", type=int, default=None, help="fit AlignedUMAP on the first N epochs")
     parser.add_argument("--synthetic-samples", type=int, default=10000)
     parser.add_argument("--out", type=Path, default=Path("/tmp/nbdebug-bench/visualizer"))
+    parser.add_argument("--table", action="store_true", help="only print the tables of results.json")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
     stamp = datetime.now(timezone.utc).strftime("%H:%M")
-    for name in args.runs:
+    for name in [] if args.table else args.runs:
         run = digits_run(args.out) if name == "digits" else synthetic_run(args.out, args.synthetic_samples)
         key = f"{name} ({len(run.indices('train'))} train x {len(run.epochs)} epochs)"
         for method in args.methods:
             print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {key}: {method} ...", flush=True)
             row = measure(run, method, args)
             row["measured"] = stamp
+            # Re-read before writing: another invocation may have added rows meanwhile.
+            results = json.loads(results_file.read_text()) if results_file.exists() else {}
             results.setdefault(key, {})[method] = row
             results_file.write_text(json.dumps(results, indent=1))
             print(f"    fit {row['fit_s']:.1f} s, NPR@15 train {mean_over(row, 'npr_train'):.3f}", flush=True)
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
     for key, rows in results.items():
         table(key, rows)
 
