@@ -31,7 +31,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "alpha": 0,         # VG/EG/DR/AD: extra consecutive observations needed (paper: 0)
     # Deviations (see module docs of the checks using them):
     "trend_epochs": 4,  # OL/SC need this many epochs of accuracy before judging a trend
-    "input_scale": 2.0,  # SCRAM range check: mean |x| of a batch above this is "unnormalized"
+    "input_scale": 3.0,  # SCRAM range check: root-mean-square of a batch above this is "unnormalized"
     "overfit_drop": 0.02,  # SCRAM overfitting: validation accuracy must fall by at least this ...
     "overfit_gap": 0.05,   # ... and end at least this far below training accuracy
     "dropout_max": 0.5,  # static: dropout probability above this
@@ -163,8 +163,9 @@ MESSAGES: dict[str, _Message] = {
         "# keep the weights of the epoch with the best validation accuracy"),
     "unnormalized_input": _Message(
         WARNING, "Inputs do not look normalized",
-        "The input batch at step {step} has mean |x| = {mean_abs:.3g} (largest |x| = "
-        "{max_abs:.3g}); inputs are conventionally scaled to about [-1, 1] or standardized. "
+        "The input batch at step {step} has a typical size (root-mean-square) of {rms:.3g}, mean "
+        "|x| = {mean_abs:.3g} and largest |x| = {max_abs:.3g}; inputs are conventionally scaled to "
+        "about [-1, 1] or standardized. "
         "Raw pixel values (0-255) are a common cause. If the scale is intentional, ignore this.",
         "# scale with statistics of the training set\n"
         "X_train = X_train / 255.0  # images stored as 0-255\n"

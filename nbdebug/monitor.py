@@ -24,7 +24,6 @@ from .checks import ERROR, MESSAGES, TrainingWarning, fmt_acc
 logger = logging.getLogger("nbdebug")
 
 _PARAMETRIC = (nn.Linear, nn.modules.conv._ConvNd)
-_EMPTY = torch.zeros(0)
 
 
 def _in_notebook() -> bool:
@@ -84,20 +83,27 @@ class Monitor:
         # values (activations only clip or squash them), and fewer hooks cost less per step.
         self._hooked = [(name, m) for name, m in checks.leaf_modules(model)
                         if m is not model and any(True for _ in m.parameters(recurse=False))]
+        self._hook_fns = [(module, self._leaf_hook(name)) for name, module in self._hooked]
         leaves = checks.leaf_modules(model)
         self._last_module = leaves[-1][1] if isinstance(model, nn.Sequential) and leaves else None
         self._batch_acc_needed = True
         self._best_epoch_acc: float | None = None
-        self._weights = [m.weight for _, m in self._layers]
-        self._hidden = [(m.weight, m.bias if isinstance(getattr(m, "bias", None), torch.Tensor) else None)
-                        for _, m in self._layers[:-1]]
+        # Gradients read on capture steps: every layer's weight (for its norm), then per hidden
+        # layer the bias (one value per neuron) or, without a bias, the weight again.
+        # The output layer's bias tells a cleared gradient (all zero) from a dead network.
+        self._n_layers = len(self._layers)
+        self._neuron_bias = [isinstance(getattr(m, "bias", None), torch.Tensor) for _, m in self._layers[:-1]]
+        out_bias = getattr(self._layers[-1][1], "bias", None) if self._layers else None
+        self._norm_params = [m.weight for _, m in self._layers] + (
+            [out_bias] if isinstance(out_bias, torch.Tensor) else [])
+        self._grad_params = self._norm_params + [
+            m.bias if has_bias else m.weight for (_, m), has_bias in zip(self._layers[:-1], self._neuron_bias)]
         self._activation: str | None = None
         self._streak: dict[str, int] = {}
         self._epoch_correct = 0.0
         self._epoch_seen = 0
         self._acts: dict[str, torch.Tensor] = {}
-        self._root_output: torch.Tensor | None = None
-        self._grads_pending: tuple[list[torch.Tensor], torch.Tensor] | None = None
+        self._grad_refs: list[torch.Tensor | None] | None = None
         self._forward_handles: list[Any] = []
         self._armed = False
         self._detached = False
@@ -211,10 +217,8 @@ class Monitor:
         if self._armed or self._detached:
             return
         self._armed = True
-        self._forward_seen = False
-        self._forward_handles.append(self.model.register_forward_hook(self._root_hook))
-        for name, module in self._hooked:
-            self._forward_handles.append(module.register_forward_hook(self._leaf_hook(name)))
+        for module, hook in self._hook_fns:
+            self._forward_handles.append(module.register_forward_hook(hook))
 
     def _disarm(self) -> None:
         for handle in self._forward_handles:
@@ -223,48 +227,28 @@ class Monitor:
         self._armed = False
         # Drop every tensor reference: nothing outlives the check.
         self._acts.clear()
-        self._root_output = None
-        self._grads_pending = None
+        self._grad_refs = None
 
     def _leaf_hook(self, name: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
+            # validation passes under no_grad are not training steps
             if torch.is_grad_enabled() and isinstance(output, torch.Tensor):
                 self._acts[name] = output
         return hook
 
-    def _root_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if torch.is_grad_enabled():  # validation passes under no_grad are not training steps
-            self._forward_seen = True
-            if isinstance(output, torch.Tensor):
-                self._root_output = output
-
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        # Gradients are certainly present right before optimizer.step(), even in loops that
-        # call zero_grad() after it; only a capture step's own forward pass counts.
-        if self._armed and self._forward_seen and self._grads_pending is None:
-            self._grads_pending = self._grad_stats()
+        # Keep references to this step's gradients in case the loop clears them (zero_grad)
+        # between optimizer.step() and monitor.step(); no copy, no computation.
+        if self._armed:
+            self._grad_refs = [p.grad for p in self._grad_params]
 
-    def _grad_stats(self) -> tuple[list[torch.Tensor], torch.Tensor] | None:
-        """Gradient l2 norm of each Linear/Conv layer, and one value per hidden neuron that is
-        exactly 0 when that neuron got no gradient; None if gradients are missing.
-
-        A neuron's bias gradient sums its gradient over the batch, so it is exactly 0 when the
-        neuron passed no gradient for any sample (a dead ReLU) and almost surely not otherwise;
-        layers without a bias use the norm of the neuron's weight-gradient row instead.
-        """
-        grads = [w.grad for w in self._weights]
+    def _current_grads(self) -> list[torch.Tensor] | None:
+        grads = [p.grad for p in self._grad_params]
+        if any(g is None for g in grads):
+            grads = self._grad_refs
         if not grads or any(g is None for g in grads):
             return None
-        per_neuron = []
-        for weight, bias in self._hidden:
-            if bias is not None and bias.grad is not None:
-                per_neuron.append(bias.grad)
-            else:
-                g = weight.grad
-                per_neuron.append(torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1))
-        # cat copies, so a later in-place zero_grad() cannot change what is checked.
-        neurons = torch.cat(per_neuron) if per_neuron else _EMPTY
-        return list(torch._foreach_norm(grads)), neurons
+        return grads
 
     # ------------------------------------------------------------ capture-step checks
 
@@ -272,12 +256,11 @@ class Monitor:
                  outputs: torch.Tensor | None) -> None:
         """Tensor statistics of one capture step, then the checks that use them.
 
-        Everything is gathered into one tensor and copied out once: on small models the
-        per-operation overhead, not the arithmetic, is what the monitor costs.
+        On small models PyTorch's per-operation overhead, not the arithmetic, is what the
+        monitor costs, so every statistic comes from one call: the l2 norms of the weight
+        gradients, the layer outputs and the inputs (``_foreach_norm``), copied out once.
         """
-        grads = self._grads_pending if self._grads_pending is not None else self._grad_stats()
-        if outputs is None:
-            outputs = self._root_output
+        grads = self._current_grads() if self._n_layers else None
         if targets is not None and outputs is not None and targets.shape[0] and outputs.shape[0] == targets.shape[0]:
             if self.task is None:
                 self.task = checks.infer_task(targets, outputs)
@@ -285,39 +268,30 @@ class Monitor:
                 self._activation = checks.infer_output_activation(outputs, self._last_module)
         else:
             targets = None
+        n_norms = len(self._norm_params) if grads else 0
+        measured = grads[:n_norms] if grads else []
         names = [name for name, t in self._acts.items() if t.is_floating_point()]
-        scalars = list(grads[0]) if grads else []
-        n_layers = len(scalars)
-        if names:
-            scalars += torch._foreach_norm([self._acts[n].detach() for n in names])
+        measured += [self._acts[name] for name in names]
         has_inputs = inputs is not None and inputs.is_floating_point() and inputs.numel() > 0
         if has_inputs:
-            scalars.append(torch.linalg.vector_norm(inputs.detach(), 1))
-        correct = self._correct(targets, outputs) if targets is not None and self._batch_acc_needed else None
-        if correct is not None:
-            scalars.append(correct)
-        if not scalars:
+            measured.append(inputs)
+        if not measured:
             return
-        flat = torch.stack(scalars).float()
-        if grads:
-            flat = torch.cat([flat, grads[1].float()])
-        array = flat.numpy()
-        values = array[:len(scalars)].tolist()
-
-        at = n_layers + len(names)
-        if has_inputs:
-            mean_abs = values[at] / inputs.numel()
-            at += 1
-        if correct is not None:
-            self._epoch_correct += values[at] / targets.shape[0]
-            self._epoch_seen += 1
+        with torch.no_grad():  # cheaper than detaching each tensor
+            values = torch.stack(torch._foreach_norm(measured)).tolist()
+        # l2 norm -> root-mean-square: the typical size of one value
+        rms = [v / math.sqrt(t.numel()) for v, t in zip(values[n_norms:], measured[n_norms:])]
+        if targets is not None and self._batch_acc_needed:
+            correct = self._correct(targets, outputs)
+            if correct is not None:
+                self._epoch_correct += correct.item() / targets.shape[0]
+                self._epoch_seen += 1
         best = self._best_acc()
         low_acc = best is None or best <= self.thresholds["theta"]
-        if grads:
-            self._gradient_checks(values[:n_layers], array[len(scalars):], best, low_acc)
+        if grads and any(values[:n_norms]):  # all zero: cleared by an in-place zero_grad(), skip
+            self._gradient_checks(values[:self._n_layers], grads[n_norms:], best, low_acc)
         if has_inputs:
-            self._input_checks(mean_abs, inputs, best)
-        rms = [v / math.sqrt(self._acts[n].numel()) for n, v in zip(names, values[n_layers:at])]
+            self._input_checks(rms.pop(), inputs, best)
         self._activation_checks(names, rms, best, low_acc)
 
     def _correct(self, targets: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor | None:
@@ -336,7 +310,7 @@ class Monitor:
         self._streak[code] = self._streak.get(code, 0) + 1 if present else 0
         return self._streak[code] > (self.thresholds["alpha"] if alpha is None else alpha)
 
-    def _gradient_checks(self, norms: list[float], neurons: np.ndarray, best: float | None,
+    def _gradient_checks(self, norms: list[float], neuron_grads: list[torch.Tensor], best: float | None,
                          low_acc: bool) -> None:
         t = self.thresholds
         if not all(math.isfinite(v) for v in norms):
@@ -361,29 +335,42 @@ class Monitor:
                 self._report("exploding_gradient", {**evidence, "detail": (
                     f"The gradient at the first layer ({names[0]}, norm {first:.3g}) is {ratio:.0f} times "
                     f"the one at the last layer ({names[-1]}) at step {self.step_count}.")})
-        total = neurons.size
-        dead = total - np.count_nonzero(neurons) if total else 0
-        if self._observed("dying_relu", total > 0 and low_acc and dead / total >= t["gamma"]):
+        if not neuron_grads or not low_acc:
+            return
+        # A neuron's bias gradient sums its gradient over the batch: exactly 0 when it passed no
+        # gradient for any sample (a dead ReLU), almost surely not otherwise. Without a bias,
+        # the neuron's row of the weight gradient is used.
+        per_neuron = torch.cat([g if has_bias else torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1)
+                                for g, has_bias in zip(neuron_grads, self._neuron_bias)]).numpy()
+        total = per_neuron.size
+        dead = total - np.count_nonzero(per_neuron)
+        if self._observed("dying_relu", total > 0 and dead / total >= t["gamma"]):
             per_layer, at = {}, 0
             for name, m in self._layers[:-1]:
                 width = m.weight.shape[0]
-                per_layer[name] = int(width - np.count_nonzero(neurons[at:at + width]))
+                per_layer[name] = int(width - np.count_nonzero(per_neuron[at:at + width]))
                 at += width
             self._report("dying_relu", {"dead": int(dead), "total": total, "dead_pct": 100 * dead / total,
                                         "per_layer": per_layer, "best_acc": fmt_acc(best)})
 
-    def _input_checks(self, mean_abs: float, inputs: torch.Tensor, best: float | None) -> None:
-        if not math.isfinite(mean_abs):
+    def _input_checks(self, rms: float, inputs: torch.Tensor, best: float | None) -> None:
+        """SCRAM's range check. Deviation: instead of every value within [-1, 1], the batch's
+        root-mean-square must stay below ``input_scale`` (standardized data legitimately has
+        values beyond +-1), in two captures running so that one batch with rare outliers
+        (z-scores of 20-40 occur in standardized pixel data) is not enough."""
+        if not math.isfinite(rms):
             self._report("abnormal_data", {"detail": f"The input batch at step {self.step_count} "
                                            "contains NaN or infinite values.", "best_acc": fmt_acc(best)})
-        elif mean_abs > self.thresholds["input_scale"]:
-            self._report("unnormalized_input", {"mean_abs": mean_abs,
-                                                "max_abs": float(inputs.detach().abs().max())})
+        elif self._observed("unnormalized_input", rms > self.thresholds["input_scale"], 1):
+            x = inputs.detach()
+            self._report("unnormalized_input", {"rms": rms, "mean_abs": float(x.abs().mean()),
+                                                "max_abs": float(x.abs().max())})
 
-    def _activation_checks(self, names: list[str], rms: list[float], best: float | None, low_acc: bool) -> None:
-        """AutoTrainer AD on layer outputs. Deviation: the typical (root-mean-square) output is
-        compared with omega instead of the largest one; on standardized data a few rare-valued
-        inputs (z-scores of 20-40) push single outputs past omega in healthy runs."""
+    def _activation_checks(self, names: list[str], rms: list[float], best: float | None,
+                           low_acc: bool) -> None:
+        """AutoTrainer AD on layer outputs. Deviation: the typical size (root-mean-square) is
+        compared with omega instead of the largest output; on standardized data a few
+        rare-valued inputs (z-scores of 20-40) push single outputs past omega in healthy runs."""
         worst = None
         for name, value in zip(names, rms):
             if not math.isfinite(value):
