@@ -3,8 +3,11 @@
 ``Monitor`` attaches to an unchanged model through hooks, lints the setup before the first
 step, then checks every step cheaply (the loss) and every ``cadence`` steps more deeply
 (per-layer gradient norms, layer outputs, inputs, batch accuracy), following AutoTrainer's
-eight problems and SCRAM's three heuristics (see :mod:`nbdebug.checks`). Warnings are merged
-per code, shown live in a notebook widget, and logged to the ``nbdebug`` logger otherwise.
+eight problems and SCRAM's three heuristics (see :mod:`nbdebug.checks`). AutoTrainer reports
+most problems only while the best training accuracy is at most theta; once it is above, the
+monitor stops hooking layers and reading gradients and keeps only the loss, input and
+epoch-level checks. Warnings are merged per code, shown live in a notebook widget, and logged
+to the ``nbdebug`` logger otherwise.
 """
 
 from __future__ import annotations
@@ -143,7 +146,9 @@ class Monitor:
         if self._armed:
             self._capture(inputs, targets, outputs)
             self._disarm()
-        if self.step_count % self.cadence == 0:
+        elif (self.step_count - 1) % self.cadence == 0 and inputs is not None:
+            self._capture_inputs(inputs)
+        if self.step_count % self.cadence == 0 and self._gated_checks_live():
             self._arm()
         if self._widget is not None:
             self._widget.refresh()
@@ -241,6 +246,21 @@ class Monitor:
         # between optimizer.step() and monitor.step(); no copy, no computation.
         if self._armed:
             self._grad_refs = [p.grad for p in self._grad_params]
+
+    def _gated_checks_live(self) -> bool:
+        """Whether the accuracy-gated checks (VG, EG, DR, AD, IO, IL) can still fire.
+
+        AutoTrainer reports them only while max(Acc) <= theta; max(Acc) never decreases, so
+        once it passes theta their statistics (layer hooks, gradient norms) are not needed.
+        """
+        best = self._best_acc()
+        return best is None or best <= self.thresholds["theta"]
+
+    def _capture_inputs(self, inputs: torch.Tensor) -> None:
+        """The capture step once the gated checks are over: SCRAM's input check only."""
+        if inputs.is_floating_point() and inputs.numel() > 0:
+            rms = torch.linalg.vector_norm(inputs).item() / math.sqrt(inputs.numel())
+            self._input_checks(rms, inputs, self._best_acc())
 
     def _current_grads(self) -> list[torch.Tensor] | None:
         grads = [p.grad for p in self._grad_params]

@@ -372,6 +372,34 @@ def test_hooks_only_on_capture_steps_and_tensors_released(digits):
         mon.step(loss=1.0)
 
 
+def test_layer_statistics_stop_once_accuracy_passes_theta(digits):
+    torch.manual_seed(0)
+    model = mlp(64, [32], 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    mon = Monitor(model, optimizer=opt, loss_fn=nn.CrossEntropyLoss(), cadence=1)
+    X, y = digits["X"], digits["y"]
+
+    def one_epoch(inputs):
+        hooked = 0
+        for i in range(0, len(inputs), 32):
+            out = model(inputs[i:i + 32])
+            hooked += bool(model[0]._forward_hooks)
+            loss = F.cross_entropy(out, y[i:i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss=loss, inputs=inputs[i:i + 32], targets=y[i:i + 32], outputs=out)
+        return hooked
+
+    # hooked from the first step on, until the sampled batch accuracy passes theta (0.6)
+    assert 1 <= one_epoch(X) < 19
+    mon.epoch_end(train_acc=0.9)  # above theta: the gated problems can no longer be reported
+    assert one_epoch(X) == 0 and not model[0]._forward_hooks
+    assert mon.warnings == []
+    one_epoch(X * 40)  # ... but SCRAM's input check still runs
+    assert "unnormalized_input" in codes(mon)
+
+
 def test_repeated_detections_are_merged_and_logged_once(digits, caplog):
     caplog.set_level(logging.WARNING, logger="nbdebug")
     torch.manual_seed(0)
