@@ -8,8 +8,8 @@ median of per-pair wall-clock ratios, and the ratio of thread CPU times (least s
 other processes). The loop is a typical notebook loop over in-memory tensors (no DataLoader,
 which would hide the overhead): forward, loss, zero_grad, backward, step, running
 loss/accuracy, epoch_end after each pass. The small MLP is the worst case (least work per step
-to hide the monitor behind). Each measurement starts from a fresh model, so the first epoch
-(with the accuracy-gated statistics still on) is part of every default-cadence figure.
+to hide the monitor behind). Each measurement starts from a fresh model; after a warm-up of two
+blocks the rest of its first epoch (accuracy-gated statistics still on) is measured too.
 
     .venv/bin/python benchmarks/monitor_overhead.py [--blocks 300]
 """
