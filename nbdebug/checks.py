@@ -252,9 +252,6 @@ def validate_thresholds(thresholds: dict | None) -> dict[str, float]:
 
 # ---------------------------------------------------------------- static checks
 
-ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid,
-               nn.Softplus, nn.Mish, nn.PReLU, nn.Hardtanh, nn.ReLU6, nn.Softmax, nn.LogSoftmax,
-               nn.Hardswish, nn.CELU, nn.Softsign, nn.Tanhshrink)
 # Modules that neither add nor remove nonlinearity between two linear layers.
 TRANSPARENT = (nn.Dropout, nn.Identity, nn.Flatten, nn.BatchNorm1d, nn.LayerNorm)
 

@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits, make_circles
 from torch import nn
 from torch.nn import functional as F
 
-from nbdebug.checks import MESSAGES, STATIC_CODES, infer_output_activation, infer_task
+from nbdebug.checks import MESSAGES, RUNTIME_CODES, STATIC_CODES, infer_output_activation, infer_task
 from nbdebug.monitor import Monitor
 
 
@@ -412,6 +412,7 @@ def test_repeated_detections_are_merged_and_logged_once(digits, caplog):
 
 
 def test_every_message_is_complete_and_hedged_where_heuristic():
+    assert set(MESSAGES) == set(RUNTIME_CODES) | set(STATIC_CODES)  # the stable codes
     for code, message in MESSAGES.items():
         assert message.severity in ("warning", "error") and message.title and message.fix.strip(), code
     for code in ("overfitting", "oscillating_loss", "unnormalized_input", "vanishing_gradient", "improper_loss"):
