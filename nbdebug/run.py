@@ -15,6 +15,8 @@ This docstring is the one description of the on-disk format (version 1)::
           head.npz              the head's state dict at this epoch, float32
           epoch.json            {"epoch", "metrics", "nonfinite": {...}, "seconds", "written"}
       epochs/.tmp-*             an epoch being written; readers ignore it
+      feedback.jsonl            the user's accept / reject answers, appended as given
+                                (written by Session; format in nbdebug.feedback)
 
 ``run.json`` holds ``format``, ``n_samples``, ``n_classes``, ``classes``,
 ``splits`` (a list of ``{"name", "start", "stop"}``; samples are ordered
