@@ -23,6 +23,9 @@ function createLandscape(model, el) {
   const play = element("button", "nbdebug-play", controls);
   const slider = element("input", "nbdebug-slider", controls);
   const label = element("span", "nbdebug-epoch", controls);
+  const trust = element("span", "nbdebug-trust", controls);
+  trust.title = "How far to trust this frame (training samples): NPR, the share of each sample's 15 " +
+    "nearest neighbours kept on the canvas; PPR, the share of predictions the painted territories preserve.";
   const legend = element("div", "nbdebug-legend", main);
   slider.type = "range";
   slider.min = "0";
@@ -63,6 +66,7 @@ function createLandscape(model, el) {
       classes: model.get("classes"),
       palette: model.get("palette"),
       metrics: model.get("epoch_metrics"),
+      quality: model.get("frame_quality"),
     };
     xy = new Float32Array(2 * data.n);
     data.groups = dotGroups(data, (i) => colour(data.labels[i]));
@@ -148,6 +152,8 @@ function createLandscape(model, el) {
     const metrics = data.metrics[index] || {};
     const parts = Object.entries(metrics).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`);
     label.textContent = [`epoch ${data.epochs[index]}`, ...parts].join(" · ");
+    const quality = Object.entries(data.quality[index] || {});
+    trust.textContent = quality.map(([k, v]) => `${k} ${Number(v).toFixed(2)}`).join(" · ");
   }
 
   function goTo(index, { tween = true, settle = true } = {}) {
@@ -248,7 +254,8 @@ function createLandscape(model, el) {
     const index = data.epochs.indexOf(model.get("epoch"));
     if (index >= 0 && index !== Number(slider.value)) goTo(index, { settle: false });
   });
-  for (const name of ["positions", "labels", "splits", "bounds", "classes", "palette", "epochs"]) {
+  for (const name of ["positions", "labels", "splits", "bounds", "classes", "palette", "epochs", "epoch_metrics",
+    "frame_quality"]) {
     model.on(`change:${name}`, () => { decode(); decodeFeedback(); resize(); draw(); });
   }
   for (const name of ["background", "background_size"]) {
@@ -287,6 +294,7 @@ const STYLE = `
   border: 1px solid #bbb; border-radius: 3px; padding: 2px 6px; white-space: nowrap; }
 .nbdebug-controls { display: flex; align-items: center; gap: 10px; margin-top: 6px; }
 .nbdebug-slider { flex: 1; }
+.nbdebug-trust { color: #777; font-size: 12px; cursor: help; }
 .nbdebug-play { min-width: 80px; }
 .nbdebug-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 6px; }
 .nbdebug-legend-item { display: inline-flex; align-items: center; gap: 4px; }

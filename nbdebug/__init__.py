@@ -4,8 +4,9 @@ from .monitor import Monitor
 from .record import NonFiniteWarning, Recorder
 from .run import Run, RunFormatError, load_run
 from .session import Session
+from .visualizer import TimeTravelVisualizer
 from .widget import Landscape, show
 
 __all__ = ["Recorder", "NonFiniteWarning", "Run", "RunFormatError", "load_run", "Session", "Landscape", "show",
-           "Monitor"]
+           "Monitor", "TimeTravelVisualizer"]
 __version__ = "0.1.0"

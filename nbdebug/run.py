@@ -17,6 +17,8 @@ This docstring is the one description of the on-disk format (version 1)::
       epochs/.tmp-*             an epoch being written; readers ignore it
       feedback.jsonl            the user's accept / reject answers, appended as given
                                 (written by Session; format in nbdebug.feedback)
+      visualizer/               the fitted time-travelling visualizer, a cache written whole and
+                                swapped in (format in nbdebug.visualizer); .visualizer-* while written
 
 ``run.json`` holds ``format``, ``n_samples``, ``n_classes``, ``classes``,
 ``splits`` (a list of ``{"name", "start", "stop"}``; samples are ordered

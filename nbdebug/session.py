@@ -14,6 +14,10 @@ from .features import PROGRESS_MIN_SAMPLES, aggregate_attributes, confidence, dy
 from .intention import MODES, IntentionLearner
 from .projection import AlignedPCA
 from .run import Run, load_run
+from .visualizer import Background, TimeTravelVisualizer
+from .visualizer import background as paint_background
+
+PROJECTIONS = {"visualizer": TimeTravelVisualizer, "pca": AlignedPCA}
 
 PAPER_ATTRIBUTES = ("location", "velocity", "acceleration", "confidence")
 
@@ -30,10 +34,11 @@ class Session:
     ----------
     run : Run, str or Path
         A run from :func:`nbdebug.load_run`, or the path of a run directory.
-    projection : optional
-        The projection placing samples on the canvas; default :class:`AlignedPCA`.
-        Anything with ``fit(run)``, ``embedding_``, ``transform`` and
-        ``inverse_transform`` (see :mod:`nbdebug.projection`) fits here.
+    projection : "visualizer", "pca" or a projection object, optional
+        What places samples on the canvas: by default the time-travelling
+        :class:`~nbdebug.visualizer.TimeTravelVisualizer` (fitted once, cached in the run
+        directory); "pca" is the fast :class:`~nbdebug.projection.AlignedPCA`. Anything with
+        ``fit(run)``, ``embedding_``, ``transform`` and ``inverse_transform`` fits here.
     mode : "default" or "paper"
         "paper" recommends from the paper's four anomaly scores alone, as DeepDebugger
         does; "default" adds the aggregated attributes of :mod:`nbdebug.features` and
@@ -56,12 +61,13 @@ class Session:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.run = run
-        self.projection = projection if projection is not None else AlignedPCA()
+        self.projection = _make_projection(projection)
         self.mode = mode
         self.epochs = select_epochs(run, epochs)
         self.detector = AnomalyDetector(n_clusters, threshold, seed)
         self.seed = seed
         self._fitted = False
+        self._bounds: tuple[float, float, float, float] | None = None
         self._attributes: dict[str, np.ndarray] | None = None
         self._learner: IntentionLearner | None = None
         self._log = feedback_log.FeedbackLog(run.path)
@@ -74,6 +80,7 @@ class Session:
         """Fit the projection over every recorded epoch."""
         self.projection.fit(self.run)
         self._fitted = True
+        self._bounds = None
         self._attributes = None  # the paper's features depend on the embedding
         self._learner = None
         return self
@@ -88,14 +95,43 @@ class Session:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(x_min, x_max, y_min, y_max) of the canvas: every epoch's points with a margin."""
-        points = self.embedding.reshape(-1, 2)
-        points = points[np.isfinite(points).all(axis=1)]
-        if not len(points):
-            return (-1.0, 1.0, -1.0, 1.0)
-        low, high = points.min(axis=0), points.max(axis=0)
-        margin = np.maximum((high - low) * 0.05, 1e-6)
-        low, high = low - margin, high + margin
-        return (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
+        if self._bounds is None or not self._fitted:
+            points = self.embedding.reshape(-1, 2)
+            points = points[np.isfinite(points).all(axis=1)]
+            if not len(points):
+                return (-1.0, 1.0, -1.0, 1.0)
+            low, high = points.min(axis=0), points.max(axis=0)
+            margin = np.maximum((high - low) * 0.05, 1e-6)
+            low, high = low - margin, high + margin
+            self._bounds = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
+        return self._bounds
+
+    # -- class territories and faithfulness ---------------------------------------------
+
+    def territories(self, epoch: int, resolution: int = 256) -> Background:
+        """The class territories of ``epoch`` over :attr:`bounds`: the canvas grid decoded to
+        representations and classified by that epoch's head. ``.image`` is (H, W, 4) RGBA
+        (row 0 at the top), ``.predicted`` and ``.confidence`` the grid's classes and
+        top-1 probabilities (for tooltips), ``.gap`` the top-1 / top-2 margin."""
+        bounds = self.bounds  # fits the projection if needed
+        return paint_background(self.projection, self.run, epoch, bounds, resolution,
+                                head_module=getattr(self.projection, "head_module", None))
+
+    def background(self, epoch: int, resolution: int = 256) -> np.ndarray:
+        """(resolution, resolution, 4) uint8 RGBA: the class colour, lighter where the
+        head is less confident, white at decision boundaries (DeepDebugger §2.2.1)."""
+        return self.territories(epoch, resolution).image
+
+    @property
+    def faithfulness(self) -> dict:
+        """How far to trust each frame, per epoch: NPR@15 (``npr_train``, ``npr_test``),
+        PPR (``ppr_train``, ``ppr_test``), ``displacement``, ``rotation``, ``reflection``."""
+        if not self._fitted:
+            self.fit()
+        if hasattr(self.projection, "faithfulness"):
+            return self.projection.faithfulness(self.run)  # cached in the run directory
+        from .metrics import evaluate
+        return evaluate(self.run, self.projection)
 
     # -- attributes -------------------------------------------------------------------
 
@@ -222,3 +258,18 @@ class Session:
     def importance(self) -> dict[str, float]:
         """Attribute name -> learned coefficient of the current intention."""
         return self.learner.importance
+
+
+def _make_projection(projection):
+    if projection is None:
+        return TimeTravelVisualizer()
+    if isinstance(projection, str):
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {sorted(PROJECTIONS)} or a projection object, "
+                             f"got {projection!r}")
+        return PROJECTIONS[projection]()
+    missing = [name for name in ("fit", "transform", "inverse_transform") if not hasattr(projection, name)]
+    if missing:
+        raise TypeError(f"projection lacks {missing}; pass 'visualizer', 'pca' or an object like "
+                        "nbdebug.projection.AlignedPCA")
+    return projection

@@ -23,7 +23,19 @@ Representations of each epoch are centred and scaled to unit RMS before they rea
 the networks, so epochs whose representations differ in scale look alike.
 
 The fitted model and its embedding are cached in ``<run>/visualizer/`` (see
-:meth:`TimeTravelVisualizer.fit`); nothing is pickled.
+:meth:`TimeTravelVisualizer.fit`); nothing is pickled. The folder is written whole as
+``<run>/.visualizer-*`` and swapped in with ``os.replace``:
+
+* ``visualizer.json``: ``format``, ``key`` (hash of the settings), ``config``, ``epochs``,
+  ``fingerprint`` (n_samples, dim, n_classes, the run's creation time and, per epoch, a
+  hash of ``epoch.json`` and the file sizes), ``seconds``, ``written``;
+* ``model.npz``: the networks' weights as ``model/<name>`` float32 arrays, the per-epoch
+  ``mean`` (E, dim) and ``scale`` (E,), and ``pool`` (indices of the samples trained on);
+* ``embedding.npy``: float32 (E, n_samples, 2), NaN where a representation is not finite;
+* ``metrics.json``: the faithfulness figures, once computed (NaN stored as null).
+
+Same settings and unchanged epochs reuse the cache; epochs added at the end extend it;
+anything else refits.
 """
 
 from __future__ import annotations

@@ -38,6 +38,21 @@ def _check_bundle(path: Path) -> None:
             "in the nbdebug source tree (scripts/dev.sh does this)")
 
 
+def _frame_quality(session: Session) -> list[dict[str, float]]:
+    """Per epoch, the share of neighbours kept on the canvas (NPR@15) and of predictions
+    the painted territories preserve (PPR), training samples; NaN-free for JSON."""
+    quality = session.faithfulness
+    frames = []
+    for i in range(len(quality["epochs"])):
+        frame = {}
+        for key, name in (("npr_train", "NPR"), ("ppr_train", "PPR")):
+            value = quality.get(key, np.full(i + 1, np.nan))[i]
+            if np.isfinite(value):
+                frame[name] = float(value)
+        frames.append(frame)
+    return frames
+
+
 def _buffer(value: Any) -> bytes:
     """A binary message from the page as bytes; anything else is refused."""
     if not isinstance(value, (bytes, memoryview)):
@@ -74,6 +89,7 @@ class Landscape(anywidget.AnyWidget):
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
     palette = traitlets.List(traitlets.Unicode()).tag(sync=True)
     epoch_metrics = traitlets.List(traitlets.Dict()).tag(sync=True)
+    frame_quality = traitlets.List(traitlets.Dict()).tag(sync=True)  # per epoch: how faithful the frame is
     background = traitlets.Bytes(b"").tag(sync=True)  # uint8 RGBA (h, w, 4) over `bounds`, row 0 on top
     background_size = traitlets.List(traitlets.Int(), [0, 0]).tag(sync=True)  # [w, h]
     # uint32 indices, set by the lasso; the page sends a memoryview
@@ -109,6 +125,7 @@ class Landscape(anywidget.AnyWidget):
             classes=run.classes,
             palette=PALETTE,
             epoch_metrics=metrics,
+            frame_quality=_frame_quality(session),
             **kwargs,
         )
         self.on_msg(self._on_message)
@@ -219,17 +236,22 @@ class Landscape(anywidget.AnyWidget):
         return image[..., None] if image.ndim == 2 else image
 
 
-def show(obj: Run | Session | Monitor | str | Path, **kwargs: Any) -> Landscape | MonitorWidget:
+def show(obj: Run | Session | Monitor | str | Path, projection: Any = None, **kwargs: Any) -> Landscape | MonitorWidget:
     """Show a run in the notebook: ``nbdebug.show(run)``, ``show(session)`` or ``show("runs/demo")``;
-    or the live view of a training monitor: ``nbdebug.show(monitor)``."""
+    or the live view of a training monitor: ``nbdebug.show(monitor)``.
+
+    ``projection`` ("visualizer", the default, or "pca") is passed to :class:`Session` when
+    a run is given; other options (``epoch``, ``recommendations``) go to :class:`Landscape`."""
     if isinstance(obj, Monitor):
-        if kwargs:
-            raise TypeError(f"show(monitor) takes no options, got {sorted(kwargs)}")
+        if kwargs or projection is not None:
+            raise TypeError("show(monitor) takes no options")
         return obj.widget
     if isinstance(obj, Session):
+        if projection is not None:
+            raise TypeError("show(session) uses the session's projection; pass projection= to Session")
         session = obj
     elif isinstance(obj, (Run, str, Path)):
-        session = Session(obj)
+        session = Session(obj, projection=projection)
     else:
         raise TypeError(f"show() takes a Run, a Session, a run directory path or a Monitor, "
                         f"got {type(obj).__name__}")

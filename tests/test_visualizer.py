@@ -154,7 +154,7 @@ def test_cache_is_reused_refitted_on_new_settings_and_extended_with_new_epochs(d
     first = TimeTravelVisualizer(**FAST).fit(run)
     assert first.from_cache_ is None
     folder = path / CACHE_DIR
-    assert {p.name for p in folder.iterdir()} == {"visualizer.json", "model.npz", "embedding.npy"}
+    assert {p.name for p in folder.iterdir()} >= {"visualizer.json", "model.npz", "embedding.npy"}
     info = json.loads((folder / "visualizer.json").read_text())
     assert info["epochs"] == run.epochs
 
