@@ -127,7 +127,9 @@ function createLandscape(model, el) {
       const [left, top] = transform.toPixel(x0, y1);
       const [right, bottom] = transform.toPixel(x1, y0);
       ctx.imageSmoothingEnabled = true;
+      ctx.globalAlpha = 0.6; // pale territories, so dots of the same class stay visible
       ctx.drawImage(background.image, left, top, right - left, bottom - top);
+      ctx.globalAlpha = 1;
     }
     framePositions(data.positions, data.n, data.epochs.length, frame, xy);
     drawDots(ctx, transform, xy, data.groups, data.n);
