@@ -22,6 +22,8 @@ def test_quickstart_runs_and_records_the_demo(tmp_path):
                       for o in cell.outputs)
     assert "the widget shows epoch 30" in outputs
     assert "144 flipped labels" in outputs
+    share = int(outputs.split("% of the first 50 recommendations")[0].split()[-1])
+    assert share >= 80
 
 
 def test_monitor_notebook_shows_the_three_scram_scenarios(tmp_path):
