@@ -72,6 +72,7 @@ class Session:
         self._learner: IntentionLearner | None = None
         self._log = feedback_log.FeedbackLog(run.path)
         self._intention: dict | None = None  # the current intention's event, once logged
+        self._listeners: list = []  # called after every answer or new intention (the widgets)
 
     def __repr__(self) -> str:
         return f"Session({self.run!r}, projection={type(self.projection).__name__}, fitted={self._fitted})"
@@ -238,6 +239,7 @@ class Session:
         if self._intention is None:
             self._intention = events[0]
         learner.feedback(accept_idx, reject_idx)
+        self._notify()
 
     def new_intention(self, prior: str | None = None) -> None:
         """Start a new intention: forget the answers (they stay in the log) and reset the
@@ -249,6 +251,16 @@ class Session:
         event = self._intention_event(number, prior)
         self._log.append([event])
         self._intention = event
+        self._notify()
+
+    def on_feedback(self, callback) -> None:
+        """Call ``callback()`` after every answer and new intention, wherever it came from
+        (a widget's buttons or Python), so every view of the session stays current."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in self._listeners:
+            callback()
 
     def _intention_event(self, number: int, prior: str | None) -> dict:
         return {"event": "intention", "format": feedback_log.FORMAT, "intention": number,

@@ -129,6 +129,8 @@ class Landscape(anywidget.AnyWidget):
             **kwargs,
         )
         self.on_msg(self._on_message)
+        if self.n_recommendations:
+            session.on_feedback(self._refresh_recommendations)  # answers given in Python show here too
         self._refresh_recommendations()
 
     # -- what the page may change ------------------------------------------------------
@@ -186,21 +188,17 @@ class Landscape(anywidget.AnyWidget):
             self.message = str(err)
             logger.warning("nbdebug widget: %s", err)
             return
-        self.message = ""
-        self._refresh_recommendations()
+        self.message = ""  # the session's on_feedback listener has refreshed the panel
 
     # -- what the kernel pushes --------------------------------------------------------
 
     def _refresh_background(self) -> None:
-        paint = getattr(self.session, "background", None)
-        if paint is None:
-            return
-        image = np.ascontiguousarray(paint(self.epoch), dtype=np.uint8)
+        image = np.ascontiguousarray(self.session.background(self.epoch), dtype=np.uint8)
         self.background = image.tobytes()
         self.background_size = [image.shape[1], image.shape[0]]
 
     def _refresh_recommendations(self) -> None:
-        if not self.n_recommendations or not hasattr(self.session, "recommend"):
+        if not self.n_recommendations:
             return
         run, session = self.session.run, self.session
         recommended = np.asarray(session.recommend(self.n_recommendations), dtype=np.int64)

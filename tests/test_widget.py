@@ -95,3 +95,15 @@ def test_show_gives_a_monitor_its_live_widget():
     with nbdebug.Monitor(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                          loss_fn=torch.nn.CrossEntropyLoss()) as monitor:
         assert nbdebug.show(monitor) is monitor.widget
+
+
+def test_answers_given_in_python_show_in_the_widget(digits_run_path, tmp_path):
+    import shutil
+
+    widget = nbdebug.show(shutil.copytree(digits_run_path, tmp_path / "run"), recommendations=5)
+    first = widget.cards[0]["index"]
+    widget.session.feedback(reject=[first])
+    assert np.frombuffer(widget._rejected, np.uint32).tolist() == [first]
+    assert first not in [card["index"] for card in widget.cards]
+    widget.session.new_intention()
+    assert len(np.frombuffer(widget._rejected, np.uint32)) == 0
