@@ -216,15 +216,14 @@ def part_noisy(args, data_cache):
                 setting = f"{name} noise {noise:.0%}"
                 paper = [names.index(n) for n in PAPER_ATTRIBUTES if n in names]
                 add = lambda m, h: results.setdefault((setting, m), []).append(summary(h, n_t))  # noqa: E731
-                add("paper mode", simulate(IntentionLearner(a[:, paper], [names[j] for j in paper],
-                                                            mode="paper", seed=seed), target, pool, seed=seed))
-                add("default mode", simulate(IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed), target, pool, seed=seed))
+                paper_mode = lambda: IntentionLearner(a[:, paper], [names[j] for j in paper],  # noqa: E731
+                                                      mode="paper", seed=seed)
+                default_mode = lambda: IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed)  # noqa: E731
+                add("paper mode", simulate(paper_mode(), target, pool, seed=seed))
+                add("default mode", simulate(default_mode(), target, pool, seed=seed))
                 for flip in (0.03, 0.05, 0.10):
-                    add(f"default, {flip:.0%} answers flipped",
-                        simulate(IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed), target, pool, flip, seed))
-                    add(f"paper, {flip:.0%} answers flipped",
-                        simulate(IntentionLearner(a[:, paper], [names[j] for j in paper], mode="paper",
-                                                  seed=seed), target, pool, flip, seed))
+                    add(f"default, {flip:.0%} answers flipped", simulate(default_mode(), target, pool, flip, seed))
+                    add(f"paper, {flip:.0%} answers flipped", simulate(paper_mode(), target, pool, flip, seed))
                 last = run.probabilities(run.epochs[-1])
                 rows = np.arange(run.n_samples)
                 labels = np.maximum(run.labels, 0)

@@ -46,9 +46,8 @@ def _frame_quality(session: Session) -> list[dict[str, float]]:
     for i in range(len(quality["epochs"])):
         frame = {}
         for key, name in (("npr_train", "NPR"), ("ppr_train", "PPR")):
-            value = quality.get(key, np.full(i + 1, np.nan))[i]
-            if np.isfinite(value):
-                frame[name] = float(value)
+            if key in quality and np.isfinite(quality[key][i]):
+                frame[name] = float(quality[key][i])
         frames.append(frame)
     return frames
 

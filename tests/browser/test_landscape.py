@@ -14,6 +14,11 @@ from PIL import Image
 pytestmark = pytest.mark.browser
 
 
+def wait_for_value(nb, locator, value: str, timeout: float = 10_000) -> None:
+    """Wait until an input's value is ``value`` (the page updates it asynchronously)."""
+    nb.page.wait_for_function(f"el => el.value === {value!r}", arg=locator.element_handle(), timeout=timeout)
+
+
 def coloured_fraction(png: bytes, saturation: int) -> float:
     """Share of pixels more saturated than ``saturation`` (white, grey and black are not)."""
     rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
@@ -31,7 +36,7 @@ def test_show_draws_dots_and_timeline_reaches_kernel(notebook, digits_run_path):
     canvas.wait_for(timeout=60_000)
     slider = nb.cell(0).locator(".nbdebug-slider")
     # The widget opens on the last epoch.
-    nb.page.wait_for_function("el => el.value === '5'", arg=slider.element_handle(), timeout=10_000)
+    wait_for_value(nb, slider, "5")
 
     # The pale class territories cover most of the canvas, and the saturated dots sit on them.
     before = canvas.screenshot()
@@ -54,8 +59,7 @@ def test_show_draws_dots_and_timeline_reaches_kernel(notebook, digits_run_path):
 
     # And the other way: the kernel sets the epoch, the timeline follows.
     nb.run(2)
-    nb.page.wait_for_function(
-        "el => el.value === '1'", arg=slider.element_handle(), timeout=10_000)
+    wait_for_value(nb, slider, "1")
     assert nb.cell(0).locator(".nbdebug-epoch").inner_text().startswith("epoch 2")
 
 
@@ -68,10 +72,10 @@ def test_play_button_animates_to_the_last_epoch(notebook, digits_run_path):
     play = nb.cell(0).locator(".nbdebug-play")
     play.wait_for(timeout=60_000)
     slider = nb.cell(0).locator(".nbdebug-slider")
-    nb.page.wait_for_function("el => el.value === '0'", arg=slider.element_handle(), timeout=10_000)
+    wait_for_value(nb, slider, "0")
     play.click()
     # Five tweens of 350 ms, then it stops on the last epoch and reports it.
-    nb.page.wait_for_function("el => el.value === '5'", arg=slider.element_handle(), timeout=15_000)
+    wait_for_value(nb, slider, "5", timeout=15_000)
     nb.page.wait_for_function(
         "el => el.textContent.includes('play')", arg=play.element_handle(), timeout=5_000)
     nb.run(1)
