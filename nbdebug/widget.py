@@ -113,13 +113,16 @@ class Landscape(anywidget.AnyWidget):
         self._thumbnails = {name: run.thumbnails(name) for name in run.splits}
         embedding = np.ascontiguousarray(session.embedding, dtype=np.float32)
         metrics = [{k: v for k, v in run.metrics(e).items() if v is not None} for e in run.epochs]
+        splits = np.empty(run.n_samples, dtype=np.uint8)
+        for name, where in run.splits.items():
+            splits[where] = SPLIT_CODES[name]
         super().__init__(
             epochs=list(run.epochs),
             epoch=run.epochs[-1] if epoch is None else epoch,
             n_samples=run.n_samples,
             positions=embedding.tobytes(),
             labels=run.labels.astype(np.int16).tobytes(),
-            splits=np.array([SPLIT_CODES[s] for s in run.split], dtype=np.uint8).tobytes(),
+            splits=splits.tobytes(),
             bounds=list(session.bounds),
             classes=run.classes,
             palette=PALETTE,
