@@ -28,8 +28,10 @@ Two modes:
       recommendation explores the top samples of every attribute in turn, so that
       feedback can find an intention the prior does not rank.
 
-A refit costs O(answers_new x d^2 + d^3) from running sums of the answers, and a
-re-rank one matrix-vector product and one partial sort over the samples.
+A refit costs O(answers_new x d^2 + d^3) from running sums of the answers. A re-rank
+is one product of the coefficients with the attribute-major attribute blocks, one table
+lookup for the class indicators, and a partial sort of the few hundred open samples
+above a threshold taken from a strided sample of the scores.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ import numpy as np
 
 MODES = ("default", "paper")
 PRIOR_LABELLED, PRIOR_UNLABELLED = "datamaps_confidence+knn_disagreement", "least_confidence"
-SCORE_BLOCK = 8192
+BLOCK = 8192
+# The top-k search first takes a threshold from every STRIDE-th open sample.
+STRIDE = 32
 INDICATOR_SCALE = 1.0
 
 
@@ -127,10 +131,20 @@ class IntentionLearner:
             self._group_codes.append(codes)
         grouped = {j for columns, _ in self._groups for j in columns}
         self._dense = np.array([j for j in range(self.d) if j not in grouped], dtype=np.int64)
-        # A last column of tiny random numbers with coefficient 1 breaks the many ties of
-        # cluster scores at random inside the one matrix-vector product.
+        self._code = self._code.astype(np.intp)  # np.take is fastest with native indices
+        # The dense attributes, plus a last row of tiny random numbers with coefficient 1
+        # that breaks the many ties of cluster scores at random inside the product, are
+        # kept attribute-major in blocks of BLOCK samples: (n_blocks, n_dense + 1, BLOCK).
+        # One np.matmul then scores every block with a single-threaded BLAS call each (on
+        # a busy machine BLAS threads wait for each other and a product takes 10x longer).
         jitter = np.random.default_rng(seed).random(self.n) * 1e-6
-        self._matrix = np.ascontiguousarray(np.column_stack([attributes[:, self._dense], jitter]), dtype=np.float32)
+        dense = np.column_stack([attributes[:, self._dense], jitter]).astype(np.float32)
+        n_blocks = -(-self.n // BLOCK)
+        padded = np.zeros((n_blocks * BLOCK, len(self._dense) + 1), dtype=np.float32)
+        padded[:self.n] = dense
+        self._blocks = np.ascontiguousarray(padded.reshape(n_blocks, BLOCK, -1).transpose(0, 2, 1))
+        self._buffer = np.empty((n_blocks, BLOCK), dtype=np.float32)  # scores land here
+        self._lookup = np.empty(self.n, dtype=np.float32)
         self._order: np.ndarray | None = None  # per-attribute rankings, built when exploring
         self.reset(prior)
 
@@ -143,6 +157,7 @@ class IntentionLearner:
         self.requested_prior = prior
         self._set_initial(self.requested_prior)
         self.answers = np.full(self.n, -1, dtype=np.int8)  # -1 unjudged, 0 rejected, 1 accepted
+        self._open = np.ones(self.n, dtype=bool)  # not judged in this intention
         self._judged: dict[int, None] = {}
         # Running sums over the answers: weight, x, y, x x^T, x y.
         self._sw, self._sy = 0.0, 0.0
@@ -180,20 +195,16 @@ class IntentionLearner:
 
     def check_indices(self, values, name: str) -> np.ndarray:
         """Validate sample indices given by the user; raises naming ``name``."""
-        if values is None:
-            values = []
-        array = np.asarray(values)
+        array = np.asarray([] if values is None else values)
         if array.ndim > 1:
             raise ValueError(f"{name} must be a flat list of sample indices, got shape {array.shape}")
         array = array.reshape(-1)
-        if array.dtype.kind == "b" or (array.size and array.dtype.kind not in "iuf"):
+        if array.dtype.kind not in "iu" and array.size and (
+                array.dtype.kind != "f" or not np.all(np.isfinite(array) & (array == np.round(array)))):
             raise TypeError(f"{name} must hold integer sample indices, got {array[:5].tolist()}")
-        if array.dtype.kind == "f":
-            if not np.all(np.isfinite(array) & (array == np.round(array))):
-                raise TypeError(f"{name} must hold integer sample indices, got {array[:5].tolist()}")
-        ints = array.astype(np.int64)
-        bad = ints[(ints < 0) | (ints >= self.n)]
-        if len(bad):
+        ints = array.astype(np.int64, copy=False)
+        if ints.size and (ints.min() < 0 or ints.max() >= self.n):
+            bad = ints[(ints < 0) | (ints >= self.n)]
             raise IndexError(f"{name} holds {bad[:5].tolist()}, outside 0..{self.n - 1}; "
                              f"pass indices of samples of this run")
         return np.unique(ints)
@@ -202,7 +213,7 @@ class IntentionLearner:
         """Validated, de-duplicated ``accept`` and ``reject`` indices; a sample in both raises."""
         accept = self.check_indices(accept, "accept")
         reject = self.check_indices(reject, "reject")
-        both = np.intersect1d(accept, reject)
+        both = np.intersect1d(accept, reject, assume_unique=True) if len(accept) and len(reject) else ()
         if len(both):
             raise ValueError(f"samples {both[:5].tolist()} are in both accept and reject; "
                              "give each sample one answer per call")
@@ -219,6 +230,7 @@ class IntentionLearner:
             self._accumulate(indices[again], self.answers[indices[again]].astype(np.float64), -1.0)
         self._accumulate(indices, answers, 1.0)
         self.answers[indices] = answers
+        self._open[indices] = False
         for i in indices.tolist():
             self._judged.pop(i, None)
             self._judged[i] = None
@@ -257,12 +269,13 @@ class IntentionLearner:
 
     def scores(self) -> np.ndarray:
         """Interest of every sample under the current coefficients (plus the tie-breaking jitter)."""
+        return self._score().copy()
+
+    def _score(self) -> np.ndarray:
+        """Like :meth:`scores`, in a reused buffer (valid until the next call)."""
         coef = np.append(self.coef_[self._dense], 1.0).astype(np.float32)
-        out = np.empty(self.n, dtype=np.float32)
-        # Blocks small enough that BLAS stays on one thread: on a busy machine its
-        # threads wait for each other and one product takes 10x longer.
-        for start in range(0, self.n, SCORE_BLOCK):
-            np.dot(self._matrix[start:start + SCORE_BLOCK], coef, out=out[start:start + SCORE_BLOCK])
+        np.matmul(coef, self._blocks, out=self._buffer)
+        out = self._buffer.reshape(-1)[:self.n]
         if self._groups:
             # Per group every column is "off" except the sample's own, which is "on"; the
             # table holds the sum over groups for every combination of codes.
@@ -271,13 +284,15 @@ class IntentionLearner:
                 w = self.coef_[columns]
                 part = (w * (values[1] - values[0]) + w @ values[0]).astype(np.float32)
                 table = (table[:, None] + part[None, :]).reshape(-1)
-            out += table[self._code]
+            np.take(table, self._code, out=self._lookup)
+            out += self._lookup
         return out
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """The (standardised) attributes of some samples, (len(indices), n_attributes) float32."""
         x = np.empty((len(indices), self.d), dtype=np.float32)
-        x[:, self._dense] = self._matrix[indices, :-1]
+        indices = np.asarray(indices)
+        x[:, self._dense] = self._blocks[indices // BLOCK, :-1, indices % BLOCK]
         for (columns, values), codes in zip(self._groups, self._group_codes):
             hot = np.arange(len(columns))[None, :] == codes[indices][:, None]
             x[:, columns] = np.where(hot, values[1], values[0])
@@ -291,29 +306,23 @@ class IntentionLearner:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
             raise ValueError(f"k must be a non-negative integer, got {k!r}")
         self.resolve_prior(candidates)
-        scores = self.scores()
-        if candidates is not None:
-            scores[~candidates] = -np.inf
-        if self._judged:
-            scores[self.judged] = -np.inf
-        n_open = (self.n if candidates is None else int(candidates.sum())) - int(
-            (self.answers >= 0).sum() if candidates is None else (self.answers[candidates] >= 0).sum())
-        k = min(int(k), n_open)
+        open_ = self._open if candidates is None else candidates & self._open
+        k = min(int(k), int(np.count_nonzero(open_)))
         if k == 0:
             return np.zeros(0, dtype=np.int64)
+        scores = self._score()
         if self.mode == "default" and self._judged and self._sy < self.min_positives:
-            return self._explore(scores, k)
-        return top_k(scores, k)
+            return self._explore(scores, open_, k)
+        return top_k(scores, k, open_)
 
-    def _explore(self, scores: np.ndarray, k: int) -> np.ndarray:
+    def _explore(self, scores: np.ndarray, open_: np.ndarray, k: int) -> np.ndarray:
         """Half the current ranking, half the top open samples of each attribute in turn."""
-        chosen = dict.fromkeys(top_k(scores, (k + 1) // 2).tolist())
-        open_ = np.isfinite(scores)
+        chosen = dict.fromkeys(top_k(scores, (k + 1) // 2, open_).tolist())
         if self._order is None:
-            self._order = np.argsort(-self._matrix[:, :-1], axis=0, kind="stable")
+            dense = self._blocks[:, :-1].transpose(1, 0, 2).reshape(len(self._dense), -1)[:, :self.n]
+            self._order = np.argsort(-dense, axis=1, kind="stable")
         tops = []
-        for j in range(len(self._dense)):
-            order = self._order[:, j]
+        for order in self._order:
             tops.append(order[open_[order]][:k].tolist())
         depth = 0
         while len(chosen) < k and any(depth < len(t) for t in tops):
@@ -329,10 +338,26 @@ class IntentionLearner:
         return {name: float(c) for name, c in zip(self.names, self.coef_)}
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest scores, largest first."""
+def top_k(scores: np.ndarray, k: int, among: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k largest scores, largest first; ``among`` (bool mask) restricts the
+    choice to those samples, of which there must be at least k.
+
+    A threshold taken from every STRIDE-th allowed score leaves a few hundred candidates
+    for the exact partial sort, instead of all n; if too few pass it, all allowed samples are.
+    """
     n = len(scores)
-    if k >= n:
-        return np.argsort(-scores, kind="stable")
-    part = np.argpartition(scores, n - k)[n - k:]
-    return part[np.argsort(-scores[part], kind="stable")]
+    candidates = None
+    sample = scores[::STRIDE] if among is None else scores[::STRIDE][among[::STRIDE]]
+    depth = 4 * k // STRIDE + 8  # about 4k + 8 x STRIDE samples pass the threshold
+    if len(sample) > depth:
+        threshold = np.partition(sample, len(sample) - depth)[len(sample) - depth]
+        passed = scores >= threshold
+        candidates = np.flatnonzero(passed if among is None else passed & among)
+    if candidates is None or len(candidates) < k:
+        candidates = np.arange(n) if among is None else np.flatnonzero(among)
+    values = scores[candidates]
+    if k < len(candidates):
+        part = np.argpartition(values, len(values) - k)[len(values) - k:]
+    else:
+        part = np.arange(len(values))
+    return candidates[part[np.argsort(-values[part], kind="stable")]]

@@ -163,3 +163,19 @@ def test_reset_starts_a_new_intention(digits):
     learner.reset(prior="knn_distance")
     assert (learner.answers == -1).all() and len(learner.judged) == 0
     assert learner.importance["knn_distance"] == 0.25 and learner.importance["aum"] == 0
+
+
+def test_top_k_matches_a_full_sort_among_open_samples():
+    rng = np.random.default_rng(0)
+    for n, k, share in ((100_000, 50, 0.9), (5_000, 300, 0.5), (1_000, 7, 0.01), (40, 40, 1.0)):
+        scores = rng.normal(size=n).astype(np.float32)
+        among = rng.random(n) < share
+        among[:k] = True  # at least k allowed
+        reference = np.flatnonzero(among)[np.argsort(-scores[among], kind="stable")][:k]
+        np.testing.assert_array_equal(top_k(scores, k, among), reference)
+        np.testing.assert_array_equal(top_k(scores, k), np.argsort(-scores, kind="stable")[:k])
+    # The threshold is set by the allowed samples only: many high but excluded scores do not hide any.
+    scores = np.arange(10_000, dtype=np.float32)
+    among = np.zeros(10_000, bool)
+    among[::500] = True
+    np.testing.assert_array_equal(top_k(scores, 5, among), [9500, 9000, 8500, 8000, 7500])
