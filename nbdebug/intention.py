@@ -15,8 +15,10 @@ Two modes:
 
     * the first round is the top-k of a strong prior: the sum of the standardised
       ``datamaps_confidence`` and ``knn_disagreement`` when most candidates carry a
-      label, ``least_confidence`` when most are unlabeled (chosen on the benchmark's
-      digits and mnist1d runs, see ``benchmarks/recommend.py``);
+      label; ``least_confidence``, ``knn_distance`` and ``knn_disagreement`` when most
+      are unlabeled, which covers both mispredicted and out-of-distribution samples
+      (chosen on benchmark runs other than the reported ones, see
+      ``benchmarks/recommend.py``);
     * the ridge penalty pulls the coefficients toward that prior instead of toward
       zero, as strongly as the prior's own picks were accepted (a prior that does not
       match the intention stops holding the learner back);
@@ -24,13 +26,20 @@ Two modes:
       weighted as ``n_pseudo * pseudo_weight`` samples (its mean and covariance enter
       the normal equations directly, so no sampling and no per-round cost). One-sided
       or mistaken answers then cannot drag a good ranking down;
-    * while fewer than ``min_positives`` answers are accepts, half of each
-      recommendation explores the top samples of every attribute in turn, so that
-      feedback can find an intention the prior does not rank.
+    * the class indicators (``label=<c>``, ``predicted=<c>``) also carry a per-cell
+      correction: each (label, prediction) combination gets the mean residual of
+      its judged samples, shrunk toward 0 as if ``cell_prior`` more samples had
+      residual 0. A linear model cannot single out one confusion ("labelled 8,
+      predicted 3" is one cell); this lets two or three accepts in a cell pull the
+      rest of it up;
+    * while answers are given but none is an accept, each recommendation explores:
+      the top open samples of every attribute (and every class indicator) in turn,
+      so that feedback can find an intention the prior does not rank. The first
+      accept ends exploring.
 
 A refit costs O(answers_new x d^2 + d^3) from running sums of the answers. A re-rank
 is one product of the coefficients with the attribute-major attribute blocks, one table
-lookup for the class indicators, and a partial sort of the few hundred open samples
+lookup for the class indicators (the cell corrections cost O(answers)), and a partial sort of the few hundred open samples
 above a threshold taken from a strided sample of the scores.
 """
 
@@ -39,7 +48,8 @@ from __future__ import annotations
 import numpy as np
 
 MODES = ("default", "paper")
-PRIOR_LABELLED, PRIOR_UNLABELLED = "datamaps_confidence+knn_disagreement", "least_confidence"
+PRIOR_LABELLED = "datamaps_confidence+knn_disagreement"
+PRIOR_UNLABELLED = "least_confidence+knn_distance+knn_disagreement"
 BLOCK = 8192
 # The top-k search first takes a threshold from every STRIDE-th open sample.
 STRIDE = 32
@@ -67,8 +77,9 @@ class IntentionLearner:
         the prior's credibility but not below ``min_alpha``).
     n_pseudo, pseudo_weight : int, float
         Default mode: pseudo-negatives count as ``n_pseudo`` samples of weight ``pseudo_weight``.
-    min_positives : int
-        Default mode: explore while fewer accepts than this have been given.
+    cell_prior : float
+        Default mode: how many residual-0 samples each (label, prediction) cell's correction
+        is shrunk with.
     min_alpha : float
         Default mode: the smallest ridge penalty.
     seed : int
@@ -77,7 +88,7 @@ class IntentionLearner:
 
     def __init__(self, attributes: np.ndarray, names: list[str], mode: str = "default",
                  prior: str | None = None, labelled: np.ndarray | None = None, alpha: float | None = None,
-                 n_pseudo: int = 20, pseudo_weight: float = 0.5, min_positives: int = 3, min_alpha: float = 10.0,
+                 n_pseudo: int = 20, pseudo_weight: float = 0.5, cell_prior: float = 10.0, min_alpha: float = 10.0,
                  seed: int = 0):
         attributes = np.asarray(attributes, dtype=np.float32)
         if attributes.ndim != 2 or attributes.shape[1] != len(names) or not len(names):
@@ -90,7 +101,7 @@ class IntentionLearner:
         self.n, self.d = attributes.shape
         self.labelled = np.ones(self.n, bool) if labelled is None else np.asarray(labelled, bool)
         self.pseudo = n_pseudo * pseudo_weight if mode == "default" else 0.0
-        self.min_positives = min_positives
+        self.cell_prior = cell_prior
         self.min_alpha = min_alpha
         self.seed = seed
         self.alpha = (1.0 if mode == "paper" else 100.0) if alpha is None else float(alpha)
@@ -145,7 +156,6 @@ class IntentionLearner:
         self._blocks = np.ascontiguousarray(padded.reshape(n_blocks, BLOCK, -1).transpose(0, 2, 1))
         self._buffer = np.empty((n_blocks, BLOCK), dtype=np.float32)  # scores land here
         self._lookup = np.empty(self.n, dtype=np.float32)
-        self._order: np.ndarray | None = None  # per-attribute rankings, built when exploring
         self.reset(prior)
 
     def reset(self, prior: str | None = None) -> None:
@@ -163,6 +173,7 @@ class IntentionLearner:
         self._sw, self._sy = 0.0, 0.0
         self._sx, self._sxy = np.zeros(self.d), np.zeros(self.d)
         self._sxx = np.zeros((self.d, self.d))
+        self._judged_index = np.zeros(0, dtype=np.int64)  # the keys of _judged, as an array
 
     def _set_initial(self, prior: str | None) -> None:
         if self.mode == "paper":
@@ -234,6 +245,7 @@ class IntentionLearner:
         for i in indices.tolist():
             self._judged.pop(i, None)
             self._judged[i] = None
+        self._judged_index = self.judged
         self.refit()
 
     def _accumulate(self, indices: np.ndarray, y: np.ndarray, sign: float) -> None:
@@ -284,9 +296,20 @@ class IntentionLearner:
                 w = self.coef_[columns]
                 part = (w * (values[1] - values[0]) + w @ values[0]).astype(np.float32)
                 table = (table[:, None] + part[None, :]).reshape(-1)
+            if self.mode == "default" and len(self._judged_index):
+                table += self._cell_correction(out, table)
             np.take(table, self._code, out=self._lookup)
             out += self._lookup
         return out
+
+    def _cell_correction(self, dense_scores: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """Per combination of class codes (a confusion cell): the mean residual of its judged
+        samples under the linear model, shrunk as if ``cell_prior`` more had residual 0."""
+        judged = self._judged_index
+        cells = self._code[judged]
+        residual = self.answers[judged] - (dense_scores[judged] + table[cells] + self.intercept_)
+        return (np.bincount(cells, residual, len(table))
+                / (np.bincount(cells, minlength=len(table)) + self.cell_prior)).astype(np.float32)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """The (standardised) attributes of some samples, (len(indices), n_attributes) float32."""
@@ -310,27 +333,22 @@ class IntentionLearner:
         k = min(int(k), int(np.count_nonzero(open_)))
         if k == 0:
             return np.zeros(0, dtype=np.int64)
-        scores = self._score()
-        if self.mode == "default" and self._judged and self._sy < self.min_positives:
-            return self._explore(scores, open_, k)
-        return top_k(scores, k, open_)
+        if self.mode == "default" and self._judged and self._sy == 0:
+            return self._explore(open_, k)
+        return top_k(self._score(), k, open_)
 
-    def _explore(self, scores: np.ndarray, open_: np.ndarray, k: int) -> np.ndarray:
-        """Half the current ranking, half the top open samples of each attribute in turn."""
-        chosen = dict.fromkeys(top_k(scores, (k + 1) // 2, open_).tolist())
-        if self._order is None:
-            dense = self._blocks[:, :-1].transpose(1, 0, 2).reshape(len(self._dense), -1)[:, :self.n]
-            self._order = np.argsort(-dense, axis=1, kind="stable")
-        tops = []
-        for order in self._order:
-            tops.append(order[open_[order]][:k].tolist())
-        depth = 0
-        while len(chosen) < k and any(depth < len(t) for t in tops):
-            for column_top in tops:
-                if depth < len(column_top) and len(chosen) < k:
-                    chosen.setdefault(column_top[depth])
-            depth += 1
-        return np.fromiter(chosen, dtype=np.int64, count=len(chosen))
+    def _explore(self, open_: np.ndarray, k: int) -> np.ndarray:
+        """The top open samples of every attribute, class indicators included, in turn
+        (ties, as among the members of a class, broken by the jitter)."""
+        x = self.rows(np.arange(self.n)).astype(np.float64)
+        x += self._blocks[:, -1].reshape(-1)[:self.n, None]
+        tops = [top_k(column, k, open_).tolist() for column in x.T]
+        chosen: dict[int, None] = {}
+        for depth in range(k):
+            chosen.update(dict.fromkeys(column_top[depth] for column_top in tops))
+            if len(chosen) >= k:
+                break
+        return np.fromiter(chosen, dtype=np.int64, count=len(chosen))[:k]
 
     @property
     def importance(self) -> dict[str, float]:

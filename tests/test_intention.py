@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from nbdebug import load_run
-from nbdebug.intention import IntentionLearner, top_k
+from nbdebug.intention import PRIOR_UNLABELLED, IntentionLearner, top_k
 from nbdebug.session import PAPER_ATTRIBUTES, Session
 
 
@@ -84,7 +84,7 @@ def test_default_first_round_is_the_prior_top_k(digits):
     # Mostly unlabeled candidates: an uncertainty prior.
     unlabelled = IntentionLearner(a, names, labelled=np.zeros(run.n_samples, bool))
     unlabelled.recommend(5)
-    assert unlabelled.prior == "least_confidence"
+    assert unlabelled.prior == PRIOR_UNLABELLED
 
 
 def test_default_mode_finds_noisy_labels_and_resists_mistakes(digits):
@@ -179,3 +179,51 @@ def test_top_k_matches_a_full_sort_among_open_samples():
     among = np.zeros(10_000, bool)
     among[::500] = True
     np.testing.assert_array_equal(top_k(scores, 5, among), [9500, 9000, 8500, 8000, 7500])
+
+
+def _cells(a, names, run):
+    """Given label and last-epoch prediction per sample, read back from the class indicators."""
+    label = np.argmax(a[:, [names.index(f"label={c}") for c in run.classes]], axis=1)
+    predicted = np.argmax(a[:, [names.index(f"predicted={c}") for c in run.classes]], axis=1)
+    return label, predicted
+
+
+def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
+    # The intention is one confusion: the largest (label, prediction) cell off the diagonal.
+    a, names, run, train, noisy = digits
+    label, predicted = _cells(a, names, run)
+    off = np.flatnonzero(train & (label != predicted))
+    pairs, counts = np.unique(np.c_[label[off], predicted[off]], axis=0, return_counts=True)
+    cell = off[(label[off] == pairs[counts.argmax()][0]) & (predicted[off] == pairs[counts.argmax()][1])]
+    assert len(cell) >= 8
+    found = {}
+    for cell_prior in (10.0, np.inf):  # inf: no per-cell correction, the linear model alone
+        learner = IntentionLearner(a, names, labelled=run.labels >= 0, cell_prior=cell_prior)
+        first = learner.recommend(20, train)
+        learner.feedback(accept=cell[:2], reject=np.setdiff1d(first, cell))
+        found[cell_prior] = np.isin(learner.recommend(10, train), cell).sum()
+        if cell_prior == 10.0:
+            # The correction is the shrunk mean residual of the cell's judged samples.
+            judged = learner.judged
+            residual = learner.answers[judged] - (learner.rows(judged) @ learner.coef_ + learner.intercept_)
+            in_cell = np.isin(judged, cell)
+            expected = residual[in_cell].sum() / (in_cell.sum() + cell_prior)
+            linear = learner.rows(cell[2:]) @ learner.coef_
+            np.testing.assert_allclose(learner.scores()[cell[2:]] - linear, expected, atol=1e-4)
+    assert found[10.0] >= 6 and found[10.0] > found[np.inf]
+
+
+def test_all_rejects_explore_every_attribute_and_class(digits):
+    a, names, run, train, noisy = digits
+    learner = IntentionLearner(a, names, labelled=run.labels >= 0)
+    learner.feedback(reject=learner.recommend(50, train))
+    explored = learner.recommend(50, train)
+    label, predicted = _cells(a, names, run)
+    assert set(label[explored]) == set(range(len(run.classes)))  # each label=<c> contributed its top
+    for j, name in enumerate(names):
+        if "=" not in name:  # the best open sample of every attribute is among them
+            column = np.where(train & (learner.answers < 0), a[:, j], -np.inf)
+            assert column[explored].max() == column.max()
+    learner.feedback(accept=explored[:1], reject=explored[1:])
+    exploit = learner.recommend(50, train)  # one accept ends exploring: the learned ranking
+    np.testing.assert_array_equal(exploit, top_k(learner.scores(), 50, train & (learner.answers < 0)))

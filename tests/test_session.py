@@ -13,6 +13,7 @@ from torch import nn
 
 from nbdebug import Recorder, load_run
 from nbdebug.feedback import FILE
+from nbdebug.intention import PRIOR_UNLABELLED
 from nbdebug.session import Session
 
 
@@ -165,7 +166,7 @@ def test_run_without_labels(tmp_path):
     session = quiet(Session(path))
     assert np.isfinite(session.anomaly_scores).all()
     rec = session.recommend(10)
-    assert session.learner.prior == "least_confidence"
+    assert session.learner.prior == PRIOR_UNLABELLED
     session.feedback(accept=rec[:5], reject=rec[5:])
     assert len(set(session.recommend(10).tolist()) & set(rec.tolist())) == 0
 
