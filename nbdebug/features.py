@@ -37,7 +37,12 @@ score 1: such a sample is always worth a look.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import warnings
+import zipfile
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -236,3 +241,43 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
         for k in range(c):
             out[f"predicted={names[k]}"] = (predicted[-1] == k).astype(np.float32)
     return out
+
+
+# -- the cache in the run directory --------------------------------------------------------
+
+# Bump when an attribute's definition changes: attributes cached by older code are recomputed.
+ATTRIBUTES_VERSION = 1
+
+
+def save_attributes(path, key: dict, attributes: dict[str, np.ndarray]) -> bool:
+    """Write ``attributes`` and the ``key`` they were computed under to ``path`` (.npz: a
+    (n, n_attributes) float32 ``scores`` array, the ``names`` and the key as JSON text;
+    nothing pickled). The file is written whole under a temporary name, then renamed into
+    place. Returns False, writing nothing, when the directory is not writable."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, scores=np.stack(list(attributes.values()), axis=1).astype(np.float32),
+                     names=np.array(list(attributes), dtype=str), key=np.array(json.dumps(key, sort_keys=True)))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def load_attributes(path, key: dict) -> dict[str, np.ndarray] | None:
+    """The attributes saved at ``path`` under exactly ``key``; None when there are none, they
+    were computed under another key, or the file is unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if json.loads(str(saved["key"])) != json.loads(json.dumps(key, sort_keys=True)):
+                return None
+            scores, names = saved["scores"], [str(name) for name in saved["names"]]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    if scores.ndim != 2 or scores.shape[1] != len(names):
+        return None
+    return {name: scores[:, j].copy() for j, name in enumerate(names)}

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from . import feedback as feedback_log
 from .anomaly import AnomalyDetector
-from .features import PROGRESS_MIN_SAMPLES, aggregate_attributes, confidence, dynamic_features, is_sigmoid, \
-    select_epochs
+from .features import ATTRIBUTES_VERSION, PROGRESS_MIN_SAMPLES, aggregate_attributes, confidence, \
+    dynamic_features, is_sigmoid, load_attributes, save_attributes, select_epochs
 from .intention import MODES, IntentionLearner
 from .projection import AlignedPCA
 from .run import Run, load_run
-from .visualizer import Background, TimeTravelVisualizer
+from .visualizer import Background, TimeTravelVisualizer, head_probabilities, run_fingerprint
 from .visualizer import background as paint_background
 
 PROJECTIONS = {"visualizer": TimeTravelVisualizer, "pca": AlignedPCA}
@@ -28,7 +30,9 @@ class Session:
     (recommendations refined by the user's accept / reject answers).
 
     Answers are saved in the run directory as they are given (see
-    :mod:`nbdebug.feedback`) and restored when the run is opened again.
+    :mod:`nbdebug.feedback`) and restored when the run is opened again. The attributes
+    are cached there too (``attributes-<mode>.npz``), and recomputed when the run, the
+    embedding or the parameters below change.
 
     Parameters
     ----------
@@ -69,6 +73,7 @@ class Session:
         self._fitted = False
         self._bounds: tuple[float, float, float, float] | None = None
         self._attributes: dict[str, np.ndarray] | None = None
+        self._detector_fitted = False
         self._learner: IntentionLearner | None = None
         self._log = feedback_log.FeedbackLog(run.path)
         self._intention: dict | None = None  # the current intention's event, once logged
@@ -83,6 +88,7 @@ class Session:
         self._fitted = True
         self._bounds = None
         self._attributes = None  # the paper's features depend on the embedding
+        self._detector_fitted = False
         self._learner = None
         return self
 
@@ -136,20 +142,36 @@ class Session:
 
     # -- attributes -------------------------------------------------------------------
 
+    def _read_probabilities(self, on_epoch=None) -> np.ndarray:
+        """(n_epochs, n_samples, n_classes) probabilities of the session's epochs."""
+        run = self.run
+        probs = np.empty((len(self.epochs), run.n_samples, run.n_classes), dtype=np.float32)
+        for i, epoch in enumerate(self.epochs):
+            probs[i] = run.probabilities(epoch)
+            if on_epoch is not None:
+                on_epoch()
+        return probs
+
+    def _features(self, probabilities: np.ndarray) -> dict[str, np.ndarray]:
+        """The paper's raw feature vectors of every sample (trajectories and confidence)."""
+        rows = [self.run.epochs.index(e) for e in self.epochs]
+        return dynamic_features(self.embedding[rows], confidence(probabilities, self.run.labels,
+                                                                  is_sigmoid(self.run)))
+
+    def _seen(self) -> np.ndarray:
+        """The samples the anomaly detector learns normality from: the training split."""
+        return self.run.indices("train") if "train" in self.run.splits else np.arange(self.run.n_samples)
+
     def _compute_attributes(self) -> dict[str, np.ndarray]:
         run = self.run
-        rows = [run.epochs.index(e) for e in self.epochs]
-        embedding = self.embedding[rows]
         n_features = 2 + min(len(self.epochs) - 1, 2)  # location, confidence, velocity?, acceleration?
         steps = len(self.epochs) + n_features + (self.mode == "default")
         with tqdm(total=steps, desc="computing attributes", disable=run.n_samples < PROGRESS_MIN_SAMPLES) as bar:
-            probs = np.empty((len(self.epochs), run.n_samples, run.n_classes), dtype=np.float32)
-            for i, epoch in enumerate(self.epochs):
-                probs[i] = run.probabilities(epoch)
-                bar.update()
-            features = dynamic_features(embedding, confidence(probs, run.labels, is_sigmoid(run)))
-            seen = run.indices("train") if "train" in run.splits else np.arange(run.n_samples)
+            probs = self._read_probabilities(on_epoch=bar.update)
+            features = self._features(probs)
+            seen = self._seen()
             self.detector.fit(features, seen, on_feature=bar.update)
+            self._detector_fitted = True
             attributes = {name: values.astype(np.float32)
                           for name, values in zip(features, self.detector.scores(features, seen).T)}
             if self.mode == "default":
@@ -157,12 +179,32 @@ class Session:
                 bar.update()
         return attributes
 
+    def _attribute_key(self) -> dict:
+        """What the cached attributes depend on: the recorded data, the labels, the embedding of
+        the chosen epochs, the parameters and the attribute code's version."""
+        rows = [self.run.epochs.index(e) for e in self.epochs]
+        embedding = np.ascontiguousarray(self.embedding[rows])
+        return {"version": ATTRIBUTES_VERSION, "mode": self.mode, "epochs": self.epochs,
+                "n_clusters": self.detector.n_clusters, "threshold": self.detector.threshold, "seed": self.seed,
+                "run": run_fingerprint(self.run),
+                "labels": hashlib.sha256(np.ascontiguousarray(self.run.labels).tobytes()).hexdigest(),
+                "embedding": hashlib.sha256(embedding.tobytes()).hexdigest()}
+
+    def _load_or_compute_attributes(self) -> dict[str, np.ndarray]:
+        path = self.run.path / f"attributes-{self.mode}.npz"
+        key = self._attribute_key()
+        attributes = load_attributes(path, key)
+        if attributes is None:
+            attributes = self._compute_attributes()
+            save_attributes(path, key, attributes)  # a read-only run directory is left as it is
+        return attributes
+
     @property
     def attribute_names(self) -> list[str]:
         """Names of the columns of :attr:`anomaly_scores`: the paper's four dynamic features
         (those the run's epochs allow) and, in default mode, the aggregated attributes."""
         if self._attributes is None:
-            self._attributes = self._compute_attributes()
+            self._attributes = self._load_or_compute_attributes()
         return list(self._attributes)
 
     @property
@@ -177,6 +219,82 @@ class Session:
         names = [n for n in self.attribute_names if n in PAPER_ATTRIBUTES]
         scores = np.stack([self._attributes[n] for n in names], axis=1)
         return self.detector.is_anomalous(scores)
+
+    def score_unseen(self, representations, labels=None, probabilities=None) -> np.ndarray:
+        """Anomaly scores of samples the session has not seen (a new batch, samples added
+        after recording), placed by centroid and radius as in DeepDebugger §4.2.2.
+
+        Their trajectories come from the session's projection (``projection.transform``) and
+        their confidence from the recorded head of each epoch, so what is needed is each new
+        sample's head input at every epoch of :attr:`epochs`, e.g. computed with the
+        checkpoints saved at those epochs.
+
+        Parameters
+        ----------
+        representations : (n_epochs, m, dim) array, or dict {epoch: (m, dim) array}
+            The new samples' representations (the head's input) at each of ``session.epochs``.
+        labels : (m,) int array, optional
+            Their given labels (-1 for none), used by the confidence feature; default: none,
+            the predicted class.
+        probabilities : (n_epochs, m, n_classes) array or dict, optional
+            Their predicted probabilities per epoch, if already at hand; by default the
+            recorded head of each epoch is applied to ``representations`` (its outputs taken
+            as logits, as the visualizer does).
+
+        Returns
+        -------
+        (m, n_features) float32
+            One score per paper feature, in the order of the first columns of
+            :attr:`attribute_names` (``location``, ``velocity``, ``acceleration``,
+            ``confidence``, those the epochs allow). A sample outside every cluster of a
+            feature scores ``1 - 1/(n + 1)``; ``session.detector.is_anomalous(scores)``
+            applies ``th_ab``.
+        """
+        run = self.run
+        if not self._fitted:
+            self.fit()
+        reps = self._per_epoch(representations, "representations", run.dim)
+        m = reps.shape[1]
+        if probabilities is None:
+            head_module = getattr(self.projection, "head_module", None)
+            probs = np.empty((len(self.epochs), m, run.n_classes), dtype=np.float32)
+            for i, epoch in enumerate(self.epochs):
+                with torch.no_grad():
+                    probs[i] = head_probabilities(run.head(epoch, module=head_module)(torch.from_numpy(reps[i])))
+        else:
+            probs = self._per_epoch(probabilities, "probabilities", run.n_classes)
+            if probs.shape[1] != m:
+                raise ValueError(f"probabilities hold {probs.shape[1]} samples per epoch but representations hold "
+                                 f"{m}; pass both for the same samples")
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.shape != (m,) or labels.dtype.kind not in "iu" or (labels < -1).any() \
+                    or (labels >= run.n_classes).any():
+                raise ValueError(f"labels must be {m} integer class indices in -1..{run.n_classes - 1} "
+                                 f"(-1: no label), got {labels.dtype} {labels.shape}")
+        positions = np.stack([self.projection.transform(epoch, reps[i]) for i, epoch in enumerate(self.epochs)])
+        features = dynamic_features(positions, confidence(probs, labels, is_sigmoid(run)))
+        if not self._detector_fitted:  # the attributes came from the cache
+            self.detector.fit(self._features(self._read_probabilities()), self._seen())
+            self._detector_fitted = True
+        return self.detector.score(features).astype(np.float32)
+
+    def _per_epoch(self, values, name: str, width: int) -> np.ndarray:
+        """(n_epochs, m, width) float32 from an array or a dict keyed by epoch; raises naming ``name``."""
+        if isinstance(values, dict):
+            missing = [e for e in self.epochs if e not in values]
+            if missing:
+                raise ValueError(f"{name} lacks epochs {missing}; give one array per epoch of session.epochs "
+                                 f"= {self.epochs}")
+            values = [np.asarray(values[e], dtype=np.float32) for e in self.epochs]
+            if len({v.shape for v in values}) > 1:
+                raise ValueError(f"{name} must hold arrays of one shape (m, {width}) for every epoch, "
+                                 f"got {sorted({v.shape for v in values})}")
+        array = np.asarray(values, dtype=np.float32)
+        if array.ndim != 3 or array.shape[0] != len(self.epochs) or array.shape[2] != width:
+            raise ValueError(f"{name} must have shape (n_epochs={len(self.epochs)}, m, {width}), one (m, {width}) "
+                             f"array per epoch of session.epochs, got {array.shape}")
+        return np.ascontiguousarray(array)
 
     # -- samples of interest ----------------------------------------------------------
 

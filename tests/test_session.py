@@ -180,3 +180,75 @@ def test_nan_in_a_trajectory(tmp_path):
     assert (scores[7, dense] == 1).all()  # a sample that blew up is always worth a look
     assert session.anomalous[7]
     assert 7 in session.recommend(10).tolist()
+
+
+def test_attributes_are_cached_in_the_run_and_recomputed_when_it_changes(digits_copy, monkeypatch):
+    computed = []
+    original = Session._compute_attributes
+
+    def counting(self):
+        computed.append(self.mode)
+        return original(self)
+    monkeypatch.setattr(Session, "_compute_attributes", counting)
+
+    first = quiet(Session(digits_copy, projection="pca"))
+    scores = first.anomaly_scores
+    assert computed == ["default"] and (digits_copy / "attributes-default.npz").exists()
+    again = quiet(Session(digits_copy, projection="pca"))
+    np.testing.assert_array_equal(again.anomaly_scores, scores)  # read back, not recomputed
+    assert again.attribute_names == first.attribute_names and computed == ["default"]
+    with np.load(digits_copy / "attributes-default.npz", allow_pickle=False) as saved:
+        assert set(saved.files) == {"scores", "names", "key"}
+
+    # Other parameters, another mode, changed labels, a longer run: recomputed.
+    quiet(Session(digits_copy, projection="pca", n_clusters=10)).anomaly_scores
+    quiet(Session(digits_copy, projection="pca", mode="paper")).anomaly_scores
+    assert computed == ["default", "default", "paper"]
+    run = load_run(digits_copy)
+    last = digits_copy / "epochs" / f"{run.epochs[-1]:06d}"
+    shutil.move(last, digits_copy / "aside")  # the run as it was one epoch earlier
+    shorter = quiet(Session(digits_copy, projection="pca"))
+    assert len(shorter.anomaly_scores) == run.n_samples and len(computed) == 4
+    shutil.move(digits_copy / "aside", last)  # training went on: one more epoch
+    quiet(Session(digits_copy, projection="pca")).anomaly_scores
+    labels = run.labels.copy()
+    labels[:5] = (labels[:5] + 1) % run.n_classes
+    np.save(digits_copy / "labels.npy", labels)
+    quiet(Session(digits_copy, projection="pca")).anomaly_scores
+    assert len(computed) == 6
+
+    # A damaged cache file is recomputed, not trusted.
+    (digits_copy / "attributes-default.npz").write_bytes(b"not a zip")
+    np.testing.assert_array_equal(quiet(Session(digits_copy, projection="pca")).anomaly_scores.shape, scores.shape)
+    assert len(computed) == 7
+
+
+def test_score_unseen_places_a_new_batch_by_centroid_and_radius(digits_copy):
+    run = load_run(digits_copy)
+    session = quiet(Session(run))
+    scores = session.anomaly_scores
+    n_paper = sum(name in ("location", "velocity", "acceleration", "confidence") for name in session.attribute_names)
+    # The test split as if it were a new batch: the session placed it as unseen, so the
+    # batch must score exactly as the session's own test rows.
+    test = run.indices("test")
+    reps = {epoch: np.asarray(run.representations(epoch))[test] for epoch in run.epochs}
+    probs = {epoch: np.asarray(run.probabilities(epoch))[test] for epoch in run.epochs}
+    restored = quiet(Session(run))  # attributes from the cache: the detector is fitted on demand
+    np.testing.assert_array_equal(restored.score_unseen(reps, labels=run.labels[test], probabilities=probs),
+                                  scores[test, :n_paper])
+    from_head = restored.score_unseen(np.stack([reps[e] for e in run.epochs]), labels=run.labels[test])
+    assert (from_head == scores[test, :n_paper]).all(axis=1).mean() >= 0.95
+    # The same samples with their representation's features shuffled are mostly anomalous.
+    rng = np.random.default_rng(0)
+    shuffled = restored.score_unseen({e: rng.permuted(r, axis=1) for e, r in reps.items()})
+    assert shuffled.shape == (len(test), n_paper) and shuffled.dtype == np.float32
+    assert restored.detector.is_anomalous(shuffled).mean() > 2 * restored.detector.is_anomalous(from_head).mean()
+
+    with pytest.raises(ValueError, match=r"representations lacks epochs \[%d\]" % run.epochs[-1]):
+        restored.score_unseen({e: reps[e] for e in run.epochs[:-1]})
+    with pytest.raises(ValueError, match="representations must have shape"):
+        restored.score_unseen(np.stack([reps[e][:, :-1] for e in run.epochs]))
+    with pytest.raises(ValueError, match="labels must be"):
+        restored.score_unseen(reps, labels=np.full(len(test), run.n_classes))
+    with pytest.raises(ValueError, match="probabilities hold"):
+        restored.score_unseen(reps, probabilities={e: p[:3] for e, p in probs.items()})
