@@ -22,6 +22,13 @@ Each training step takes one pair of adjacent epochs and minimises
 Representations of each epoch are centred and scaled to unit RMS before they reach
 the networks, so epochs whose representations differ in scale look alike.
 
+A small network trained for seconds keeps the layout but not every neighbourhood, so
+each frame is then refined: every training-pool sample gets an offset from its encoded
+position, optimised on the same neighbourhood and temporal losses (epoch by epoch, each
+starting from the previous frame), and the decoder is fitted again on the refined
+positions. Samples outside the pool (test, unlabeled, new) are placed from the encoder
+and their nearest pool samples in representation space, without refitting.
+
 The fitted model and its embedding are cached in ``<run>/visualizer/`` (see
 :meth:`TimeTravelVisualizer.fit`); nothing is pickled. The folder is written whole as
 ``<run>/.visualizer-*`` and swapped in with ``os.replace``:
@@ -30,7 +37,8 @@ The fitted model and its embedding are cached in ``<run>/visualizer/`` (see
   ``fingerprint`` (n_samples, dim, n_classes, the run's creation time and, per epoch, a
   hash of ``epoch.json`` and the file sizes), ``seconds``, ``written``;
 * ``model.npz``: the networks' weights as ``model/<name>`` float32 arrays, the per-epoch
-  ``mean`` (E, dim) and ``scale`` (E,), and ``pool`` (indices of the samples trained on);
+  ``mean`` (E, dim) and ``scale`` (E,), ``pool`` (indices of the samples trained on) and
+  ``offsets`` (E, len(pool), 2), the refinement of each pool sample's position;
 * ``embedding.npy``: float32 (E, n_samples, 2), NaN where a representation is not finite;
 * ``metrics.json``: the faithfulness figures, once computed (NaN stored as null).
 
@@ -63,7 +71,21 @@ from . import metrics
 from .run import EPOCHS_DIR, Run, epoch_dirname
 
 CACHE_DIR = "visualizer"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+
+# The encoder's output is multiplied by this: Adam moves weights by about the learning
+# rate per step, so a larger output scale reaches a UMAP-sized layout (spread of a few
+# units) in fewer steps. Measured on the digits run: +0.015 NPR@15 at 300 steps.
+OUTPUT_SCALE = 4.0
+# Samples decoded per epoch and step for the reconstruction and prediction losses: the
+# decoder is a regression that needs far fewer samples than the neighbourhood loss.
+DECODED_PER_STEP = 512
+# Nearest pool samples that place a sample outside the training pool (see _place).
+INTERPOLATED_NEIGHBOURS = 8
+# Adam's step size on the refinement offsets, in canvas units (layouts span about ±10).
+REFINE_LEARNING_RATE = 0.05
+# Decoder-only training steps per epoch after the refinement.
+DECODER_STEPS_PER_EPOCH = 15
 
 
 # --------------------------------------------------------------------------- helpers
@@ -83,20 +105,26 @@ def umap_curve(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def knn(points: torch.Tensor, k: int, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k nearest neighbours of every row among the rows (itself excluded).
+def knn(points: torch.Tensor, k: int, reference: torch.Tensor | None = None,
+        chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest neighbours of every row of ``points`` among the rows of ``reference``;
+    without ``reference``, among the rows of ``points`` (each row excluding itself).
 
-    Returns (distances, indices), both (m, k), nearest first. Cost m² · dim, in chunks
-    of ``chunk`` rows so memory stays m · chunk.
+    Returns (distances, indices into the reference rows), both (m, k), nearest first. Cost
+    m · len(reference) · dim, in chunks of ``chunk`` rows so memory stays chunk · len(reference).
     """
+    itself = reference is None
+    reference = points if itself else reference
     m = len(points)
-    squared = (points * points).sum(1)
+    squared = (reference * reference).sum(1)
     distances, indices = [], []
     for start in range(0, m, chunk):
         stop = min(start + chunk, m)
-        d2 = squared[start:stop, None] - 2.0 * points[start:stop] @ points.T + squared[None, :]
-        rows = torch.arange(stop - start)
-        d2[rows, rows + start] = float("inf")
+        query = points[start:stop]
+        d2 = (query * query).sum(1, keepdim=True) - 2.0 * query @ reference.T + squared[None, :]
+        if itself:
+            rows = torch.arange(stop - start)
+            d2[rows, rows + start] = float("inf")
         values, index = d2.topk(k, dim=1, largest=False)
         distances.append(values.clamp_min(0).sqrt())
         indices.append(index)
@@ -134,6 +162,35 @@ def head_log_probabilities(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[1] == 1:
         return torch.cat([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=1)
     return torch.log_softmax(logits, dim=1)
+
+
+def neg_log_q(d2: torch.Tensor, curve: tuple[float, float]) -> torch.Tensor:
+    """The logit of UMAP's canvas similarity q = 1 / (1 + a d^2b) for squared distances ``d2``:
+    softplus of it is -log q (attraction), softplus of its negation -log(1 - q) (repulsion)."""
+    a, b = curve
+    return math.log(a) + b * torch.log(d2 + 1e-6)
+
+
+def neighbourhood_loss(y: torch.Tensor, sources: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                       valid: torch.Tensor, negative_rate: int, curve: tuple[float, float],
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """UMAP's fuzzy-graph cross-entropy on canvas positions ``y`` (n, 2): attraction along the
+    edges ``sources -> targets`` weighted by their membership, and repulsion from one random
+    node per edge weighted by ``negative_rate`` (the expected gradient of UMAP's
+    ``negative_rate`` negatives per edge, at a fraction of the cost). Returns (attraction,
+    repulsion or None when ``negative_rate`` is 0); ``valid`` (n,) masks nodes out of repulsion."""
+    def squared_distances(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        # index_select: its backward is several times faster than fancy indexing on CPU
+        return (y.index_select(0, i) - y.index_select(0, j)).pow(2).sum(1)
+
+    attract = (weight * F.softplus(neg_log_q(squared_distances(sources, targets), curve))).sum()
+    attract = attract / weight.sum().clamp_min(1e-6)
+    if not negative_rate:
+        return attract, None
+    others = torch.randint(len(y), (len(sources),), generator=generator).to(y.device)
+    ok = (valid.index_select(0, sources) & valid.index_select(0, others)).float()
+    repel = (ok * F.softplus(-neg_log_q(squared_distances(sources, others), curve))).sum()
+    return attract, negative_rate * repel / ok.sum().clamp_min(1)
 
 
 def load_heads(run: Run, head_module: nn.Module | None = None) -> list[nn.Module]:
@@ -194,7 +251,7 @@ class _AutoEncoder(nn.Module):
         return torch.cat([x, code], dim=1)
 
     def encode(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        return self.encoder(self._with_epoch(x, index))
+        return OUTPUT_SCALE * self.encoder(self._with_epoch(x, index))
 
     def decode(self, y: torch.Tensor, index: int) -> torch.Tensor:
         return self.decoder(self._with_epoch(y, index))
@@ -307,7 +364,7 @@ class TimeTravelVisualizer:
     n_neighbors : int
         k of the kNN graph built per epoch on the training pool.
     steps : int or None
-        Training steps, each one adjacent epoch pair; default 10 per pair (at least 150),
+        Training steps, each one adjacent epoch pair; default 5 per pair (at least 150),
         so fitting time grows linearly with the number of epochs.
     batch_size : int
         Most training samples per epoch in one step. Up to this many, a step uses every
@@ -329,6 +386,15 @@ class TimeTravelVisualizer:
     temporal_weight, reconstruction_weight, prediction_weight : float
         Weights of the temporal, reconstruction and prediction-preserving losses
         relative to the neighbourhood loss.
+    refine_steps : int
+        Steps of the local refinement per epoch (five times as many for the first); 0
+        leaves the encoder's layout as it is. The encoder learns the layout of the whole
+        run, but a small network trained for seconds cannot hold every sample's
+        neighbourhood (on the digits run NPR@15 stalls near 0.44, against 0.56 for
+        per-epoch UMAP). The refinement gives each training-pool sample of each epoch an
+        offset from its encoded position, optimised on the same neighbourhood loss and tied
+        to the previous frame; any other sample takes the offsets of its nearest pool
+        samples in representation space, so unseen samples still need no refitting.
     seed : int
         Seeds initialisation and sampling; the same seed gives the same embedding.
     device : str or torch.device, optional
@@ -349,7 +415,7 @@ class TimeTravelVisualizer:
                  max_samples: int = 5000, hidden: int = 128, epoch_dim: int = 8,
                  learning_rate: float = 1e-2, negative_rate: int = 5, min_dist: float = 0.1,
                  temporal_weight: float = 1.0, reconstruction_weight: float = 1.0,
-                 prediction_weight: float = 1.0, seed: int = 0, device: str | torch.device | None = None,
+                 prediction_weight: float = 1.0, refine_steps: int = 20, seed: int = 0, device: str | torch.device | None = None,
                  head_module: nn.Module | None = None, n_threads: int | None = 1, cache: bool = True,
                  progress: bool = True):
         self.n_neighbors = n_neighbors
@@ -364,6 +430,7 @@ class TimeTravelVisualizer:
         self.temporal_weight = temporal_weight
         self.reconstruction_weight = reconstruction_weight
         self.prediction_weight = prediction_weight
+        self.refine_steps = refine_steps
         self.seed = seed
         self.device = device
         self.head_module = head_module
@@ -380,7 +447,8 @@ class TimeTravelVisualizer:
                 "learning_rate": self.learning_rate, "negative_rate": self.negative_rate,
                 "min_dist": self.min_dist, "temporal_weight": self.temporal_weight,
                 "reconstruction_weight": self.reconstruction_weight,
-                "prediction_weight": self.prediction_weight, "seed": self.seed}
+                "prediction_weight": self.prediction_weight, "refine_steps": self.refine_steps,
+                "seed": self.seed}
 
     def _check_params(self) -> None:
         def positive_int(name: str, value: Any, low: int = 1) -> None:
@@ -399,6 +467,7 @@ class TimeTravelVisualizer:
         positive_int("hidden", self.hidden, 2)
         positive_int("epoch_dim", self.epoch_dim, 0)
         positive_int("negative_rate", self.negative_rate, 0)
+        positive_int("refine_steps", self.refine_steps, 0)
         positive_int("seed", self.seed, 0)
         if self.n_threads is not None:
             positive_int("n_threads", self.n_threads)
@@ -431,6 +500,8 @@ class TimeTravelVisualizer:
             torch.set_num_threads(threads)
 
     def _fit(self, run: Run) -> TimeTravelVisualizer:
+        self._run = run  # placing new samples reads the pool's representations
+        self._pool_cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
         fingerprint = run_fingerprint(run)
         cached = self._read_cache(run, fingerprint) if self.cache else None
         started = time.perf_counter()
@@ -459,9 +530,12 @@ class TimeTravelVisualizer:
         prepared = time.perf_counter()
         self._train(data, heads, new_pairs, replay=old > 1)
         trained = time.perf_counter()
+        self._refine(data)
+        self._fit_decoder(data, heads)
+        refined = time.perf_counter()
         self.embedding_ = self._project_all(run)
         self.timings_ = {"graphs": prepared - started, "training": trained - prepared,
-                         "projection": time.perf_counter() - trained}
+                         "refinement": refined - trained, "projection": time.perf_counter() - refined}
         self.fit_seconds_ = time.perf_counter() - started
         if self.cache:
             self._write_cache(run, fingerprint)
@@ -540,7 +614,7 @@ class TimeTravelVisualizer:
     def _schedule(self, pairs: list[tuple[int, int]], replay: bool, rng: np.random.Generator) -> list[tuple[int, int]]:
         """The pair of each step: every pair equally often, shuffled in rounds. When extending,
         half the steps replay earlier pairs so the old frames keep their layout."""
-        n_steps = self.steps if self.steps is not None else max(150, 10 * len(self._pairs()))
+        n_steps = self.steps if self.steps is not None else max(150, 5 * len(self._pairs()))
         if replay:
             n_steps = max(50, n_steps * len(pairs) // len(self._pairs()))
         old = [p for p in self._pairs() if p not in pairs] if replay else []
@@ -582,6 +656,93 @@ class TimeTravelVisualizer:
                               for name in names}
         model.eval()
 
+    def _refine(self, data: list[_EpochData | None]) -> None:
+        """Set ``offsets_`` (E, P, 2): per epoch, how far each pool sample moves from its
+        encoded position. Epochs are refined in order, each starting from the previous
+        epoch's offsets, on the neighbourhood loss of its kNN graph plus the temporal loss
+        towards the previous refined frame, so frames stay as continuous as the encoder's."""
+        n_epochs, n_pool, k = len(self.epochs_), len(self.pool_), self.n_neighbors
+        self.offsets_ = np.zeros((n_epochs, n_pool, 2), dtype=np.float32)
+        if not self.refine_steps:
+            return
+        dev = self._device
+        generator = torch.Generator().manual_seed(self.seed + 3)
+        sources = torch.arange(n_pool, device=dev).repeat_interleave(k)
+        offsets = torch.zeros(n_pool, 2, device=dev)
+        previous: tuple[int, torch.Tensor] | None = None  # (epoch index, refined positions)
+        for i in tqdm(range(n_epochs), desc="refining frames", disable=not self.progress, leave=False):
+            d = data[i]
+            if d is None:  # too few finite samples: keep the last offsets
+                self.offsets_[i] = offsets.cpu().numpy()
+                continue
+            with torch.no_grad():
+                base = self.model_.encode(d.x.float(), i)
+            delta = offsets.clone().requires_grad_(True)
+            optimizer = torch.optim.Adam([delta], lr=REFINE_LEARNING_RATE)
+            targets, weight = d.neighbours.reshape(-1), d.weights.reshape(-1)
+            kept = self._kept_neighbours(data, previous[0], i) if previous is not None else None
+            for _ in range(self.refine_steps * (1 if previous is not None else 5)):
+                y = base + delta
+                attract, repel = neighbourhood_loss(y, sources, targets, weight, d.valid, self.negative_rate,
+                                                    self._curve, generator)
+                loss = attract if repel is None else attract + repel
+                if kept is not None and self.temporal_weight:
+                    d2 = (y - previous[1]).pow(2).sum(1)
+                    term = (kept * F.softplus(neg_log_q(d2, self._curve))).sum() / (kept > 0).float().sum().clamp_min(1)
+                    loss = loss + self.temporal_weight * term
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            offsets = torch.where(d.valid[:, None], delta.detach(), offsets)
+            self.offsets_[i] = offsets.cpu().numpy()
+            previous = (i, base + offsets)
+
+    def _decoder_loss(self, d: _EpochData, head: nn.Module, index: int, positions: torch.Tensor,
+                      rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Reconstruction and prediction-preserving losses of decoding ``positions`` (len(rows), 2)
+        of the pool rows ``rows`` of epoch ``index``; the second is None without prediction_weight."""
+        x = d.x.index_select(0, rows).float()
+        valid = d.valid.index_select(0, rows).float()
+        decoded = self.model_.decode(positions, index)
+        recon = (((decoded - x) ** 2).mean(1) * valid).sum() / valid.sum().clamp_min(1)
+        if not self.prediction_weight:
+            return recon, None
+        reps = decoded * float(self.scale_[index]) + torch.from_numpy(self.mean_[index]).to(self._device)
+        log_p = head_log_probabilities(head(reps).float())
+        target = d.log_target.index_select(0, rows)
+        kl = (target.exp() * (target - log_p)).sum(1)
+        return recon, (kl * valid).sum() / valid.sum().clamp_min(1)
+
+    def _fit_decoder(self, data: list[_EpochData | None], heads: list[nn.Module]) -> None:
+        """Train the decoder (only) on the refined positions: the territories painted behind
+        a refined frame must be those of the positions shown, not of the encoder's."""
+        usable = [i for i, d in enumerate(data) if d is not None]
+        if not self.refine_steps or not usable or not (self.reconstruction_weight or self.prediction_weight):
+            return
+        generator = torch.Generator().manual_seed(self.seed + 4)
+        rng = np.random.default_rng(self.seed + 5)
+        n_steps = DECODER_STEPS_PER_EPOCH * len(usable)
+        order = np.concatenate([rng.permutation(usable) for _ in range(DECODER_STEPS_PER_EPOCH)])
+        decoder = list(self.model_.decoder.parameters())
+        optimizer = torch.optim.Adam(decoder, lr=self.learning_rate)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps, eta_min=self.learning_rate * 0.001)
+        self.model_.train()
+        with torch.no_grad():
+            encoded = {i: self.model_.encode(data[i].x.float(), i) for i in usable}
+        for i in tqdm(order, desc="fitting decoder", disable=not self.progress, leave=False):
+            rows = torch.randperm(len(self.pool_), generator=generator)[:DECODED_PER_STEP].to(self._device)
+            positions = (encoded[i] + torch.from_numpy(self.offsets_[i]).to(self._device)).index_select(0, rows)
+            recon, preserve = self._decoder_loss(data[i], heads[i], int(i), positions, rows)
+            loss = self.reconstruction_weight * recon
+            if preserve is not None:
+                loss = loss + self.prediction_weight * preserve
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        self.model_.zero_grad(set_to_none=True)  # the epoch codes got gradients too, unused
+        self.model_.eval()
+
     def _kept_neighbours(self, data: list[_EpochData | None], i: int, j: int) -> torch.Tensor:
         """(P,) fraction of each pool sample's kNN shared by epochs i and j (0 if invalid in
         either): the strength of its temporal edge, so samples whose neighbourhood changed
@@ -609,18 +770,6 @@ class TimeTravelVisualizer:
         local = torch.full((n_pool,), -1, dtype=torch.long, device=dev)
         local[nodes] = torch.arange(len(nodes), device=dev)
 
-        a, b = self._curve
-        log_a = math.log(a)
-
-        def neg_log_q(d2: torch.Tensor) -> torch.Tensor:
-            # -log q for q = 1 / (1 + a d^2b), as softplus(log a + b log d^2) for stability;
-            # -log(1 - q) is softplus of the negated argument.
-            return log_a + b * torch.log(d2 + 1e-6)
-
-        def squared_distances(y: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-            # index_select: its backward is several times faster than fancy indexing on CPU
-            return (y.index_select(0, i) - y.index_select(0, j)).pow(2).sum(1)
-
         attract, repel, recon, preserve = [], [], [], []
         positions = {}
         for i in epochs:
@@ -633,25 +782,18 @@ class TimeTravelVisualizer:
             targets = local.index_select(0, d.neighbours.index_select(0, nodes).reshape(-1))
             weight = d.weights.index_select(0, nodes).reshape(-1) * (targets >= 0).float()
             targets = targets.clamp_min(0)
-            term = F.softplus(neg_log_q(squared_distances(y, sources, targets)))
-            attract.append((weight * term).sum() / weight.sum().clamp_min(1e-6))
-            if self.negative_rate:
-                # One random negative per edge, weighted by negative_rate: the same expected
-                # gradient as negative_rate negatives per edge (UMAP) at a fraction of the cost.
-                dst = torch.randint(len(nodes), (len(sources),), generator=generator).to(dev)
-                ok = (valid.index_select(0, sources) & valid.index_select(0, dst)).float()
-                term = F.softplus(-neg_log_q(squared_distances(y, sources, dst)))
-                repel.append(self.negative_rate * (ok * term).sum() / ok.sum().clamp_min(1))
+            pull, push = neighbourhood_loss(y, sources, targets, weight, valid, self.negative_rate,
+                                            self._curve, generator)
+            attract.append(pull)
+            if push is not None:
+                repel.append(push)
             if self.reconstruction_weight or self.prediction_weight:
-                decoded = self.model_.decode(y, i)
-                vf = valid.float()
-                recon.append((((decoded - x) ** 2).mean(1) * vf).sum() / vf.sum().clamp_min(1))
-                if self.prediction_weight:
-                    reps = decoded * float(self.scale_[i]) + torch.from_numpy(self.mean_[i]).to(dev)
-                    log_p = head_log_probabilities(heads[i](reps).float())
-                    target = d.log_target.index_select(0, nodes)
-                    kl = (target.exp() * (target - log_p)).sum(1)
-                    preserve.append((kl * vf).sum() / vf.sum().clamp_min(1))
+                some = torch.randperm(len(nodes), generator=generator)[:DECODED_PER_STEP].to(dev)
+                loss_recon, loss_preserve = self._decoder_loss(d, heads[i], i, y.index_select(0, some),
+                                                               nodes.index_select(0, some))
+                recon.append(loss_recon)
+                if loss_preserve is not None:
+                    preserve.append(loss_preserve)
         total = torch.stack(attract).mean()
         parts = {"neighbours": float(total.detach())}
         if repel:
@@ -662,7 +804,7 @@ class TimeTravelVisualizer:
             i, j = epochs
             weight = self._kept_neighbours(data, i, j).index_select(0, nodes)
             d2 = (positions[i] - positions[j]).pow(2).sum(1)
-            term = (weight * F.softplus(neg_log_q(d2))).sum() / (weight > 0).float().sum().clamp_min(1)
+            term = (weight * F.softplus(neg_log_q(d2, self._curve))).sum() / (weight > 0).float().sum().clamp_min(1)
             total = total + self.temporal_weight * term
             parts["temporal"] = float(term.detach())
         if recon:
@@ -699,10 +841,59 @@ class TimeTravelVisualizer:
                 out[rows] = self.model_.encode(x / float(self.scale_[index]), index).float().cpu().numpy()
         return out
 
+    def _pool_reference(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The normalised finite pool representations of epoch ``index``, their offsets and
+        their refined positions, which samples outside the pool are placed by (the last
+        epoch asked for is kept)."""
+        if self._pool_cache is None or self._pool_cache[0] != index:
+            reps = np.asarray(self._run.representations(self.epochs_[index])[self.pool_], dtype=np.float32)
+            finite = np.isfinite(reps).all(axis=1)
+            x = torch.from_numpy((reps[finite] - self.mean_[index]) / self.scale_[index]).to(self._device)
+            offsets = torch.from_numpy(self.offsets_[index][finite]).to(self._device)
+            with torch.no_grad():
+                refined = self.model_.encode(x, index) + offsets
+            self._pool_cache = (index, x, offsets, refined)
+        return self._pool_cache[1:]
+
+    def _place(self, index: int, reps: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """Canvas positions (m, 2) of representations (m, dim) of epoch ``index`` outside the
+        training pool, NaN where not finite.
+
+        Without refinement these are the encoder's positions. With it, each is the mean of
+        two placements: the encoded position moved by the mean offset of the sample's nearest
+        pool samples, and the mean of those samples' refined positions (both weighted by
+        inverse squared distance in representation space). The first keeps the encoder's
+        say; the second puts the sample among its neighbours (on the digits run it raised
+        the test split's NPR@15 from 0.63 to 0.65).
+        """
+        out = self._encode(index, reps)
+        if not self.refine_steps:
+            return out
+        reference, offsets, refined = self._pool_reference(index)
+        k = min(INTERPOLATED_NEIGHBOURS, len(reference))
+        finite = np.flatnonzero(np.isfinite(out).all(axis=1))
+        if k == 0:
+            return out
+        mean = torch.from_numpy(self.mean_[index]).to(self._device)
+        with torch.no_grad():
+            for start in range(0, len(finite), chunk):
+                rows = finite[start:start + chunk]
+                x = (torch.from_numpy(np.asarray(reps[rows], dtype=np.float32)).to(self._device) - mean)
+                distances, nearest = knn(x / float(self.scale_[index]), k, reference)
+                weights = 1.0 / (distances.pow(2) + 1e-8)
+                weights = (weights / weights.sum(1, keepdim=True))[:, :, None]
+                moved = torch.from_numpy(out[rows]).to(self._device) + (weights * offsets[nearest]).sum(1)
+                among = (weights * refined[nearest]).sum(1)
+                out[rows] = (0.5 * (moved + among)).cpu().numpy()
+        return out
+
     def _project_all(self, run: Run) -> np.ndarray:
         embedding = np.empty((len(self.epochs_), run.n_samples, 2), dtype=np.float32)
+        outside = np.setdiff1d(np.arange(run.n_samples), self.pool_)
         for i, epoch in enumerate(self.epochs_):
-            embedding[i] = self._encode(i, np.asarray(run.representations(epoch), dtype=np.float32))
+            reps = np.asarray(run.representations(epoch), dtype=np.float32)
+            embedding[i, self.pool_] = self._encode(i, reps[self.pool_]) + self.offsets_[i]  # NaN stays NaN
+            embedding[i, outside] = self._place(i, reps[outside])
         return embedding
 
     def transform(self, epoch: int, representations: np.ndarray) -> np.ndarray:
@@ -712,7 +903,7 @@ class TimeTravelVisualizer:
         reps = np.asarray(representations, dtype=np.float32)
         if reps.ndim != 2 or reps.shape[1] != self.dim_:
             raise ValueError(f"representations must have shape (m, {self.dim_}) like the run's, got {reps.shape}")
-        return self._encode(index, reps)
+        return self._place(index, reps)
 
     def inverse_transform(self, epoch: int, points: np.ndarray) -> np.ndarray:
         """Map canvas points (m, 2) back to representations (m, dim) of ``epoch``."""
@@ -792,14 +983,16 @@ class TimeTravelVisualizer:
                 state = {name[len("model/"):]: torch.from_numpy(arrays[name].copy())
                          for name in arrays.files if name.startswith("model/")}
                 mean, scale, pool = arrays["mean"].copy(), arrays["scale"].copy(), arrays["pool"].copy()
+                offsets = arrays["offsets"].copy()
             embedding = np.load(folder / "embedding.npy", allow_pickle=False)
-            if embedding.shape != (len(cached_epochs), run.n_samples, 2) or mean.shape != (len(cached_epochs), run.dim):
+            if (embedding.shape != (len(cached_epochs), run.n_samples, 2) or mean.shape != (len(cached_epochs), run.dim)
+                    or offsets.shape != (len(cached_epochs), len(pool), 2)):
                 raise ValueError("shapes disagree with visualizer.json")
         except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as err:
             warnings.warn(f"ignoring the unreadable visualizer cache in {folder} ({err}); refitting",
                           stacklevel=3)
             return None
-        return {"epochs": cached_epochs, "state": state, "mean": mean, "scale": scale, "pool": pool,
+        return {"epochs": cached_epochs, "state": state, "mean": mean, "scale": scale, "pool": pool, "offsets": offsets,
                 "embedding": embedding, "info": info}
 
     def _restore(self, run: Run, cached: dict[str, Any]) -> None:
@@ -808,6 +1001,7 @@ class TimeTravelVisualizer:
         self.n_classes_ = run.n_classes
         self.pool_ = cached["pool"].astype(np.int64)
         self.mean_, self.scale_ = cached["mean"].astype(np.float32), cached["scale"].astype(np.float32)
+        self.offsets_ = cached["offsets"].astype(np.float32)
         n_cached = len(cached["epochs"])
         self.model_ = _AutoEncoder(self.dim_, n_cached, self.hidden, self.epoch_dim)
         self.model_.load_state_dict(cached["state"])
@@ -826,7 +1020,7 @@ class TimeTravelVisualizer:
             return
         try:
             arrays = {f"model/{name}": value.detach().cpu().numpy() for name, value in self.model_.state_dict().items()}
-            arrays.update(mean=self.mean_, scale=self.scale_, pool=self.pool_)
+            arrays.update(mean=self.mean_, scale=self.scale_, pool=self.pool_, offsets=self.offsets_)
             with open(tmp / "model.npz", "wb") as f:
                 np.savez(f, **arrays)
             np.save(tmp / "embedding.npy", self.embedding_, allow_pickle=False)

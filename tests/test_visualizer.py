@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from nbdebug import Recorder, load_run
-from nbdebug.metrics import evaluate
+from nbdebug.metrics import evaluate, neighbor_preserving_rate
 from nbdebug.run import EPOCHS_DIR, epoch_dirname
 from nbdebug.visualizer import CACHE_DIR, TimeTravelVisualizer
 
@@ -255,3 +255,19 @@ def test_faithfulness_is_computed_once_and_cached(digits_run_path, tmp_path):
     again = TimeTravelVisualizer(**FAST).fit(run).faithfulness(run, max_queries=200)
     for key in ("npr_train", "npr_test", "ppr_test", "rotation"):
         np.testing.assert_array_equal(again[key], first[key])
+
+
+def test_refinement_sharpens_neighbourhoods_of_pool_and_outside_samples(digits_run_path):
+    run = load_run(digits_run_path)
+    plain = TimeTravelVisualizer(cache=False, **dict(FAST, refine_steps=0)).fit(run)
+    refined = TimeTravelVisualizer(cache=False, **FAST).fit(run)
+    assert not plain.offsets_.any() and np.abs(refined.offsets_).max() > 0.1
+    # Same network (the refinement comes after training): pool samples sit at encoder + offset.
+    np.testing.assert_allclose(refined.embedding_[:, refined.pool_] - refined.offsets_,
+                               plain.embedding_[:, plain.pool_], atol=1e-4)
+    outside = np.setdiff1d(run.indices("train"), refined.pool_)
+    last = np.asarray(run.representations(run.epochs[-1]), dtype=np.float32)
+    for rows in (refined.pool_, outside):
+        before = neighbor_preserving_rate(last[rows], plain.embedding_[-1, rows]).mean()
+        after = neighbor_preserving_rate(last[rows], refined.embedding_[-1, rows]).mean()
+        assert after > before + 0.05, (len(rows), before, after)
