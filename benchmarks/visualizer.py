@@ -24,6 +24,9 @@ between consecutive frames and the number of reflections; milliseconds to place 
 of new samples (the test split) and to paint a 256x256 background. Rows marked "same
 epochs" restrict nbdebug's averages to the epochs a reduced baseline covered.
 
+Below each table, nbdebug's NPR@15 as a ratio of each baseline's (over the epochs that
+baseline covered) and how many times faster nbdebug fits all epochs.
+
 Every result is also written to ``<out>/results.json``, merged with earlier invocations,
 so slow baselines can be run once (``--table`` prints the stored tables); the last
 column says when each row was measured.
@@ -208,6 +211,16 @@ def table(name, rows):
                 f"{fmt(float(rotation.mean()) if len(rotation) else None, '.2f')} / "
                 f"{fmt(float(rotation.max()) if len(rotation) else None, '.2f')} | {reflections} | "
                 f"{fmt(row['place_ms'], '.1f')} | {fmt(row['paint_ms'], '.0f')} | {row.get('measured', '')} |")
+    if "nbdebug" in rows:
+        lines += ["", "| nbdebug against | NPR@15 train ratio | NPR@15 test ratio | times faster (all epochs) |",
+                  "|---|---|---|---|"]
+        ours = rows["nbdebug"]
+        for base in [m for m in ("umap", "aligned_umap", "pca") if m in rows]:
+            theirs, epochs = rows[base], rows[base]["epochs"]
+            ratios = [mean_over(ours, key, epochs) / mean_over(theirs, key) for key in ("npr_train", "npr_test")]
+            their_fit = theirs.get("fit_s_all_epochs_extrapolated", theirs["fit_s"])
+            lines.append(f"| {base} | {fmt(ratios[0], '.2f')} | {fmt(ratios[1], '.2f')} | "
+                         f"{fmt(their_fit / ours['fit_s'], '.1f')} |")
     print("\n".join(lines))
 
 
