@@ -6,6 +6,8 @@
 Runs (recorded once into --out, see benchmarks/_runs.py): the digits demo run
 (1,437 train + 360 test, 30 epochs) and a ``make_classification`` run (10,000 train +
 2,000 test, 64 features, 10 classes, MLP, 30 epochs); both have 128-d representations.
+``--runs scale`` is the same kind of run at 60,000 train + 12,000 test x 100 epochs, to
+show it fits in memory (``--methods nbdebug``; the measured column gives the peak memory).
 
 Methods, each fitted on the training split and placing the test split as unseen samples:
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from datetime import datetime, timezone
@@ -166,6 +169,11 @@ def measure(run, method, args):
     return summarise(run, projection, epochs, True, seconds, place_ms, paint_ms)
 
 
+def peak_rss_mib():
+    """The process's peak resident memory so far (run one method per invocation to read it alone)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def mean_over(row, key, epochs=None):
     values = np.asarray(row["per_epoch"].get(key, []), dtype=float)
     if epochs is not None:
@@ -226,7 +234,7 @@ def table(name, rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", default=["digits", "synthetic"], choices=["digits", "synthetic"])
+    parser.add_argument("--runs", nargs="+", default=["digits", "synthetic"], choices=["digits", "synthetic", "scale"])
     parser.add_argument("--methods", nargs="+", default=["umap", "aligned_umap", "pca", "nbdebug"],
                         choices=["umap", "aligned_umap", "pca", "nbdebug"])
     parser.add_argument("--umap-epochs", type=int, default=None, help="fit per-epoch UMAP on N evenly spaced epochs")
@@ -239,12 +247,17 @@ def main(argv=None):
     results_file = args.out / "results.json"
     stamp = datetime.now(timezone.utc).strftime("%H:%M")
     for name in [] if args.table else args.runs:
-        run = digits_run(args.out) if name == "digits" else synthetic_run(args.out, args.synthetic_samples)
+        if name == "digits":
+            run = digits_run(args.out)
+        elif name == "synthetic":
+            run = synthetic_run(args.out, args.synthetic_samples)
+        else:
+            run = synthetic_run(args.out, 60000, epochs=100)
         key = f"{name} ({len(run.indices('train'))} train x {len(run.epochs)} epochs)"
         for method in args.methods:
             print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {key}: {method} ...", flush=True)
             row = measure(run, method, args)
-            row["measured"] = stamp
+            row["measured"] = f"{stamp}, peak {peak_rss_mib():.0f} MiB"
             # Re-read before writing: another invocation may have added rows meanwhile.
             results = json.loads(results_file.read_text()) if results_file.exists() else {}
             results.setdefault(key, {})[method] = row
