@@ -43,6 +43,7 @@ import json
 import resource
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,6 +60,8 @@ from nbdebug.visualizer import TimeTravelVisualizer, background  # noqa: E402
 
 K = 15
 torch.set_num_threads(1)
+# umap-learn says on every fit that random_state makes it single-threaded; we know.
+warnings.filterwarnings("ignore", message="n_jobs value")
 
 
 class Frames:
