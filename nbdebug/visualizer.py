@@ -393,8 +393,8 @@ class TimeTravelVisualizer:
         neighbourhood (on the digits run NPR@15 stalls near 0.44, against 0.56 for
         per-epoch UMAP). The refinement gives each training-pool sample of each epoch an
         offset from its encoded position, optimised on the same neighbourhood loss and tied
-        to the previous frame; any other sample takes the offsets of its nearest pool
-        samples in representation space, so unseen samples still need no refitting.
+        to the previous frame. Other samples are placed from the encoder and their nearest
+        pool samples in representation space, so unseen samples still need no refitting.
     seed : int
         Seeds initialisation and sampling; the same seed gives the same embedding.
     device : str or torch.device, optional
@@ -415,9 +415,9 @@ class TimeTravelVisualizer:
                  max_samples: int = 5000, hidden: int = 128, epoch_dim: int = 8,
                  learning_rate: float = 1e-2, negative_rate: int = 5, min_dist: float = 0.1,
                  temporal_weight: float = 1.0, reconstruction_weight: float = 1.0,
-                 prediction_weight: float = 1.0, refine_steps: int = 20, seed: int = 0, device: str | torch.device | None = None,
-                 head_module: nn.Module | None = None, n_threads: int | None = 1, cache: bool = True,
-                 progress: bool = True):
+                 prediction_weight: float = 1.0, refine_steps: int = 20, seed: int = 0,
+                 device: str | torch.device | None = None, head_module: nn.Module | None = None,
+                 n_threads: int | None = 1, cache: bool = True, progress: bool = True):
         self.n_neighbors = n_neighbors
         self.steps = steps
         self.batch_size = batch_size
@@ -501,7 +501,7 @@ class TimeTravelVisualizer:
 
     def _fit(self, run: Run) -> TimeTravelVisualizer:
         self._run = run  # placing new samples reads the pool's representations
-        self._pool_cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self._pool_cache: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         fingerprint = run_fingerprint(run)
         cached = self._read_cache(run, fingerprint) if self.cache else None
         started = time.perf_counter()
@@ -897,8 +897,8 @@ class TimeTravelVisualizer:
         return embedding
 
     def transform(self, epoch: int, representations: np.ndarray) -> np.ndarray:
-        """Place samples of ``epoch`` (m, dim) on the canvas (m, 2), without refitting.
-        Rows with non-finite values get NaN."""
+        """Place samples of ``epoch`` (m, dim) on the canvas (m, 2), without refitting, as
+        unseen samples (see ``refine_steps``). Rows with non-finite values get NaN."""
         index = self._index(epoch)
         reps = np.asarray(representations, dtype=np.float32)
         if reps.ndim != 2 or reps.shape[1] != self.dim_:
