@@ -512,12 +512,14 @@ def part_latency(args, data_cache):
     started = time.perf_counter()
     big.anomaly_scores
     big_time = time.perf_counter() - started
+    again = session_for(load_run(big_path))
+    again.fit()
     started = time.perf_counter()
-    session_for(load_run(big_path)).anomaly_scores
+    again.anomaly_scores
     read_time = time.perf_counter() - started
     rows.append(("10,000 samples x 30 epochs", "projection fit, AlignedPCA (s)", (fit_time,) * 3))
     rows.append(("10,000 samples x 30 epochs", "computing all attributes (s)", (big_time,) * 3))
-    rows.append(("10,000 samples x 30 epochs", "a new Session reading them back from the cache (s)",
+    rows.append(("10,000 samples x 30 epochs", "a new Session reading them back from the cache, after its fit (s)",
                  (read_time,) * 3))
     (run_path / "feedback.jsonl").unlink(missing_ok=True)
     import os

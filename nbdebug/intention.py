@@ -129,7 +129,9 @@ class IntentionLearner:
         x = attributes.astype(np.float64)
         self._population_mean = x.mean(axis=0)
         self._population_second = x.T @ x / self.n
-        self._groups: list[tuple[np.ndarray, np.ndarray]] = []  # (columns, [off, on]) per group
+        # Per group: its columns, and a table whose row c holds those columns (standardised)
+        # for a sample of class c.
+        self._groups: list[tuple[np.ndarray, np.ndarray]] = []
         self._code = np.zeros(self.n, dtype=np.int32)  # all groups' codes in one mixed-radix number
         self._group_codes = []
         for columns, codes in one_hot.items():
@@ -138,7 +140,7 @@ class IntentionLearner:
             if np.prod([len(c) for c, _ in self._groups] + [len(columns)]) > 1 << 20:
                 continue  # too many combinations for one lookup table: stays dense
             self._code = self._code * len(columns) + codes
-            self._groups.append((columns, np.stack([off, on]).astype(np.float32)))
+            self._groups.append((columns, np.where(np.eye(len(columns), dtype=bool), on, off).astype(np.float32)))
             self._group_codes.append(codes)
         grouped = {j for columns, _ in self._groups for j in columns}
         self._dense = np.array([j for j in range(self.d) if j not in grouped], dtype=np.int64)
@@ -168,12 +170,11 @@ class IntentionLearner:
         self._set_initial(self.requested_prior)
         self.answers = np.full(self.n, -1, dtype=np.int8)  # -1 unjudged, 0 rejected, 1 accepted
         self._open = np.ones(self.n, dtype=bool)  # not judged in this intention
-        self._judged: dict[int, None] = {}
         # Running sums over the answers: weight, x, y, x x^T, x y.
         self._sw, self._sy = 0.0, 0.0
         self._sx, self._sxy = np.zeros(self.d), np.zeros(self.d)
         self._sxx = np.zeros((self.d, self.d))
-        self._judged_index = np.zeros(0, dtype=np.int64)  # the keys of _judged, as an array
+        self._judged = np.zeros(0, dtype=np.int64)  # in answer order
 
     def _set_initial(self, prior: str | None) -> None:
         if self.mode == "paper":
@@ -202,7 +203,7 @@ class IntentionLearner:
     @property
     def judged(self) -> np.ndarray:
         """Indices judged so far in this intention, in answer order."""
-        return np.fromiter(self._judged, dtype=np.int64, count=len(self._judged))
+        return self._judged.copy()
 
     def check_indices(self, values, name: str) -> np.ndarray:
         """Validate sample indices given by the user; raises naming ``name``."""
@@ -224,9 +225,9 @@ class IntentionLearner:
         """Validated, de-duplicated ``accept`` and ``reject`` indices; a sample in both raises."""
         accept = self.check_indices(accept, "accept")
         reject = self.check_indices(reject, "reject")
-        both = np.intersect1d(accept, reject, assume_unique=True) if len(accept) and len(reject) else ()
-        if len(both):
-            raise ValueError(f"samples {both[:5].tolist()} are in both accept and reject; "
+        both = sorted(set(accept.tolist()) & set(reject.tolist()))
+        if both:
+            raise ValueError(f"samples {both[:5]} are in both accept and reject; "
                              "give each sample one answer per call")
         return accept, reject
 
@@ -242,10 +243,9 @@ class IntentionLearner:
         self._accumulate(indices, answers, 1.0)
         self.answers[indices] = answers
         self._open[indices] = False
-        for i in indices.tolist():
-            self._judged.pop(i, None)
-            self._judged[i] = None
-        self._judged_index = self.judged
+        if again.any():  # a sample answered again moves to the end
+            self._judged = self._judged[~np.isin(self._judged, indices[again])]
+        self._judged = np.concatenate([self._judged, indices])
         self.refit()
 
     def _accumulate(self, indices: np.ndarray, y: np.ndarray, sign: float) -> None:
@@ -289,23 +289,22 @@ class IntentionLearner:
         np.matmul(coef, self._blocks, out=self._buffer)
         out = self._buffer.reshape(-1)[:self.n]
         if self._groups:
-            # Per group every column is "off" except the sample's own, which is "on"; the
-            # table holds the sum over groups for every combination of codes.
+            # A group's part of a score depends only on the sample's class in it; the table
+            # holds the sum over groups for every combination of classes.
             table = np.zeros(1, dtype=np.float32)
             for columns, values in self._groups:
-                w = self.coef_[columns]
-                part = (w * (values[1] - values[0]) + w @ values[0]).astype(np.float32)
+                part = (values @ self.coef_[columns]).astype(np.float32)
                 table = (table[:, None] + part[None, :]).reshape(-1)
-            if self.mode == "default" and len(self._judged_index):
+            if self.mode == "default" and len(self._judged):
                 table += self._cell_correction(out, table)
-            np.take(table, self._code, out=self._lookup)
+            np.take(table, self._code, out=self._lookup, mode="clip")  # codes are in range; "raise" buffers
             out += self._lookup
         return out
 
     def _cell_correction(self, dense_scores: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Per combination of class codes (a confusion cell): the mean residual of its judged
         samples under the linear model, shrunk as if ``cell_prior`` more had residual 0."""
-        judged = self._judged_index
+        judged = self._judged
         cells = self._code[judged]
         residual = self.answers[judged] - (dense_scores[judged] + table[cells] + self.intercept_)
         return (np.bincount(cells, residual, len(table))
@@ -317,8 +316,7 @@ class IntentionLearner:
         indices = np.asarray(indices)
         x[:, self._dense] = self._blocks[indices // BLOCK, :-1, indices % BLOCK]
         for (columns, values), codes in zip(self._groups, self._group_codes):
-            hot = np.arange(len(columns))[None, :] == codes[indices][:, None]
-            x[:, columns] = np.where(hot, values[1], values[0])
+            x[:, columns] = values[codes[indices]]
         return x
 
     def recommend(self, k: int = 50, candidates: np.ndarray | None = None) -> np.ndarray:
@@ -333,7 +331,7 @@ class IntentionLearner:
         k = min(int(k), int(np.count_nonzero(open_)))
         if k == 0:
             return np.zeros(0, dtype=np.int64)
-        if self.mode == "default" and self._judged and self._sy == 0:
+        if self.mode == "default" and len(self._judged) and self._sy == 0:
             return self._explore(open_, k)
         return top_k(self._score(), k, open_)
 
@@ -369,8 +367,9 @@ def top_k(scores: np.ndarray, k: int, among: np.ndarray | None = None) -> np.nda
     depth = 4 * k // STRIDE + 8  # about 4k + 8 x STRIDE samples pass the threshold
     if len(sample) > depth:
         threshold = np.partition(sample, len(sample) - depth)[len(sample) - depth]
-        passed = scores >= threshold
-        candidates = np.flatnonzero(passed if among is None else passed & among)
+        candidates = np.flatnonzero(scores >= threshold)
+        if among is not None:
+            candidates = candidates[among[candidates]]
     if candidates is None or len(candidates) < k:
         candidates = np.arange(n) if among is None else np.flatnonzero(among)
     values = scores[candidates]
