@@ -68,7 +68,7 @@ class Session:
         self.projection = _make_projection(projection)
         self.mode = mode
         self.epochs = select_epochs(run, epochs)
-        self.detector = AnomalyDetector(n_clusters, threshold, seed)
+        self._detector = AnomalyDetector(n_clusters, threshold, seed)
         self.seed = seed
         self._fitted = False
         self._bounds: tuple[float, float, float, float] | None = None
@@ -152,11 +152,14 @@ class Session:
                 on_epoch()
         return probs
 
+    def _chosen_embedding(self) -> np.ndarray:
+        """(len(epochs), n_samples, 2): the embedding of the epochs the attributes use."""
+        return self.embedding[[self.run.epochs.index(e) for e in self.epochs]]
+
     def _features(self, probabilities: np.ndarray) -> dict[str, np.ndarray]:
         """The paper's raw feature vectors of every sample (trajectories and confidence)."""
-        rows = [self.run.epochs.index(e) for e in self.epochs]
-        return dynamic_features(self.embedding[rows], confidence(probabilities, self.run.labels,
-                                                                  is_sigmoid(self.run)))
+        return dynamic_features(self._chosen_embedding(),
+                                confidence(probabilities, self.run.labels, is_sigmoid(self.run)))
 
     def _seen(self) -> np.ndarray:
         """The samples the anomaly detector learns normality from: the training split."""
@@ -170,10 +173,10 @@ class Session:
             probs = self._read_probabilities(on_epoch=bar.update)
             features = self._features(probs)
             seen = self._seen()
-            self.detector.fit(features, seen, on_feature=bar.update)
+            self._detector.fit(features, seen, on_feature=bar.update)
             self._detector_fitted = True
             attributes = {name: values.astype(np.float32)
-                          for name, values in zip(features, self.detector.scores(features, seen).T)}
+                          for name, values in zip(features, self._detector.scores(features, seen).T)}
             if self.mode == "default":
                 attributes.update(aggregate_attributes(run, self.epochs, progress=False, probabilities=probs))
                 bar.update()
@@ -182,10 +185,9 @@ class Session:
     def _attribute_key(self) -> dict:
         """What the cached attributes depend on: the recorded data, the labels, the embedding of
         the chosen epochs, the parameters and the attribute code's version."""
-        rows = [self.run.epochs.index(e) for e in self.epochs]
-        embedding = np.ascontiguousarray(self.embedding[rows])
+        embedding = np.ascontiguousarray(self._chosen_embedding())
         return {"version": ATTRIBUTES_VERSION, "mode": self.mode, "epochs": self.epochs,
-                "n_clusters": self.detector.n_clusters, "threshold": self.detector.threshold, "seed": self.seed,
+                "n_clusters": self._detector.n_clusters, "threshold": self._detector.threshold, "seed": self.seed,
                 "run": run_fingerprint(self.run),
                 "labels": hashlib.sha256(np.ascontiguousarray(self.run.labels).tobytes()).hexdigest(),
                 "embedding": hashlib.sha256(embedding.tobytes()).hexdigest()}
@@ -218,7 +220,16 @@ class Session:
         """Boolean per sample: any of the paper's feature scores exceeds ``th_ab`` (§4.2.2)."""
         names = [n for n in self.attribute_names if n in PAPER_ATTRIBUTES]
         scores = np.stack([self._attributes[n] for n in names], axis=1)
-        return self.detector.is_anomalous(scores)
+        return self._detector.is_anomalous(scores)
+
+    @property
+    def detector(self) -> AnomalyDetector:
+        """The paper's anomaly detector, fitted on the training split's dynamic features (§4.2);
+        fitted on first use when the attributes came from the cache (a few seconds)."""
+        if not self._detector_fitted:
+            self._detector.fit(self._features(self._read_probabilities()), self._seen())
+            self._detector_fitted = True
+        return self._detector
 
     def score_unseen(self, representations, labels=None, probabilities=None) -> np.ndarray:
         """Anomaly scores of samples the session has not seen (a new batch, samples added
@@ -274,9 +285,6 @@ class Session:
                                  f"(-1: no label), got {labels.dtype} {labels.shape}")
         positions = np.stack([self.projection.transform(epoch, reps[i]) for i, epoch in enumerate(self.epochs)])
         features = dynamic_features(positions, confidence(probs, labels, is_sigmoid(run)))
-        if not self._detector_fitted:  # the attributes came from the cache
-            self.detector.fit(self._features(self._read_probabilities()), self._seen())
-            self._detector_fitted = True
         return self.detector.score(features).astype(np.float32)
 
     def _per_epoch(self, values, name: str, width: int) -> np.ndarray:
