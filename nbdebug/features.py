@@ -33,6 +33,10 @@ Two families, each an ``(n_samples,)`` score where higher means "more worth a lo
 
 Non-finite values (a sample whose representation or prediction blew up) get the
 score 1: such a sample is always worth a look.
+
+:func:`save_attributes` and :func:`load_attributes` keep computed attributes in the run
+directory under a key of what they were computed from (the file is described in
+:mod:`nbdebug.run`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from nbdebug import load_run
-from nbdebug.features import aggregate_attributes, confidence, dynamic_features, select_epochs
+from nbdebug.features import aggregate_attributes, confidence, dynamic_features, load_attributes, \
+    save_attributes, select_epochs
 
 
 def test_dynamic_features_follow_the_paper():
@@ -87,3 +88,19 @@ def test_epochs_parameter(digits_run_path):
         select_epochs(run, [])
     last_only = aggregate_attributes(run, epochs=[run.epochs[-1]])
     assert (last_only["prediction_flips"] == 0).all()
+
+
+def test_saved_attributes_come_back_only_under_the_same_key(tmp_path):
+    attributes = {"aum": np.array([0.1, 0.9], np.float32), "label=a/b": np.array([1, 0], np.float32)}
+    key = {"version": 1, "epochs": [1, 2], "embedding": "abc"}
+    path = tmp_path / "attributes-default.npz"
+    assert save_attributes(path, key, attributes)
+    loaded = load_attributes(path, {"epochs": [1, 2], "embedding": "abc", "version": 1})  # key order is free
+    assert list(loaded) == list(attributes)
+    for name in attributes:
+        np.testing.assert_array_equal(loaded[name], attributes[name])
+    assert load_attributes(path, {**key, "epochs": [1, 2, 3]}) is None
+    assert load_attributes(tmp_path / "missing.npz", key) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["attributes-default.npz"]  # no temporary file left
+    # A directory that cannot be written (here: one that does not exist): False, no error.
+    assert not save_attributes(tmp_path / "gone" / "attributes-default.npz", key, attributes)
