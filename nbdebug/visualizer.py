@@ -640,7 +640,7 @@ class TimeTravelVisualizer:
         self._kept: dict[tuple[int, int], torch.Tensor] = {}
         model = self.model_.train()
         heads = [h.to(self._device) for h in heads]
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate, fused=True)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(schedule),
                                                                eta_min=self.learning_rate * 0.01)
         history = []
@@ -678,7 +678,7 @@ class TimeTravelVisualizer:
             with torch.no_grad():
                 base = self.model_.encode(d.x.float(), i)
             delta = offsets.clone().requires_grad_(True)
-            optimizer = torch.optim.Adam([delta], lr=REFINE_LEARNING_RATE)
+            optimizer = torch.optim.Adam([delta], lr=REFINE_LEARNING_RATE, fused=True)
             targets, weight = d.neighbours.reshape(-1), d.weights.reshape(-1)
             kept = self._kept_neighbours(data, previous[0], i) if previous is not None else None
             for _ in range(self.refine_steps * (1 if previous is not None else 5)):
@@ -724,15 +724,15 @@ class TimeTravelVisualizer:
         n_steps = DECODER_STEPS_PER_EPOCH * len(usable)
         order = np.concatenate([rng.permutation(usable) for _ in range(DECODER_STEPS_PER_EPOCH)])
         decoder = list(self.model_.decoder.parameters())
-        optimizer = torch.optim.Adam(decoder, lr=self.learning_rate)
+        optimizer = torch.optim.Adam(decoder, lr=self.learning_rate, fused=True)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps, eta_min=self.learning_rate * 0.001)
         self.model_.train()
         with torch.no_grad():
-            encoded = {i: self.model_.encode(data[i].x.float(), i) for i in usable}
+            refined = {i: self.model_.encode(data[i].x.float(), i) + torch.from_numpy(self.offsets_[i]).to(self._device)
+                       for i in usable}
         for i in tqdm(order, desc="fitting decoder", disable=not self.progress, leave=False):
             rows = torch.randperm(len(self.pool_), generator=generator)[:DECODED_PER_STEP].to(self._device)
-            positions = (encoded[i] + torch.from_numpy(self.offsets_[i]).to(self._device)).index_select(0, rows)
-            recon, preserve = self._decoder_loss(data[i], heads[i], int(i), positions, rows)
+            recon, preserve = self._decoder_loss(data[i], heads[i], int(i), refined[i].index_select(0, rows), rows)
             loss = self.reconstruction_weight * recon
             if preserve is not None:
                 loss = loss + self.prediction_weight * preserve
