@@ -364,7 +364,7 @@ class TimeTravelVisualizer:
     n_neighbors : int
         k of the kNN graph built per epoch on the training pool.
     steps : int or None
-        Training steps, each one adjacent epoch pair; default 5 per pair (at least 150),
+        Training steps, each one adjacent epoch pair; default 4 per pair (at least 100),
         so fitting time grows linearly with the number of epochs.
     batch_size : int
         Most training samples per epoch in one step. Up to this many, a step uses every
@@ -614,7 +614,7 @@ class TimeTravelVisualizer:
     def _schedule(self, pairs: list[tuple[int, int]], replay: bool, rng: np.random.Generator) -> list[tuple[int, int]]:
         """The pair of each step: every pair equally often, shuffled in rounds. When extending,
         half the steps replay earlier pairs so the old frames keep their layout."""
-        n_steps = self.steps if self.steps is not None else max(150, 5 * len(self._pairs()))
+        n_steps = self.steps if self.steps is not None else max(100, 4 * len(self._pairs()))
         if replay:
             n_steps = max(50, n_steps * len(pairs) // len(self._pairs()))
         old = [p for p in self._pairs() if p not in pairs] if replay else []
