@@ -39,8 +39,9 @@ Two modes:
 
 A refit costs O(answers_new x d^2 + d^3) from running sums of the answers. A re-rank
 is one product of the coefficients with the attribute-major attribute blocks, one table
-lookup for the class indicators (the cell corrections cost O(answers)), and a partial sort of the few hundred open samples
-above a threshold taken from a strided sample of the scores.
+lookup for the class indicators (the cell corrections cost O(answers)), and a partial
+sort of the few hundred open samples above a threshold taken from a strided sample of
+the scores.
 """
 
 from __future__ import annotations
