@@ -5,8 +5,9 @@ Two families, each an ``(n_samples,)`` score where higher means "more worth a lo
 * the paper's dynamic features (DeepDebugger §4.1): ``location``, ``velocity``,
   ``acceleration`` (from the 2-D canvas trajectories) and ``confidence`` (eq. 1:
   the softmax probability of the sample's label -- the given one, or the
-  predicted class where there is none -- and ``2|p - 0.5|`` for a sigmoid output). They are raw vectors here (:func:`dynamic_features`); the anomaly
-  detector (:mod:`nbdebug.anomaly`) turns each into a cluster-rarity score.
+  predicted class where there is none -- and ``2|p - 0.5|`` for a sigmoid output).
+  They are raw vectors here (:func:`dynamic_features`); the anomaly detector
+  (:mod:`nbdebug.anomaly`) turns each into a cluster-rarity score.
 * aggregated attributes (:func:`aggregate_attributes`), each in [0, 1]:
 
   ======================  =====================================================

@@ -725,7 +725,8 @@ class TimeTravelVisualizer:
         order = np.concatenate([rng.permutation(usable) for _ in range(DECODER_STEPS_PER_EPOCH)])
         decoder = list(self.model_.decoder.parameters())
         optimizer = torch.optim.Adam(decoder, lr=self.learning_rate, fused=True)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps, eta_min=self.learning_rate * 0.001)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps,
+                                                               eta_min=self.learning_rate * 0.001)
         self.model_.train()
         with torch.no_grad():
             refined = {i: self.model_.encode(data[i].x.float(), i) + torch.from_numpy(self.offsets_[i]).to(self._device)
