@@ -721,11 +721,10 @@ class TimeTravelVisualizer:
             return
         generator = torch.Generator().manual_seed(self.seed + 4)
         rng = np.random.default_rng(self.seed + 5)
-        n_steps = DECODER_STEPS_PER_EPOCH * len(usable)
         order = np.concatenate([rng.permutation(usable) for _ in range(DECODER_STEPS_PER_EPOCH)])
         decoder = list(self.model_.decoder.parameters())
         optimizer = torch.optim.Adam(decoder, lr=self.learning_rate, fused=True)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_steps,
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(order),
                                                                eta_min=self.learning_rate * 0.001)
         self.model_.train()
         with torch.no_grad():
@@ -842,12 +841,15 @@ class TimeTravelVisualizer:
                 out[rows] = self.model_.encode(x / float(self.scale_[index]), index).float().cpu().numpy()
         return out
 
-    def _pool_reference(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _pool_reference(self, index: int, pool_reps: np.ndarray | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The normalised finite pool representations of epoch ``index``, their offsets and
         their refined positions, which samples outside the pool are placed by (the last
-        epoch asked for is kept)."""
+        epoch asked for is kept). ``pool_reps``: the pool's representations, when the caller
+        has already read them from the run."""
         if self._pool_cache is None or self._pool_cache[0] != index:
-            reps = np.asarray(self._run.representations(self.epochs_[index])[self.pool_], dtype=np.float32)
+            reps = pool_reps if pool_reps is not None else self._run.representations(self.epochs_[index])[self.pool_]
+            reps = np.asarray(reps, dtype=np.float32)
             finite = np.isfinite(reps).all(axis=1)
             x = torch.from_numpy((reps[finite] - self.mean_[index]) / self.scale_[index]).to(self._device)
             offsets = torch.from_numpy(self.offsets_[index][finite]).to(self._device)
@@ -856,9 +858,10 @@ class TimeTravelVisualizer:
             self._pool_cache = (index, x, offsets, refined)
         return self._pool_cache[1:]
 
-    def _place(self, index: int, reps: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    def _place(self, index: int, reps: np.ndarray, pool_reps: np.ndarray | None = None,
+               chunk: int = 4096) -> np.ndarray:
         """Canvas positions (m, 2) of representations (m, dim) of epoch ``index`` outside the
-        training pool, NaN where not finite.
+        training pool, NaN where not finite (``pool_reps`` as for :meth:`_pool_reference`).
 
         Without refinement these are the encoder's positions. With it, each is the mean of
         two placements: the encoded position moved by the mean offset of the sample's nearest
@@ -870,7 +873,7 @@ class TimeTravelVisualizer:
         out = self._encode(index, reps)
         if not self.refine_steps:
             return out
-        reference, offsets, refined = self._pool_reference(index)
+        reference, offsets, refined = self._pool_reference(index, pool_reps)
         k = min(INTERPOLATED_NEIGHBOURS, len(reference))
         finite = np.flatnonzero(np.isfinite(out).all(axis=1))
         if k == 0:
@@ -893,8 +896,9 @@ class TimeTravelVisualizer:
         outside = np.setdiff1d(np.arange(run.n_samples), self.pool_)
         for i, epoch in enumerate(self.epochs_):
             reps = np.asarray(run.representations(epoch), dtype=np.float32)
-            embedding[i, self.pool_] = self._encode(i, reps[self.pool_]) + self.offsets_[i]  # NaN stays NaN
-            embedding[i, outside] = self._place(i, reps[outside])
+            pool_reps = reps[self.pool_]
+            embedding[i, self.pool_] = self._encode(i, pool_reps) + self.offsets_[i]  # NaN stays NaN
+            embedding[i, outside] = self._place(i, reps[outside], pool_reps)
         return embedding
 
     def transform(self, epoch: int, representations: np.ndarray) -> np.ndarray:
