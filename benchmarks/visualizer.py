@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 import warnings
@@ -53,6 +52,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _runs import digits_run, synthetic_run  # noqa: E402
+from record import peak_rss_mb  # noqa: E402  (the process's peak memory so far)
 
 from nbdebug.metrics import evaluate  # noqa: E402
 from nbdebug.projection import AlignedPCA, procrustes_rotation  # noqa: E402
@@ -172,11 +172,6 @@ def measure(run, method, args):
     return summarise(run, projection, epochs, True, seconds, place_ms, paint_ms)
 
 
-def peak_rss_mib():
-    """The process's peak resident memory so far (run one method per invocation to read it alone)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def mean_over(row, key, epochs=None):
     values = np.asarray(row["per_epoch"].get(key, []), dtype=float)
     if epochs is not None:
@@ -261,7 +256,7 @@ def main(argv=None):
         for method in args.methods:
             print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {key}: {method} ...", flush=True)
             row = measure(run, method, args)
-            row["measured"] = f"{stamp}, peak {peak_rss_mib():.0f} MiB"
+            row["measured"] = f"{stamp}, peak {peak_rss_mb():.0f} MiB"
             # Re-read before writing: another invocation may have added rows meanwhile.
             results = json.loads(results_file.read_text()) if results_file.exists() else {}
             results.setdefault(key, {})[method] = row
