@@ -207,10 +207,9 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
         reference = train[given[train] >= 0]
         if len(reference) < 2:  # no labels to compare with: use the predictions instead
             reference = train
-        reference_label = np.where(given >= 0, given, label)
         dist, idx, finite = _neighbours(run.representations(epochs[-1]), reference, N_NEIGHBOURS)
         found = idx >= 0
-        disagree = (reference_label[np.maximum(idx, 0)] != label[:, None]) & found
+        disagree = (label[np.maximum(idx, 0)] != label[:, None]) & found
         attrs["knn_disagreement"] = np.where(found.any(axis=1),
                                              disagree.sum(axis=1) / np.maximum(found.sum(axis=1), 1), 1.0)
         kth = np.where(found, dist, np.nan)
