@@ -124,10 +124,14 @@ def dynamic_features(embedding: np.ndarray, confidences: np.ndarray) -> dict[str
     return features
 
 
-def _load_probabilities(run: Run, epochs: list[int], progress: bool) -> np.ndarray:
+def load_probabilities(run: Run, epochs: list[int], progress: bool = False, on_epoch=None) -> np.ndarray:
+    """(len(epochs), n_samples, n_classes) float32 probabilities; ``on_epoch()`` is called
+    after each epoch is read (for a caller's own progress bar)."""
     probs = np.empty((len(epochs), run.n_samples, run.n_classes), dtype=np.float32)
     for i, epoch in enumerate(tqdm(epochs, desc="reading predictions", disable=not progress)):
         probs[i] = run.probabilities(epoch)
+        if on_epoch is not None:
+            on_epoch()
     return probs
 
 
@@ -171,7 +175,7 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
     epochs = select_epochs(run, epochs)
     if progress is None:
         progress = run.n_samples >= PROGRESS_MIN_SAMPLES
-    probs = _load_probabilities(run, epochs, progress) if probabilities is None else probabilities
+    probs = load_probabilities(run, epochs, progress) if probabilities is None else probabilities
     n_epochs, n, c = probs.shape
     bad = ~np.isfinite(probs).all(axis=2)  # (E, n) epochs where a sample's prediction is unusable
     safe = np.where(bad[..., None], np.nan, probs)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from . import feedback as feedback_log
 from .anomaly import AnomalyDetector
 from .features import ATTRIBUTES_VERSION, PROGRESS_MIN_SAMPLES, aggregate_attributes, confidence, \
-    dynamic_features, is_sigmoid, load_attributes, save_attributes, select_epochs
+    dynamic_features, is_sigmoid, load_attributes, load_probabilities, save_attributes, select_epochs
 from .intention import MODES, IntentionLearner
 from .projection import AlignedPCA
 from .run import Run, load_run
@@ -142,16 +142,6 @@ class Session:
 
     # -- attributes -------------------------------------------------------------------
 
-    def _read_probabilities(self, on_epoch=None) -> np.ndarray:
-        """(n_epochs, n_samples, n_classes) probabilities of the session's epochs."""
-        run = self.run
-        probs = np.empty((len(self.epochs), run.n_samples, run.n_classes), dtype=np.float32)
-        for i, epoch in enumerate(self.epochs):
-            probs[i] = run.probabilities(epoch)
-            if on_epoch is not None:
-                on_epoch()
-        return probs
-
     def _chosen_embedding(self) -> np.ndarray:
         """(len(epochs), n_samples, 2): the embedding of the epochs the attributes use."""
         return self.embedding[[self.run.epochs.index(e) for e in self.epochs]]
@@ -170,7 +160,7 @@ class Session:
         n_features = 2 + min(len(self.epochs) - 1, 2)  # location, confidence, velocity?, acceleration?
         steps = len(self.epochs) + n_features + (self.mode == "default")
         with tqdm(total=steps, desc="computing attributes", disable=run.n_samples < PROGRESS_MIN_SAMPLES) as bar:
-            probs = self._read_probabilities(on_epoch=bar.update)
+            probs = load_probabilities(self.run, self.epochs, on_epoch=bar.update)
             features = self._features(probs)
             seen = self._seen()
             self._detector.fit(features, seen, on_feature=bar.update)
@@ -227,7 +217,7 @@ class Session:
         """The paper's anomaly detector, fitted on the training split's dynamic features (§4.2);
         fitted on first use when the attributes came from the cache (a few seconds)."""
         if not self._detector_fitted:
-            self._detector.fit(self._features(self._read_probabilities()), self._seen())
+            self._detector.fit(self._features(load_probabilities(self.run, self.epochs)), self._seen())
             self._detector_fitted = True
         return self._detector
 
