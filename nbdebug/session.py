@@ -72,6 +72,7 @@ class Session:
         self.seed = seed
         self._fitted = False
         self._bounds: tuple[float, float, float, float] | None = None
+        self._faithfulness: dict | None = None
         self._attributes: dict[str, np.ndarray] | None = None
         self._detector_fitted = False
         self._learner: IntentionLearner | None = None
@@ -87,6 +88,7 @@ class Session:
         self.projection.fit(self.run)
         self._fitted = True
         self._bounds = None
+        self._faithfulness = None
         self._attributes = None  # the paper's features depend on the embedding
         self._detector_fitted = False
         self._learner = None
@@ -102,7 +104,7 @@ class Session:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(x_min, x_max, y_min, y_max) of the canvas: every epoch's points with a margin."""
-        if self._bounds is None or not self._fitted:
+        if self._bounds is None:
             points = self.embedding.reshape(-1, 2)
             points = points[np.isfinite(points).all(axis=1)]
             if not len(points):
@@ -135,10 +137,13 @@ class Session:
         PPR (``ppr_train``, ``ppr_test``), ``displacement``, ``rotation``, ``reflection``."""
         if not self._fitted:
             self.fit()
-        if hasattr(self.projection, "faithfulness"):
-            return self.projection.faithfulness(self.run)  # cached in the run directory
-        from .metrics import evaluate
-        return evaluate(self.run, self.projection)
+        if self._faithfulness is None:
+            if hasattr(self.projection, "faithfulness"):
+                self._faithfulness = self.projection.faithfulness(self.run)  # also cached in the run directory
+            else:
+                from .metrics import evaluate
+                self._faithfulness = evaluate(self.run, self.projection)
+        return self._faithfulness
 
     # -- attributes -------------------------------------------------------------------
 
