@@ -374,10 +374,12 @@ class Session:
         self._intention = event
         self._notify()
 
-    def on_feedback(self, callback) -> None:
+    def on_feedback(self, callback):
         """Call ``callback()`` after every answer and new intention, wherever it came from
-        (a widget's buttons or Python), so every view of the session stays current."""
+        (a widget's buttons or Python), so every view of the session stays current.
+        Returns a function that stops the calls (a closed widget calls it)."""
         self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     def _notify(self) -> None:
         for callback in self._listeners:

@@ -102,6 +102,8 @@ class Landscape(anywidget.AnyWidget):
     importance = traitlets.Dict().tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)  # the last problem with a request from the page
 
+    _stop_listening = None  # set while the widget follows the session's answers
+
     def __init__(self, session: Session, recommendations: int = 20, epoch: int | None = None, **kwargs: Any):
         _check_bundle(STATIC / "landscape.js")
         if not isinstance(recommendations, int) or recommendations < 0:
@@ -131,9 +133,16 @@ class Landscape(anywidget.AnyWidget):
             **kwargs,
         )
         self.on_msg(self._on_message)
-        if self.n_recommendations:
-            session.on_feedback(self._refresh_recommendations)  # answers given in Python show here too
+        if self.n_recommendations:  # answers given in Python show here too
+            self._stop_listening = session.on_feedback(self._refresh_recommendations)
         self._refresh_recommendations()
+
+    def close(self) -> None:
+        """Close the widget; the session stops refreshing it after answers."""
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+        super().close()
 
     # -- what the page may change ------------------------------------------------------
 

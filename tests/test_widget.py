@@ -107,3 +107,14 @@ def test_answers_given_in_python_show_in_the_widget(digits_run_path, tmp_path):
     assert first not in [card["index"] for card in widget.cards]
     widget.session.new_intention()
     assert len(np.frombuffer(widget._rejected, np.uint32)) == 0
+
+
+def test_a_closed_widget_no_longer_follows_the_session(digits_run_path, tmp_path):
+    import shutil
+
+    widget = nbdebug.show(shutil.copytree(digits_run_path, tmp_path / "run"), recommendations=5)
+    cards = widget.cards
+    widget.close()
+    widget.session.feedback(reject=[cards[0]["index"]])
+    assert widget.cards == cards
+    assert len(np.frombuffer(widget._rejected, np.uint32)) == 0
