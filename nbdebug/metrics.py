@@ -21,18 +21,31 @@ import torch
 from .run import Run
 
 
-def _knn_indices(points: np.ndarray, k: int, queries: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Indices (len(queries), k) of the k nearest rows of ``points`` to ``points[queries]``,
-    the query itself excluded; exact, in float32."""
-    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
-    squared = (x * x).sum(1)
-    out = []
-    for start in range(0, len(queries), chunk):
-        q = torch.from_numpy(queries[start:start + chunk])
-        d2 = squared[q, None] - 2.0 * x[q] @ x.T + squared[None, :]
-        d2[torch.arange(len(q)), q] = float("inf")
-        out.append(d2.topk(k, dim=1, largest=False).indices)
-    return torch.cat(out).numpy()
+def knn(points: torch.Tensor, k: int, reference: torch.Tensor | None = None, queries: np.ndarray | None = None,
+        chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest neighbours, in float32.
+
+    With ``reference``: for every row of ``points``, its k nearest rows of ``reference``.
+    Without: for the rows ``queries`` of ``points`` (default all), their k nearest other
+    rows of ``points`` (a row is not its own neighbour). Returns (distances, indices into
+    the reference rows), both (number of queries, k), nearest first. Cost queries ·
+    len(reference) · dim, in chunks of ``chunk`` queries so memory stays chunk · len(reference).
+    """
+    itself = reference is None
+    reference = points if itself else reference
+    rows = torch.arange(len(points)) if queries is None else torch.as_tensor(queries)
+    squared = (reference * reference).sum(1)
+    distances, indices = [], []
+    for start in range(0, len(rows), chunk):
+        q = rows[start:start + chunk]
+        query = points[q]
+        d2 = (query * query).sum(1, keepdim=True) - 2.0 * query @ reference.T + squared[None, :]
+        if itself:
+            d2[torch.arange(len(q)), q] = float("inf")
+        values, index = d2.topk(k, dim=1, largest=False)
+        distances.append(values.clamp_min(0).sqrt())
+        indices.append(index)
+    return torch.cat(distances), torch.cat(indices)
 
 
 def neighbor_preserving_rate(high: np.ndarray, low: np.ndarray, k: int = 15,
@@ -42,14 +55,14 @@ def neighbor_preserving_rate(high: np.ndarray, low: np.ndarray, k: int = 15,
     ``queries`` (indices into the rows) limits the samples scored; their neighbours are
     still searched among all n rows. Rows must be finite.
     """
-    high, low = np.asarray(high, dtype=np.float32), np.asarray(low, dtype=np.float32)
+    high, low = np.ascontiguousarray(high, dtype=np.float32), np.ascontiguousarray(low, dtype=np.float32)
     if high.ndim != 2 or low.ndim != 2 or len(high) != len(low):
         raise ValueError(f"high and low must be 2-D with the same number of rows, got {high.shape} and {low.shape}")
     if not isinstance(k, (int, np.integer)) or k < 1 or k >= len(high):
         raise ValueError(f"k must be an integer between 1 and n - 1 = {len(high) - 1}, got {k!r}")
     queries = np.arange(len(high)) if queries is None else np.asarray(queries, dtype=np.int64)
-    near_high = _knn_indices(high, k, queries)
-    near_low = _knn_indices(low, k, queries)
+    near_high = knn(torch.from_numpy(high), k, queries=queries, chunk=1024)[1].numpy()
+    near_low = knn(torch.from_numpy(low), k, queries=queries, chunk=1024)[1].numpy()
     shared = (near_high[:, :, None] == near_low[:, None, :]).any(axis=2).sum(axis=1)
     return shared / k
 

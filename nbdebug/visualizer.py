@@ -68,6 +68,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from . import metrics
+from .metrics import knn
 from .run import EPOCHS_DIR, Run, epoch_dirname
 
 CACHE_DIR = "visualizer"
@@ -103,32 +104,6 @@ def umap_curve(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
     target = np.where(d < min_dist, 1.0, np.exp(-(d - min_dist) / spread))
     (a, b), _ = curve_fit(lambda x, a, b: 1.0 / (1.0 + a * x ** (2 * b)), d, target, p0=(1.0, 1.0))
     return float(a), float(b)
-
-
-def knn(points: torch.Tensor, k: int, reference: torch.Tensor | None = None,
-        chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k nearest neighbours of every row of ``points`` among the rows of ``reference``;
-    without ``reference``, among the rows of ``points`` (each row excluding itself).
-
-    Returns (distances, indices into the reference rows), both (m, k), nearest first. Cost
-    m · len(reference) · dim, in chunks of ``chunk`` rows so memory stays chunk · len(reference).
-    """
-    itself = reference is None
-    reference = points if itself else reference
-    m = len(points)
-    squared = (reference * reference).sum(1)
-    distances, indices = [], []
-    for start in range(0, m, chunk):
-        stop = min(start + chunk, m)
-        query = points[start:stop]
-        d2 = (query * query).sum(1, keepdim=True) - 2.0 * query @ reference.T + squared[None, :]
-        if itself:
-            rows = torch.arange(stop - start)
-            d2[rows, rows + start] = float("inf")
-        values, index = d2.topk(k, dim=1, largest=False)
-        distances.append(values.clamp_min(0).sqrt())
-        indices.append(index)
-    return torch.cat(distances), torch.cat(indices)
 
 
 def fuzzy_weights(distances: torch.Tensor, iterations: int = 40) -> torch.Tensor:
