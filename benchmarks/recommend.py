@@ -56,7 +56,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nbdebug import Recorder, load_run  # noqa: E402
-from nbdebug.demo import flip_labels  # noqa: E402
+from nbdebug.demo import digits_mlp, flip_labels  # noqa: E402
 from nbdebug.intention import IntentionLearner, top_k  # noqa: E402
 from nbdebug.session import PAPER_ATTRIBUTES, Session  # noqa: E402
 
@@ -86,7 +86,7 @@ def load_data(name: str):
 def make_model(name: str) -> tuple[nn.Module, nn.Module]:
     """The classifier and its head (the last Linear)."""
     if name == "digits":
-        m = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+        m = digits_mlp()
     else:
         m = nn.Sequential(nn.Conv1d(1, 32, 5, padding=2), nn.ReLU(), nn.Conv1d(32, 32, 3, stride=2, padding=1),
                           nn.ReLU(), nn.Conv1d(32, 32, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
