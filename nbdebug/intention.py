@@ -38,10 +38,10 @@ Two modes:
       accept ends exploring.
 
 A refit costs O(answers_new x d^2 + d^3) from running sums of the answers. A re-rank
-is one product of the coefficients with the attribute-major attribute blocks, one table
-lookup for the class indicators (the cell corrections cost O(answers)), and a partial
-sort of the few hundred open samples above a threshold taken from a strided sample of
-the scores.
+is one product of the coefficients with the attribute-major attribute blocks, one value
+per combination of classes for the class indicators (samples are stored sorted by it, so
+that is one np.repeat; the cell corrections cost O(answers)), and a partial sort of the
+few hundred open samples above a threshold taken from a strided sample of the scores.
 """
 
 from __future__ import annotations
@@ -128,8 +128,9 @@ class IntentionLearner:
             scale[[j for columns in one_hot for j in columns]] = INDICATOR_SCALE
             attributes = (attributes - mean) / scale
         x = attributes.astype(np.float64)
-        self._population_mean = x.mean(axis=0)
-        self._population_second = x.T @ x / self.n
+        # The pseudo-negatives' share of the sums of x and x x^T.
+        self._pseudo_x = self.pseudo * x.mean(axis=0)
+        self._pseudo_xx = self.pseudo * (x.T @ x) / self.n
         # Per group: its columns, and a table whose row c holds those columns (standardised)
         # for a sample of class c.
         self._groups: list[tuple[np.ndarray, np.ndarray]] = []
@@ -145,20 +146,25 @@ class IntentionLearner:
             self._group_codes.append(codes)
         grouped = {j for columns, _ in self._groups for j in columns}
         self._dense = np.array([j for j in range(self.d) if j not in grouped], dtype=np.int64)
-        self._code = self._code.astype(np.intp)  # np.take is fastest with native indices
+        # Samples are stored sorted by their combination of class codes, so the groups' part
+        # of the scores is a run of one value per combination (np.repeat) instead of a
+        # gather over all samples. _order[position] is the sample there, _position its inverse.
+        self._order = np.argsort(self._code, kind="stable")
+        self._position = np.empty(self.n, dtype=np.intp)
+        self._position[self._order] = np.arange(self.n)
+        self._counts = np.bincount(self._code, minlength=int(np.prod([len(c) for c, _ in self._groups])))
         # The dense attributes, plus a last row of tiny random numbers with coefficient 1
         # that breaks the many ties of cluster scores at random inside the product, are
         # kept attribute-major in blocks of BLOCK samples: (n_blocks, n_dense + 1, BLOCK).
         # One np.matmul then scores every block with a single-threaded BLAS call each (on
         # a busy machine BLAS threads wait for each other and a product takes 10x longer).
         jitter = np.random.default_rng(seed).random(self.n) * 1e-6
-        dense = np.column_stack([attributes[:, self._dense], jitter]).astype(np.float32)
+        dense = np.column_stack([attributes[:, self._dense], jitter])[self._order].astype(np.float32)
         n_blocks = -(-self.n // BLOCK)
         padded = np.zeros((n_blocks * BLOCK, len(self._dense) + 1), dtype=np.float32)
         padded[:self.n] = dense
         self._blocks = np.ascontiguousarray(padded.reshape(n_blocks, BLOCK, -1).transpose(0, 2, 1))
         self._buffer = np.empty((n_blocks, BLOCK), dtype=np.float32)  # scores land here
-        self._lookup = np.empty(self.n, dtype=np.float32)
         self.reset(prior)
 
     def reset(self, prior: str | None = None) -> None:
@@ -170,12 +176,12 @@ class IntentionLearner:
         self.requested_prior = prior
         self._set_initial(self.requested_prior)
         self.answers = np.full(self.n, -1, dtype=np.int8)  # -1 unjudged, 0 rejected, 1 accepted
-        self._open = np.ones(self.n, dtype=bool)  # not judged in this intention
-        # Running sums over the answers: weight, x, y, x x^T, x y.
-        self._sw, self._sy = 0.0, 0.0
-        self._sx, self._sxy = np.zeros(self.d), np.zeros(self.d)
-        self._sxx = np.zeros((self.d, self.d))
+        self._open = np.ones(self.n, dtype=bool)  # per position: not judged in this intention
+        # Running sums over the answers, all in one matrix z^T z with z = [x, 1, y] per answer:
+        # x x^T, then x (sum of x) and x y in the last two columns, count and sum of y below.
+        self._sums = np.zeros((self.d + 2, self.d + 2))
         self._judged = np.zeros(0, dtype=np.int64)  # in answer order
+        self._judged_at = np.zeros(0, dtype=np.intp)  # their positions
 
     def _set_initial(self, prior: str | None) -> None:
         if self.mode == "paper":
@@ -243,81 +249,89 @@ class IntentionLearner:
             self._accumulate(indices[again], self.answers[indices[again]].astype(np.float64), -1.0)
         self._accumulate(indices, answers, 1.0)
         self.answers[indices] = answers
-        self._open[indices] = False
+        self._open[self._position[indices]] = False
         if again.any():  # a sample answered again moves to the end
             self._judged = self._judged[~np.isin(self._judged, indices[again])]
         self._judged = np.concatenate([self._judged, indices])
+        self._judged_at = self._position[self._judged]
+        self._judged_cells = self._code[self._judged]
+        self._judged_answers = self.answers[self._judged].astype(np.float32)
+        # Per combination: 1 / (its judged samples + cell_prior), the shrunk mean's denominator.
+        self._cell_shrink = 1 / (np.bincount(self._judged_cells, minlength=len(self._counts))
+                                 + np.float32(self.cell_prior))
         self.refit()
 
     def _accumulate(self, indices: np.ndarray, y: np.ndarray, sign: float) -> None:
-        x = self.rows(indices).astype(np.float64)
-        self._sw += sign * len(indices)
-        self._sy += sign * y.sum()
-        self._sx += sign * x.sum(axis=0)
-        self._sxy += sign * (x.T @ y)
-        self._sxx += sign * (x.T @ x)
+        z = np.empty((len(indices), self.d + 2))
+        z[:, :self.d] = self.rows(indices)
+        z[:, self.d] = 1
+        z[:, self.d + 1] = y
+        self._sums += sign * (z.T @ z)
 
     def refit(self) -> None:
         """Fit the coefficients to the answers given so far."""
-        if self._sw <= 0:
+        d = self.d
+        sw, sy = self._sums[d, d], self._sums[d, d + 1]
+        if sw <= 0:
             self.coef_, self.intercept_ = self.initial_coef_.copy(), 0.0
             return
-        sw, sy, sx, sxy, sxx = self._sw, self._sy, self._sx, self._sxy, self._sxx
+        sxx, sx, sxy = self._sums[:d, :d], self._sums[:d, d], self._sums[:d, d + 1]
         if self.mode == "paper":
             if sy == 0 or sy == sw:
                 return  # one-sided: a regression would only learn the intercept
             target, alpha = np.zeros(self.d), self.alpha
         else:
-            p = self.pseudo
-            sw, sx, sxx = sw + p, sx + p * self._population_mean, sxx + p * self._population_second
             # Trust the prior as far as its own picks were accepted.
-            credibility = min(1.0, 2 * self._sy / self._sw)
+            credibility = min(1.0, 2 * sy / sw)
+            sw, sx, sxx = sw + self.pseudo, sx + self._pseudo_x, sxx + self._pseudo_xx
             target = self.initial_coef_ * credibility
             alpha = max(self.alpha * credibility, self.min_alpha)
-        mean_x, mean_y = sx / sw, sy / sw
-        gram = sxx - sw * np.outer(mean_x, mean_x) + alpha * np.eye(self.d)
-        rhs = sxy - sw * mean_x * mean_y + alpha * target
-        self.coef_ = np.linalg.solve(gram, rhs)
-        self.intercept_ = float(mean_y - mean_x @ self.coef_)
+        mean_x = sx / sw
+        # Centred normal equations plus the ridge penalty (sw * outer(mean_x, mean_x) is outer(sx, mean_x)).
+        gram = sxx - np.outer(sx, mean_x)
+        gram.flat[::self.d + 1] += alpha
+        coef = np.linalg.solve(gram, sxy - mean_x * sy + alpha * target)
+        self.coef_ = coef
+        self.intercept_ = float((sy - sx @ coef) / sw)
 
     def scores(self) -> np.ndarray:
         """Interest of every sample under the current coefficients (plus the tie-breaking jitter)."""
-        return self._score().copy()
+        return self._score()[self._position]
 
     def _score(self) -> np.ndarray:
-        """Like :meth:`scores`, in a reused buffer (valid until the next call)."""
+        """Like :meth:`scores`, per position, in a reused buffer (valid until the next call)."""
         coef = np.append(self.coef_[self._dense], 1.0).astype(np.float32)
         np.matmul(coef, self._blocks, out=self._buffer)
         out = self._buffer.reshape(-1)[:self.n]
         if self._groups:
             # A group's part of a score depends only on the sample's class in it; the table
             # holds the sum over groups for every combination of classes.
-            table = np.zeros(1, dtype=np.float32)
+            table = None
             for columns, values in self._groups:
-                part = (values @ self.coef_[columns]).astype(np.float32)
-                table = (table[:, None] + part[None, :]).reshape(-1)
+                part = values @ self.coef_[columns].astype(np.float32)
+                table = part if table is None else (table[:, None] + part).reshape(-1)
             if self.mode == "default" and len(self._judged):
                 table += self._cell_correction(out, table)
-            np.take(table, self._code, out=self._lookup, mode="clip")  # codes are in range; "raise" buffers
-            out += self._lookup
+            out += np.repeat(table, self._counts)
         return out
 
     def _cell_correction(self, dense_scores: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Per combination of class codes (a confusion cell): the mean residual of its judged
         samples under the linear model, shrunk as if ``cell_prior`` more had residual 0."""
-        judged = self._judged
-        cells = self._code[judged]
-        residual = self.answers[judged] - (dense_scores[judged] + table[cells] + self.intercept_)
-        return (np.bincount(cells, residual, len(table))
-                / (np.bincount(cells, minlength=len(table)) + self.cell_prior)).astype(np.float32)
+        cells = self._judged_cells
+        residual = self._judged_answers - dense_scores[self._judged_at] - table[cells] - np.float32(self.intercept_)
+        return (np.bincount(cells, residual, len(table)) * self._cell_shrink).astype(np.float32)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """The (standardised) attributes of some samples, (len(indices), n_attributes) float32."""
-        x = np.empty((len(indices), self.d), dtype=np.float32)
-        indices = np.asarray(indices)
-        x[:, self._dense] = self._blocks[indices // BLOCK, :-1, indices % BLOCK]
+        return self._rows_at(self._position[np.asarray(indices)])
+
+    def _rows_at(self, positions: np.ndarray) -> np.ndarray:
+        x = np.empty((len(positions), self.d), dtype=np.float32)
+        x[:, self._dense] = self._blocks[positions // BLOCK, :-1, positions % BLOCK]
+        samples = self._order[positions]
         for (columns, values), codes in zip(self._groups, self._group_codes):
-            x[:, columns] = values[codes[indices]]
+            x[:, columns] = values[codes[samples]]
         return x
 
     def recommend(self, k: int = 50, candidates: np.ndarray | None = None) -> np.ndarray:
@@ -328,18 +342,18 @@ class IntentionLearner:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
             raise ValueError(f"k must be a non-negative integer, got {k!r}")
         self.resolve_prior(candidates)
-        open_ = self._open if candidates is None else candidates & self._open
+        open_ = self._open if candidates is None else candidates[self._order] & self._open
         k = min(int(k), int(np.count_nonzero(open_)))
         if k == 0:
             return np.zeros(0, dtype=np.int64)
-        if self.mode == "default" and len(self._judged) and self._sy == 0:
-            return self._explore(open_, k)
-        return top_k(self._score(), k, open_)
+        if self.mode == "default" and len(self._judged) and self._sums[self.d, self.d + 1] == 0:
+            return self._order[self._explore(open_, k)]
+        return self._order[top_k(self._score(), k, open_)]
 
     def _explore(self, open_: np.ndarray, k: int) -> np.ndarray:
         """The top open samples of every attribute, class indicators included, in turn
-        (ties, as among the members of a class, broken by the jitter)."""
-        x = self.rows(np.arange(self.n)).astype(np.float64)
+        (ties, as among the members of a class, broken by the jitter); positions, like ``open_``."""
+        x = self._rows_at(np.arange(self.n)).astype(np.float64)
         x += self._blocks[:, -1].reshape(-1)[:self.n, None]
         tops = [top_k(column, k, open_).tolist() for column in x.T]
         chosen: dict[int, None] = {}
