@@ -19,6 +19,13 @@ Two modes:
       are unlabeled, which covers both mispredicted and out-of-distribution samples
       (chosen on benchmark runs other than the reported ones, see
       ``benchmarks/recommend.py``);
+    * where candidates carry labels, the first round's last ``HEDGE`` places (at most a
+      tenth of the round) go to the prior's best sample in each of the largest confusion
+      cells (given label differs from the last prediction), if the prior ranks it within
+      its top ``HEDGE_REACH x k``.
+      A systematic confusion ("true 3 labelled 8") is such a cell whose members the
+      prior ranks below the scattered noisy labels; one accept there is enough for the
+      cell correction below to take the cell up;
     * the ridge penalty pulls the coefficients toward that prior instead of toward
       zero, as strongly as the prior's own picks were accepted (a prior that does not
       match the intention stops holding the learner back);
@@ -55,6 +62,12 @@ BLOCK = 8192
 # The top-k search first takes a threshold from every STRIDE-th open sample.
 STRIDE = 32
 INDICATOR_SCALE = 1.0
+# The first round gives its last places to the prior's best sample of each of the HEDGE
+# largest confusion cells with at least HEDGE_MIN_CELL candidates, if the prior ranks it
+# within its top HEDGE_REACH x k (chosen on runs other than the reported ones).
+HEDGE = 2
+HEDGE_MIN_CELL = 5
+HEDGE_REACH = 3
 
 
 class IntentionLearner:
@@ -153,6 +166,14 @@ class IntentionLearner:
         self._position = np.empty(self.n, dtype=np.intp)
         self._position[self._order] = np.arange(self.n)
         self._counts = np.bincount(self._code, minlength=int(np.prod([len(c) for c, _ in self._groups])))
+        # Per combination: whether the given label differs from the prediction (a confusion cell).
+        self._off_diagonal = None
+        prefixes = [self.names[columns[0]].split("=", 1)[0] for columns, _ in self._groups]
+        if {"label", "predicted"} <= set(prefixes):
+            classes = np.unravel_index(np.arange(len(self._counts)), [len(c) for c, _ in self._groups])
+            label, predicted = (np.array([self.names[j].split("=", 1)[1] for j in self._groups[prefixes.index(g)][0]])
+                                [classes[prefixes.index(g)]] for g in ("label", "predicted"))
+            self._off_diagonal = label != predicted
         # The dense attributes, plus a last row of tiny random numbers with coefficient 1
         # that breaks the many ties of cluster scores at random inside the product, are
         # kept attribute-major in blocks of BLOCK samples: (n_blocks, n_dense + 1, BLOCK).
@@ -348,7 +369,27 @@ class IntentionLearner:
             return np.zeros(0, dtype=np.int64)
         if self.mode == "default" and len(self._judged) and self._sums[self.d, self.d + 1] == 0:
             return self._order[self._explore(open_, k)]
+        if self.mode == "default" and not len(self._judged) and self._off_diagonal is not None:
+            return self._order[self._hedge(open_, k)]
         return self._order[top_k(self._score(), k, open_)]
+
+    def _hedge(self, open_: np.ndarray, k: int) -> np.ndarray:
+        """The first round (positions): the prior's top k, whose last places go to the prior's
+        best open sample in each of the HEDGE largest confusion cells, if within its reach."""
+        scores = self._score()
+        at = np.flatnonzero(open_)
+        reach = top_k(scores, min(HEDGE_REACH * k, len(at)), open_)
+        top = reach[:k]
+        cell = self._code[self._order[at]]
+        sizes = np.bincount(cell, minlength=len(self._counts)) * self._off_diagonal
+        extra = []
+        for c in np.argsort(-sizes, kind="stable")[:min(HEDGE, k // 10)]:  # at most a tenth of the round
+            if sizes[c] >= HEDGE_MIN_CELL:
+                members = at[cell == c]
+                best = members[np.argmax(scores[members])]
+                if best not in top and scores[best] >= scores[reach[-1]]:
+                    extra.append(best)
+        return np.concatenate([top[:k - len(extra)], np.array(extra, dtype=top.dtype)])
 
     def _explore(self, open_: np.ndarray, k: int) -> np.ndarray:
         """The top open samples of every attribute, class indicators included, in turn

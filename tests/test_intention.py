@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from nbdebug import load_run
-from nbdebug.intention import PRIOR_UNLABELLED, IntentionLearner, top_k
+from nbdebug.intention import HEDGE, HEDGE_REACH, PRIOR_UNLABELLED, IntentionLearner, top_k
 from nbdebug.session import PAPER_ATTRIBUTES, Session
 
 
@@ -68,15 +68,29 @@ def test_paper_mode_first_round_is_the_most_abnormal(digits):
     assert interest[rec].min() >= np.sort(interest)[-50] - 1e-5
 
 
-def test_default_first_round_is_the_prior_top_k(digits):
+def test_default_first_round_is_the_prior_top_k_hedged_on_the_largest_confusions(digits):
     a, names, run, train, noisy = digits
     learner = IntentionLearner(a, names, labelled=run.labels >= 0)
     rec = learner.recommend(50, train)
     assert learner.prior == "datamaps_confidence+knn_disagreement"
     z = (a - a.mean(axis=0)) / a.std(axis=0)
     prior = z[:, names.index("datamaps_confidence")] + z[:, names.index("knn_disagreement")]
+    # The last places go to the prior's best sample of each of the two largest confusion
+    # cells (label != last prediction), taken from within the prior's top 150.
+    label, predicted = _cells(a, names, run)
+    cell = np.where(train & (label != predicted), label * len(run.classes) + predicted, -1)
+    largest = np.argsort(-np.bincount(cell[cell >= 0]), kind="stable")[:HEDGE]
+    best = [np.flatnonzero(cell == c)[np.argmax(prior[cell == c])] for c in largest]
+    rank = np.argsort(np.argsort(-np.where(train, prior, -np.inf), kind="stable"), kind="stable")
+    hedged = [i for i in best if 50 <= rank[i] < HEDGE_REACH * 50]
+    assert hedged and set(rec[-len(hedged):].tolist()) == set(hedged)
+    head = rec[:-len(hedged)]
     others = np.setdiff1d(np.flatnonzero(train), rec)
-    assert prior[rec].min() >= prior[others].max() - 1e-4
+    assert prior[head].min() >= prior[others].max() - 1e-4
+    # One accept in the largest confusion cell takes that cell up in the next round.
+    learner.feedback(accept=rec[-1:], reject=rec[:-1])
+    nxt = learner.recommend(10, train)
+    assert (cell[nxt] == cell[rec[-1]]).sum() >= 5
     learner = IntentionLearner(a, names, prior="knn_distance")
     rec = learner.recommend(5)
     column = a[:, names.index("knn_distance")]
