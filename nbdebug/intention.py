@@ -186,6 +186,16 @@ class IntentionLearner:
         padded[:self.n] = dense
         self._blocks = np.ascontiguousarray(padded.reshape(n_blocks, BLOCK, -1).transpose(0, 2, 1))
         self._buffer = np.empty((n_blocks, BLOCK), dtype=np.float32)  # scores land here
+        self._coef = np.ones(len(self._dense) + 1, dtype=np.float32)  # the jitter's stays 1
+        self._candidates = None  # the last candidate mask, and per position
+        # All groups' tables side by side (block-diagonal), so one product gives every part.
+        self._grouped = np.concatenate([columns for columns, _ in self._groups] or [np.zeros(0, np.int64)])
+        self._group_values = np.zeros((len(self._grouped), len(self._grouped)))
+        self._group_ends = np.cumsum([len(columns) for columns, _ in self._groups])[:-1]
+        start = 0
+        for columns, values in self._groups:
+            self._group_values[start:start + len(columns), start:start + len(columns)] = values
+            start += len(columns)
         self.reset(prior)
 
     def reset(self, prior: str | None = None) -> None:
@@ -242,18 +252,18 @@ class IntentionLearner:
         if array.dtype.kind not in "iu" and array.size and (
                 array.dtype.kind != "f" or not np.all(np.isfinite(array) & (array == np.round(array)))):
             raise TypeError(f"{name} must hold integer sample indices, got {array[:5].tolist()}")
-        ints = array.astype(np.int64, copy=False)
-        if ints.size and (ints.min() < 0 or ints.max() >= self.n):
+        ints = np.unique(array.astype(np.int64, copy=False))  # sorted: the range check reads the ends
+        if ints.size and (ints[0] < 0 or ints[-1] >= self.n):
             bad = ints[(ints < 0) | (ints >= self.n)]
             raise IndexError(f"{name} holds {bad[:5].tolist()}, outside 0..{self.n - 1}; "
                              f"pass indices of samples of this run")
-        return np.unique(ints)
+        return ints
 
     def check_answers(self, accept, reject) -> tuple[np.ndarray, np.ndarray]:
         """Validated, de-duplicated ``accept`` and ``reject`` indices; a sample in both raises."""
         accept = self.check_indices(accept, "accept")
         reject = self.check_indices(reject, "reject")
-        both = sorted(set(accept.tolist()) & set(reject.tolist()))
+        both = sorted(set(accept.tolist()) & set(reject.tolist())) if accept.size and reject.size else []
         if both:
             raise ValueError(f"samples {both[:5]} are in both accept and reject; "
                              "give each sample one answer per call")
@@ -266,12 +276,13 @@ class IntentionLearner:
         indices = np.concatenate([accept, reject])
         answers = np.concatenate([np.ones(len(accept)), np.zeros(len(reject))])
         again = self.answers[indices] >= 0
-        if again.any():  # take the earlier answers out of the sums
+        redo = again.any()
+        if redo:  # take the earlier answers out of the sums
             self._accumulate(indices[again], self.answers[indices[again]].astype(np.float64), -1.0)
         self._accumulate(indices, answers, 1.0)
         self.answers[indices] = answers
         self._open[self._position[indices]] = False
-        if again.any():  # a sample answered again moves to the end
+        if redo:  # a sample answered again moves to the end
             self._judged = self._judged[~np.isin(self._judged, indices[again])]
         self._judged = np.concatenate([self._judged, indices])
         self._judged_at = self._position[self._judged]
@@ -321,16 +332,17 @@ class IntentionLearner:
 
     def _score(self) -> np.ndarray:
         """Like :meth:`scores`, per position, in a reused buffer (valid until the next call)."""
-        coef = np.append(self.coef_[self._dense], 1.0).astype(np.float32)
-        np.matmul(coef, self._blocks, out=self._buffer)
+        self._coef[:-1] = self.coef_[self._dense]
+        np.matmul(self._coef, self._blocks, out=self._buffer)
         out = self._buffer.reshape(-1)[:self.n]
         if self._groups:
             # A group's part of a score depends only on the sample's class in it; the table
             # holds the sum over groups for every combination of classes.
-            table = None
-            for columns, values in self._groups:
-                part = values @ self.coef_[columns].astype(np.float32)
-                table = part if table is None else (table[:, None] + part).reshape(-1)
+            parts = np.split(self._group_values @ self.coef_[self._grouped], self._group_ends)
+            table = parts[0]
+            for part in parts[1:]:
+                table = np.add.outer(table, part).reshape(-1)
+            table = table.astype(np.float32)
             if self.mode == "default" and len(self._judged):
                 table += self._cell_correction(out, table)
             out += np.repeat(table, self._counts)
@@ -363,7 +375,7 @@ class IntentionLearner:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
             raise ValueError(f"k must be a non-negative integer, got {k!r}")
         self.resolve_prior(candidates)
-        open_ = self._open if candidates is None else candidates[self._order] & self._open
+        open_ = self._open if candidates is None else self._in_positions(candidates) & self._open
         k = min(int(k), int(np.count_nonzero(open_)))
         if k == 0:
             return np.zeros(0, dtype=np.int64)
@@ -371,7 +383,18 @@ class IntentionLearner:
             return self._order[self._explore(open_, k)]
         if self.mode == "default" and not len(self._judged) and self._off_diagonal is not None:
             return self._order[self._hedge(open_, k)]
-        return self._order[top_k(self._score(), k, open_)]
+        scores = self._score()
+        if candidates is not None:
+            return self._order[top_k(scores, k, open_)]
+        scores[self._judged_at] = -np.inf  # cheaper than a mask over all samples
+        return self._order[top_k(scores, k)]
+
+    def _in_positions(self, candidates: np.ndarray) -> np.ndarray:
+        """The candidate mask per position; kept, since the pool is usually the same from
+        one round to the next and comparing masks is cheaper than reordering one."""
+        if self._candidates is None or not np.array_equal(candidates, self._candidates[0]):
+            self._candidates = (np.array(candidates, dtype=bool), candidates[self._order])
+        return self._candidates[1]
 
     def _hedge(self, open_: np.ndarray, k: int) -> np.ndarray:
         """The first round (positions): the prior's top k, whose last places go to the prior's
