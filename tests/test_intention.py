@@ -241,3 +241,19 @@ def test_all_rejects_explore_every_attribute_and_class(digits):
     learner.feedback(accept=explored[:1], reject=explored[1:])
     exploit = learner.recommend(50, train)  # one accept ends exploring: the learned ranking
     np.testing.assert_array_equal(exploit, top_k(learner.scores(), 50, train & (learner.answers < 0)))
+
+
+def test_a_candidate_mask_changed_in_place_is_honoured(digits):
+    # The learner keeps the last pool reordered to its storage order; a mask edited between
+    # two calls must still restrict the next recommendation.
+    a, names, run, train, noisy = digits
+    learner = IntentionLearner(a, names, labelled=run.labels >= 0)
+    pool = train.copy()
+    first = learner.recommend(20, pool)
+    learner.feedback(accept=first[:5], reject=first[5:])
+    assert train[learner.recommend(20, pool)].all()
+    pool[:] = False
+    pool[run.indices("test")] = True
+    again = learner.recommend(20, pool)
+    assert pool[again].all() and not train[again].any()
+    np.testing.assert_array_equal(again, top_k(learner.scores(), 20, pool & (learner.answers < 0)))
