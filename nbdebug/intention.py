@@ -191,10 +191,11 @@ class IntentionLearner:
         # All groups' tables side by side (block-diagonal), so one product gives every part.
         self._grouped = np.concatenate([columns for columns, _ in self._groups] or [np.zeros(0, np.int64)])
         self._group_values = np.zeros((len(self._grouped), len(self._grouped)))
-        self._group_ends = np.cumsum([len(columns) for columns, _ in self._groups])[:-1]
+        self._group_parts = []  # each group's slice of that product
         start = 0
         for columns, values in self._groups:
-            self._group_values[start:start + len(columns), start:start + len(columns)] = values
+            self._group_parts.append(slice(start, start + len(columns)))
+            self._group_values[self._group_parts[-1], self._group_parts[-1]] = values
             start += len(columns)
         self.reset(prior)
 
@@ -338,10 +339,10 @@ class IntentionLearner:
         if self._groups:
             # A group's part of a score depends only on the sample's class in it; the table
             # holds the sum over groups for every combination of classes.
-            parts = np.split(self._group_values @ self.coef_[self._grouped], self._group_ends)
-            table = parts[0]
-            for part in parts[1:]:
-                table = np.add.outer(table, part).reshape(-1)
+            parts = self._group_values @ self.coef_[self._grouped]
+            table = parts[self._group_parts[0]]
+            for part in self._group_parts[1:]:
+                table = np.add.outer(table, parts[part]).reshape(-1)
             table = table.astype(np.float32)
             if self.mode == "default" and len(self._judged):
                 table += self._cell_correction(out, table)
