@@ -54,6 +54,7 @@ few hundred open samples above a threshold taken from a strided sample of the sc
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.lapack import dposv  # scipy comes with scikit-learn
 
 MODES = ("default", "paper")
 PRIOR_LABELLED = "datamaps_confidence+knn_disagreement"
@@ -275,7 +276,8 @@ class IntentionLearner:
         accept, reject = self.check_answers(accept, reject)
         self.resolve_prior(None)
         indices = np.concatenate([accept, reject])
-        answers = np.concatenate([np.ones(len(accept)), np.zeros(len(reject))])
+        answers = np.zeros(len(indices))
+        answers[:len(accept)] = 1
         again = self.answers[indices] >= 0
         redo = again.any()
         if redo:  # take the earlier answers out of the sums
@@ -323,7 +325,12 @@ class IntentionLearner:
         # Centred normal equations plus the ridge penalty (sw * outer(mean_x, mean_x) is outer(sx, mean_x)).
         gram = sxx - np.outer(sx, mean_x)
         gram.flat[::self.d + 1] += alpha
-        coef = np.linalg.solve(gram, sxy - mean_x * sy + alpha * target)
+        # The system is symmetric positive definite for alpha > 0: a Cholesky solve, called
+        # directly (np.linalg.solve's checks cost more than the solve at this size).
+        _, coef, info = dposv(gram, sxy - mean_x * sy + alpha * target)
+        if info:
+            raise np.linalg.LinAlgError(f"the ridge system is singular (LAPACK info {info}); alpha must be > 0, "
+                                        f"got {alpha}")
         self.coef_ = coef
         self.intercept_ = float((sy - sx @ coef) / sw)
 
