@@ -18,34 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .neighbours import knn
 from .run import Run
-
-
-def knn(points: torch.Tensor, k: int, reference: torch.Tensor | None = None, queries: np.ndarray | None = None,
-        chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k nearest neighbours, in float32.
-
-    With ``reference``: for every row of ``points``, its k nearest rows of ``reference``.
-    Without: for the rows ``queries`` of ``points`` (default all), their k nearest other
-    rows of ``points`` (a row is not its own neighbour). Returns (distances, indices into
-    the reference rows), both (number of queries, k), nearest first. Cost queries ·
-    len(reference) · dim, in chunks of ``chunk`` queries so memory stays chunk · len(reference).
-    """
-    itself = reference is None
-    reference = points if itself else reference
-    rows = torch.arange(len(points)) if queries is None else torch.as_tensor(queries)
-    squared = (reference * reference).sum(1)
-    distances, indices = [], []
-    for start in range(0, len(rows), chunk):
-        q = rows[start:start + chunk]
-        query = points[q]
-        d2 = (query * query).sum(1, keepdim=True) - 2.0 * query @ reference.T + squared[None, :]
-        if itself:
-            d2[torch.arange(len(q)), q] = float("inf")
-        values, index = d2.topk(k, dim=1, largest=False)
-        distances.append(values.clamp_min(0).sqrt())
-        indices.append(index)
-    return torch.cat(distances), torch.cat(indices)
 
 
 def neighbor_preserving_rate(high: np.ndarray, low: np.ndarray, k: int = 15,

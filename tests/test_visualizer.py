@@ -13,7 +13,10 @@ from torch import nn
 from nbdebug import Recorder, load_run
 from nbdebug.metrics import evaluate, neighbor_preserving_rate
 from nbdebug.run import EPOCHS_DIR, epoch_dirname
-from nbdebug.visualizer import CACHE_DIR, TimeTravelVisualizer
+from nbdebug import visualizer
+from nbdebug.neighbours import knn
+from nbdebug.visualizer import (CACHE_DIR, TimeTravelVisualizer, frame_gradient, fuzzy_weights,
+                                 neighbourhood_loss, umap_curve)
 
 FAST = dict(steps=25, max_samples=300, hidden=32, progress=False)
 
@@ -271,3 +274,33 @@ def test_refinement_sharpens_neighbourhoods_of_pool_and_outside_samples(digits_r
         before = neighbor_preserving_rate(last[rows], plain.embedding_[-1, rows]).mean()
         after = neighbor_preserving_rate(last[rows], refined.embedding_[-1, rows]).mean()
         assert after > before + 0.05, (len(rows), before, after)
+
+
+def test_refinement_gradient_is_the_neighbourhood_loss_gradient(digits_run_path):
+    run = load_run(digits_run_path)
+    x = torch.from_numpy(np.asarray(run.representations(run.epochs[-1]), dtype=np.float32))
+    distances, neighbours = knn(x, 15)
+    weights = fuzzy_weights(distances)
+    valid = torch.ones(len(x), dtype=torch.bool)
+    valid[:40] = False  # rows without a finite representation: no edges, no repulsion
+    weights[:40] = 0
+    curve = umap_curve(0.1)
+    y = torch.randn(len(x), 2, generator=torch.Generator().manual_seed(0)) * 3
+    leaf = y.clone().requires_grad_(True)
+    attract, repel = neighbourhood_loss(leaf, torch.arange(len(x)).repeat_interleave(15), neighbours.reshape(-1),
+                                        weights.reshape(-1), valid, 5, curve, torch.Generator().manual_seed(1))
+    (attract + repel).backward()
+    written = frame_gradient(y.T.contiguous(), neighbours, weights, valid, 5, curve, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(written.T, leaf.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_large_pools_get_clustered_graphs_that_keep_neighbourhoods(digits_run_path, monkeypatch):
+    run = load_run(digits_run_path)
+    exact = TimeTravelVisualizer(cache=False, **dict(FAST, max_samples=1000)).fit(run)
+    monkeypatch.setattr(visualizer, "EXACT_GRAPH_MAX", 500)  # this pool of 1,000 is then "large"
+    clustered = TimeTravelVisualizer(cache=False, **dict(FAST, max_samples=1000)).fit(run)
+    assert not np.allclose(clustered.embedding_, exact.embedding_)  # the other graph was used
+    last = np.asarray(run.representations(run.epochs[-1]), dtype=np.float32)
+    rows = exact.pool_
+    npr = [neighbor_preserving_rate(last[rows], v.embedding_[-1, rows]).mean() for v in (exact, clustered)]
+    assert npr[1] > npr[0] - 0.05, npr
