@@ -149,7 +149,6 @@ class IntentionLearner:
         # for a sample of class c.
         self._groups: list[tuple[np.ndarray, np.ndarray]] = []
         self._code = np.zeros(self.n, dtype=np.int32)  # all groups' codes in one mixed-radix number
-        self._group_codes = []
         for columns, codes in one_hot.items():
             columns = np.array(columns)
             off, on = (0 - mean[columns]) / scale[columns], (1 - mean[columns]) / scale[columns]
@@ -157,7 +156,6 @@ class IntentionLearner:
                 continue  # too many combinations for one lookup table: stays dense
             self._code = self._code * len(columns) + codes
             self._groups.append((columns, np.where(np.eye(len(columns), dtype=bool), on, off).astype(np.float32)))
-            self._group_codes.append(codes)
         grouped = {j for columns, _ in self._groups for j in columns}
         self._dense = np.array([j for j in range(self.d) if j not in grouped], dtype=np.int64)
         # Samples are stored sorted by their combination of class codes, so the groups' part
@@ -167,11 +165,15 @@ class IntentionLearner:
         self._position = np.empty(self.n, dtype=np.intp)
         self._position[self._order] = np.arange(self.n)
         self._counts = np.bincount(self._code, minlength=int(np.prod([len(c) for c, _ in self._groups])))
+        # Per combination: each group's class, and all groups' columns (standardised) in one row.
+        classes = np.unravel_index(np.arange(len(self._counts)), [len(c) for c, _ in self._groups] or [1])
+        self._combination_rows = np.concatenate(
+            [values[c] for (_, values), c in zip(self._groups, classes)] or [np.zeros((len(self._counts), 0))],
+            axis=1).astype(np.float32)
         # Per combination: whether the given label differs from the prediction (a confusion cell).
         self._off_diagonal = None
         prefixes = [self.names[columns[0]].split("=", 1)[0] for columns, _ in self._groups]
         if {"label", "predicted"} <= set(prefixes):
-            classes = np.unravel_index(np.arange(len(self._counts)), [len(c) for c, _ in self._groups])
             label, predicted = (np.array([self.names[j].split("=", 1)[1] for j in self._groups[prefixes.index(g)][0]])
                                 [classes[prefixes.index(g)]] for g in ("label", "predicted"))
             self._off_diagonal = label != predicted
@@ -370,9 +372,7 @@ class IntentionLearner:
     def _rows_at(self, positions: np.ndarray) -> np.ndarray:
         x = np.empty((len(positions), self.d), dtype=np.float32)
         x[:, self._dense] = self._blocks[positions // BLOCK, :-1, positions % BLOCK]
-        samples = self._order[positions]
-        for (columns, values), codes in zip(self._groups, self._group_codes):
-            x[:, columns] = values[codes[samples]]
+        x[:, self._grouped] = self._combination_rows[self._code[self._order[positions]]]
         return x
 
     def recommend(self, k: int = 50, candidates: np.ndarray | None = None) -> np.ndarray:
