@@ -235,6 +235,7 @@ def test_head_with_wrong_output_size_is_refused(digits_run_path):
     (dict(learning_rate=5.0), "learning_rate must be in"),
     (dict(temporal_weight=-1), "temporal_weight must be a finite number >= 0"),
     (dict(steps=0), "steps must be an integer >= 1"),
+    (dict(cross_edge_weight=2.0), "cross_edge_weight must be in"),
 ])
 def test_bad_settings_are_named(digits_run_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -304,3 +305,12 @@ def test_large_pools_get_clustered_graphs_that_keep_neighbourhoods(digits_run_pa
     rows = exact.pool_
     npr = [neighbor_preserving_rate(last[rows], v.embedding_[-1, rows]).mean() for v in (exact, clustered)]
     assert npr[1] > npr[0] - 0.05, npr
+
+
+def test_weaker_edges_across_predictions_keep_samples_in_their_predicted_territory(digits_run_path):
+    run = load_run(digits_run_path)
+    ppr = {}
+    for factor in (1.0, 0.0):
+        vis = TimeTravelVisualizer(cache=False, **dict(FAST, max_samples=1437, cross_edge_weight=factor)).fit(run)
+        ppr[factor] = np.mean(evaluate(run, vis, splits=("train",))["ppr_train"])
+    assert ppr[0.0] > ppr[1.0] + 0.01, ppr
