@@ -430,8 +430,9 @@ class TimeTravelVisualizer:
         neighbourhood (on the digits run NPR@15 stalls near 0.44, against 0.56 for
         per-epoch UMAP). The refinement gives each training-pool sample of each epoch an
         offset from its encoded position, optimised on the same neighbourhood loss and tied
-        (more loosely, REFINE_TEMPORAL_FACTOR) to the previous frame. Other samples are placed from the encoder and their nearest
-        pool samples in representation space, so unseen samples still need no refitting.
+        (more loosely, REFINE_TEMPORAL_FACTOR) to the previous frame. Other samples are
+        placed from the encoder and their nearest pool samples in representation space, so
+        unseen samples still need no refitting.
     seed : int
         Seeds initialisation and sampling; the same seed gives the same embedding.
     device : str or torch.device, optional
@@ -516,7 +517,8 @@ class TimeTravelVisualizer:
         if not isinstance(self.learning_rate, (int, float)) or not 0 < self.learning_rate < 1:
             raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}; about 1e-2 works")
         if not isinstance(self.cross_edge_weight, (int, float)) or not 0 <= self.cross_edge_weight <= 1:
-            raise ValueError(f"cross_edge_weight must be in [0, 1], got {self.cross_edge_weight!r}; 1 keeps UMAP's graph")
+            raise ValueError(f"cross_edge_weight must be in [0, 1], got {self.cross_edge_weight!r}; "
+                             "1 keeps UMAP's graph")
         if not isinstance(self.min_dist, (int, float)) or not 0 < self.min_dist < 1:
             raise ValueError(f"min_dist must be in (0, 1), got {self.min_dist!r}; UMAP's default is 0.1")
 
@@ -650,7 +652,8 @@ class TimeTravelVisualizer:
                 logits = heads[i](torch.from_numpy(np.nan_to_num(reps)))
                 log_target = head_log_probabilities(logits.float())
             predicted = log_target.argmax(1)
-            weights = torch.where(predicted[:, None] == predicted[neighbours], weights, weights * self.cross_edge_weight)
+            same = predicted[:, None] == predicted[neighbours]
+            weights = torch.where(same, weights, weights * self.cross_edge_weight)
             # float16 halves the memory of many epochs; the networks see float32.
             data.append(_EpochData(x.half().to(self._device), torch.from_numpy(valid).to(self._device),
                                    neighbours.to(self._device), weights.to(self._device),
