@@ -350,7 +350,7 @@ def attraction_gradient(difference: torch.Tensor, weight: torch.Tensor, total: f
     """Gradient of sum(weight · -log q(|difference|²)) / total with respect to the first end
     of each difference; ``difference`` is coordinate-major (2, ...), like the result."""
     a, b = curve
-    d2 = difference[0].square() + difference[1].square() + 1e-6
+    d2 = torch.addcmul(difference[0] * difference[0], difference[1], difference[1]).add_(1e-6)
     u = d2.pow(b).mul_(a)
     return difference * (weight * u / (d2 * (1 + u)) * (2 * b / total))
 
@@ -375,7 +375,7 @@ def frame_gradient(y: torch.Tensor, neighbours: torch.Tensor, weights: torch.Ten
     others = torch.randint(n, (n * k,), generator=generator).to(y.device)
     ok = (valid.unsqueeze(1) & valid.index_select(0, others).view(n, k)).float()
     difference = y.unsqueeze(2) - y.index_select(1, others).view(2, n, k)
-    d2 = difference[0].square() + difference[1].square() + 1e-6
+    d2 = torch.addcmul(difference[0] * difference[0], difference[1], difference[1]).add_(1e-6)
     u = d2.pow(b).mul_(a)
     push = difference * (ok / (d2 * (1 + u)) * (-2 * b * negative_rate / float(ok.sum().clamp_min(1))))
     grad += push.sum(2)
