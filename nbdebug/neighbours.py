@@ -69,13 +69,15 @@ def clustered_knn(points: torch.Tensor, k: int, probes: int = 8, iterations: int
         rows = members[own]
         if not len(rows):
             continue
-        # the own list first, then nearer lists until `probes` lists and at least k others
-        chosen, size = [], 0
+        # the own list first (its rows are the first candidates: see "itself" below), then
+        # nearer lists until `probes` lists and more than k rows
+        chosen, size = [rows], len(rows)
         for other in lists_by_distance[own]:
             if len(chosen) >= probes and size > k:
                 break
-            chosen.append(members[other])
-            size += counts[other]
+            if other != own:
+                chosen.append(members[other])
+                size += counts[other]
         candidates = torch.cat(chosen)
         query = points[rows]
         d2 = torch.addmm(squared[candidates][None, :], query, points[candidates].T, alpha=-2.0)
