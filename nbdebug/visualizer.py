@@ -99,8 +99,8 @@ REFINE_TEMPORAL_FACTOR = 0.3
 # Decoder-only training steps per epoch after the refinement.
 DECODER_STEPS_PER_EPOCH = 15
 # Largest pool whose kNN graphs are searched exactly; above it, by clustered_knn (an
-# exact 10,000-sample graph took 1.0 s per epoch here, the clustered one 0.33 s at a
-# recall of 0.93-0.97).
+# exact 10,000-sample graph took 0.8-1.0 s per epoch here, the clustered one 0.2-0.3 s
+# at a recall of 0.89-0.95).
 EXACT_GRAPH_MAX = 4096
 
 
