@@ -183,6 +183,48 @@ def neighbourhood_loss(y: torch.Tensor, sources: torch.Tensor, targets: torch.Te
     return attract, negative_rate * repel / ok.sum().clamp_min(1)
 
 
+def _squared_and_similarity(difference: torch.Tensor, curve: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For coordinate-major differences (2, ...): d² (+ the 1e-6 of neg_log_q) and u = a d^2b,
+    so q = 1 / (1 + u); both ends of the written-out gradients need them."""
+    a, b = curve
+    d2 = torch.addcmul(difference[0] * difference[0], difference[1], difference[1]).add_(1e-6)
+    return d2, d2.pow(b).mul_(a)
+
+
+def attraction_gradient(difference: torch.Tensor, weight: torch.Tensor, total: float,
+                        curve: tuple[float, float]) -> torch.Tensor:
+    """Gradient of sum(weight · -log q(|difference|²)) / total with respect to the first end
+    of each difference; ``difference`` is coordinate-major (2, ...), like the result."""
+    d2, u = _squared_and_similarity(difference, curve)
+    return difference * (weight * u / (d2 * (1 + u)) * (2 * curve[1] / total))
+
+
+def frame_gradient(y: torch.Tensor, neighbours: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor,
+                   negative_rate: int, curve: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """The gradient of :func:`neighbourhood_loss` (edges: each row to its ``neighbours``
+    (n, k) with ``weights``) with respect to the canvas positions, written out.
+
+    ``y`` and the result are coordinate-major (2, n): on CPU, gathering and summing 1-D
+    rows is several times faster than (n, 2) rows, and this gradient is half the time of
+    autograd's. It draws the same random negatives as neighbourhood_loss would."""
+    n, k = neighbours.shape
+    flat = neighbours.reshape(-1)
+    pull = attraction_gradient(y.unsqueeze(2) - y.index_select(1, flat).view(2, n, k), weights,
+                               float(weights.sum().clamp_min(1e-6)), curve)
+    grad = pull.sum(2)
+    grad.index_add_(1, flat, pull.reshape(2, -1).neg())  # neg(): index_add_'s alpha is slow on CPU
+    if not negative_rate:
+        return grad
+    others = torch.randint(n, (n * k,), generator=generator).to(y.device)
+    ok = (valid.unsqueeze(1) & valid.index_select(0, others).view(n, k)).float()
+    difference = y.unsqueeze(2) - y.index_select(1, others).view(2, n, k)
+    d2, u = _squared_and_similarity(difference, curve)
+    push = difference * (ok / (d2 * (1 + u)) * (-2 * curve[1] * negative_rate / float(ok.sum().clamp_min(1))))
+    grad += push.sum(2)
+    grad.index_add_(1, others, push.reshape(2, -1).neg())
+    return grad
+
+
 def load_heads(run: Run, head_module: nn.Module | None = None) -> list[nn.Module]:
     """The recorded head of every epoch, frozen, checked to output one logit per class."""
     heads = []
@@ -343,44 +385,6 @@ def background(projection: Any, run: Run, epoch: int, bounds: tuple[float, float
 
 
 # --------------------------------------------------------------------------- the visualizer
-
-
-def attraction_gradient(difference: torch.Tensor, weight: torch.Tensor, total: float,
-                        curve: tuple[float, float]) -> torch.Tensor:
-    """Gradient of sum(weight · -log q(|difference|²)) / total with respect to the first end
-    of each difference; ``difference`` is coordinate-major (2, ...), like the result."""
-    a, b = curve
-    d2 = torch.addcmul(difference[0] * difference[0], difference[1], difference[1]).add_(1e-6)
-    u = d2.pow(b).mul_(a)
-    return difference * (weight * u / (d2 * (1 + u)) * (2 * b / total))
-
-
-def frame_gradient(y: torch.Tensor, neighbours: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor,
-                   negative_rate: int, curve: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
-    """The gradient of :func:`neighbourhood_loss` (edges: each row to its ``neighbours``
-    (n, k) with ``weights``) with respect to the canvas positions, written out.
-
-    ``y`` and the result are coordinate-major (2, n): on CPU, gathering and summing 1-D
-    rows is several times faster than (n, 2) rows, and this gradient is half the time of
-    autograd's. It draws the same random negatives as neighbourhood_loss would."""
-    a, b = curve
-    n, k = neighbours.shape
-    flat = neighbours.reshape(-1)
-    pull = attraction_gradient(y.unsqueeze(2) - y.index_select(1, flat).view(2, n, k), weights,
-                               float(weights.sum().clamp_min(1e-6)), curve)
-    grad = pull.sum(2)
-    grad.index_add_(1, flat, pull.reshape(2, -1).neg())  # neg(): index_add_'s alpha is slow on CPU
-    if not negative_rate:
-        return grad
-    others = torch.randint(n, (n * k,), generator=generator).to(y.device)
-    ok = (valid.unsqueeze(1) & valid.index_select(0, others).view(n, k)).float()
-    difference = y.unsqueeze(2) - y.index_select(1, others).view(2, n, k)
-    d2 = torch.addcmul(difference[0] * difference[0], difference[1], difference[1]).add_(1e-6)
-    u = d2.pow(b).mul_(a)
-    push = difference * (ok / (d2 * (1 + u)) * (-2 * b * negative_rate / float(ok.sum().clamp_min(1))))
-    grad += push.sum(2)
-    grad.index_add_(1, others, push.reshape(2, -1).neg())
-    return grad
 
 
 class TimeTravelVisualizer:
