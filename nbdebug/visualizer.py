@@ -917,34 +917,38 @@ class TimeTravelVisualizer:
         say; the second puts the sample among its neighbours (on the digits run it raised
         the test split's NPR@15 from 0.63 to 0.65).
         """
-        out = self._encode(index, reps)
         if not self.refine_steps:
-            return out
+            return self._encode(index, reps)
         reference, offsets, refined = self._pool_reference(index, pool_reps)
         k = min(INTERPOLATED_NEIGHBOURS, len(reference))
-        finite = np.flatnonzero(np.isfinite(out).all(axis=1))
         if k == 0:
-            return out
+            return self._encode(index, reps)
+        out = np.full((len(reps), 2), np.nan, dtype=np.float32)
+        finite = np.flatnonzero(np.isfinite(reps).all(axis=1))
         mean = torch.from_numpy(self.mean_[index]).to(self._device)
         with torch.no_grad():
             for start in range(0, len(finite), chunk):
                 rows = finite[start:start + chunk]
+                # normalised once: the encoder and the neighbour search see the same rows
                 x = (torch.from_numpy(np.asarray(reps[rows], dtype=np.float32)).to(self._device) - mean)
-                distances, nearest = knn(x / float(self.scale_[index]), k, reference)
+                x = x / float(self.scale_[index])
+                distances, nearest = knn(x, k, reference)
                 weights = 1.0 / (distances.pow(2) + 1e-8)
                 weights = (weights / weights.sum(1, keepdim=True))[:, :, None]
-                moved = torch.from_numpy(out[rows]).to(self._device) + (weights * offsets[nearest]).sum(1)
+                moved = self.model_.encode(x, index).float() + (weights * offsets[nearest]).sum(1)
                 among = (weights * refined[nearest]).sum(1)
                 out[rows] = (0.5 * (moved + among)).cpu().numpy()
         return out
 
     def _project_all(self, run: Run) -> np.ndarray:
-        embedding = np.empty((len(self.epochs_), run.n_samples, 2), dtype=np.float32)
+        embedding = np.full((len(self.epochs_), run.n_samples, 2), np.nan, dtype=np.float32)
         outside = np.setdiff1d(np.arange(run.n_samples), self.pool_)
         for i, epoch in enumerate(self.epochs_):
             reps = np.asarray(run.representations(epoch), dtype=np.float32)
             pool_reps = reps[self.pool_]
-            embedding[i, self.pool_] = self._encode(i, pool_reps) + self.offsets_[i]  # NaN stays NaN
+            # the pool's refined positions, encoded once for both the pool and the placement
+            finite = self.pool_[np.isfinite(pool_reps).all(axis=1)]
+            embedding[i, finite] = self._pool_reference(i, pool_reps)[2].cpu().numpy()
             embedding[i, outside] = self._place(i, reps[outside], pool_reps)
         return embedding
 
