@@ -149,26 +149,28 @@ class IntentionLearner:
         # for a sample of class c.
         self._groups: list[tuple[np.ndarray, np.ndarray]] = []
         self._code = np.zeros(self.n, dtype=np.int32)  # all groups' codes in one mixed-radix number
+        n_combinations = 1
         for columns, codes in one_hot.items():
             columns = np.array(columns)
             off, on = (0 - mean[columns]) / scale[columns], (1 - mean[columns]) / scale[columns]
-            if np.prod([len(c) for c, _ in self._groups] + [len(columns)]) > 1 << 20:
+            if n_combinations * len(columns) > 1 << 20:
                 continue  # too many combinations for one lookup table: stays dense
+            n_combinations *= len(columns)
             self._code = self._code * len(columns) + codes
             self._groups.append((columns, np.where(np.eye(len(columns), dtype=bool), on, off).astype(np.float32)))
-        grouped = {j for columns, _ in self._groups for j in columns}
-        self._dense = np.array([j for j in range(self.d) if j not in grouped], dtype=np.int64)
+        self._grouped = np.concatenate([columns for columns, _ in self._groups] or [np.zeros(0, np.int64)])
+        self._dense = np.setdiff1d(np.arange(self.d), self._grouped)
         # Samples are stored sorted by their combination of class codes, so the groups' part
         # of the scores is a run of one value per combination (np.repeat) instead of a
         # gather over all samples. _order[position] is the sample there, _position its inverse.
         self._order = np.argsort(self._code, kind="stable")
         self._position = np.empty(self.n, dtype=np.intp)
         self._position[self._order] = np.arange(self.n)
-        self._counts = np.bincount(self._code, minlength=int(np.prod([len(c) for c, _ in self._groups])))
+        self._counts = np.bincount(self._code, minlength=n_combinations)
         # Per combination: each group's class, and all groups' columns (standardised) in one row.
-        classes = np.unravel_index(np.arange(len(self._counts)), [len(c) for c, _ in self._groups] or [1])
+        classes = np.unravel_index(np.arange(n_combinations), [len(c) for c, _ in self._groups] or [1])
         self._combination_rows = np.concatenate(
-            [values[c] for (_, values), c in zip(self._groups, classes)] or [np.zeros((len(self._counts), 0))],
+            [values[c] for (_, values), c in zip(self._groups, classes)] or [np.zeros((n_combinations, 0))],
             axis=1).astype(np.float32)
         # Per combination: whether the given label differs from the prediction (a confusion cell).
         self._off_diagonal = None
@@ -192,7 +194,6 @@ class IntentionLearner:
         self._coef = np.ones(len(self._dense) + 1, dtype=np.float32)  # the jitter's stays 1
         self._candidates = None  # the last candidate mask, and per position
         # All groups' tables side by side (block-diagonal), so one product gives every part.
-        self._grouped = np.concatenate([columns for columns, _ in self._groups] or [np.zeros(0, np.int64)])
         self._group_values = np.zeros((len(self._grouped), len(self._grouped)))
         self._group_parts = []  # each group's slice of that product
         start = 0
