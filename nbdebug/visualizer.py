@@ -578,8 +578,7 @@ class TimeTravelVisualizer:
         prepared = time.perf_counter()
         self._train(data, heads, new_pairs, replay=old > 1)
         trained = time.perf_counter()
-        self._refine(data)
-        self._fit_decoder(data, heads)
+        self._fit_decoder(data, heads, self._refine(data))
         refined = time.perf_counter()
         self.embedding_ = self._project_all(run)
         self.timings_ = {"graphs": prepared - started, "training": trained - prepared,
@@ -709,15 +708,17 @@ class TimeTravelVisualizer:
                               for name in names}
         model.eval()
 
-    def _refine(self, data: list[_EpochData | None]) -> None:
+    def _refine(self, data: list[_EpochData | None]) -> dict[int, torch.Tensor]:
         """Set ``offsets_`` (E, P, 2): per epoch, how far each pool sample moves from its
         encoded position. Epochs are refined in order, each starting from the previous
         epoch's offsets, on the neighbourhood loss of its kNN graph plus the temporal loss
-        towards the previous refined frame, so frames stay as continuous as the encoder's."""
+        towards the previous refined frame, so frames stay as continuous as the encoder's.
+        Returns the refined positions (P, 2) of each epoch with a graph, for the decoder."""
         n_epochs, n_pool = len(self.epochs_), len(self.pool_)
         self.offsets_ = np.zeros((n_epochs, n_pool, 2), dtype=np.float32)
+        refined: dict[int, torch.Tensor] = {}
         if not self.refine_steps:
-            return
+            return refined
         generator = torch.Generator().manual_seed(self.seed + 3)
         temporal_weight = self.temporal_weight * REFINE_TEMPORAL_FACTOR
         offsets = torch.zeros(2, n_pool, device=self._device)  # coordinate-major: see frame_gradient
@@ -743,6 +744,8 @@ class TimeTravelVisualizer:
             offsets = torch.where(d.valid[None, :], delta, offsets)
             self.offsets_[i] = offsets.T.cpu().numpy()
             previous = (i, base + offsets)
+            refined[i] = previous[1].T
+        return refined
 
     def _decoder_loss(self, d: _EpochData, head: nn.Module, index: int, positions: torch.Tensor,
                       rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -760,11 +763,12 @@ class TimeTravelVisualizer:
         kl = (target.exp() * (target - log_p)).sum(1)
         return recon, (kl * valid).sum() / valid.sum().clamp_min(1)
 
-    def _fit_decoder(self, data: list[_EpochData | None], heads: list[nn.Module]) -> None:
-        """Train the decoder (only) on the refined positions: the territories painted behind
-        a refined frame must be those of the positions shown, not of the encoder's."""
-        usable = [i for i, d in enumerate(data) if d is not None]
-        if not self.refine_steps or not usable or not (self.reconstruction_weight or self.prediction_weight):
+    def _fit_decoder(self, data: list[_EpochData | None], heads: list[nn.Module],
+                     refined: dict[int, torch.Tensor]) -> None:
+        """Train the decoder (only) on the ``refined`` positions of each epoch: the territories
+        painted behind a refined frame must be those of the positions shown, not of the encoder's."""
+        usable = list(refined)
+        if not usable or not (self.reconstruction_weight or self.prediction_weight):
             return
         generator = torch.Generator().manual_seed(self.seed + 4)
         rng = np.random.default_rng(self.seed + 5)
@@ -774,9 +778,6 @@ class TimeTravelVisualizer:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(order),
                                                                eta_min=self.learning_rate * 0.001)
         self.model_.train()
-        with torch.no_grad():
-            refined = {i: self.model_.encode(data[i].x.float(), i) + torch.from_numpy(self.offsets_[i]).to(self._device)
-                       for i in usable}
         for i in tqdm(order, desc="fitting decoder", disable=not self.progress, leave=False):
             rows = torch.randperm(len(self.pool_), generator=generator)[:DECODED_PER_STEP].to(self._device)
             recon, preserve = self._decoder_loss(data[i], heads[i], int(i), refined[i].index_select(0, rows), rows)
