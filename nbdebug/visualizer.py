@@ -878,15 +878,21 @@ class TimeTravelVisualizer:
                              "Call fit(run) again after recording more epochs")
         return self.epochs_.index(epoch)
 
-    def _encode(self, index: int, reps: np.ndarray, chunk: int = 16384) -> np.ndarray:
-        out = np.full((len(reps), 2), np.nan, dtype=np.float32)
+    def _normalised(self, index: int, reps: np.ndarray, chunk: int):
+        """The finite rows of ``reps`` (m, dim) of epoch ``index`` in chunks: (row indices,
+        their representations normalised as the networks saw them in training)."""
         finite = np.flatnonzero(np.isfinite(reps).all(axis=1))
         mean = torch.from_numpy(self.mean_[index]).to(self._device)
+        for start in range(0, len(finite), chunk):
+            rows = finite[start:start + chunk]
+            x = torch.from_numpy(np.asarray(reps[rows], dtype=np.float32)).to(self._device) - mean
+            yield rows, x / float(self.scale_[index])
+
+    def _encode(self, index: int, reps: np.ndarray, chunk: int = 16384) -> np.ndarray:
+        out = np.full((len(reps), 2), np.nan, dtype=np.float32)
         with torch.no_grad():
-            for start in range(0, len(finite), chunk):
-                rows = finite[start:start + chunk]
-                x = (torch.from_numpy(np.asarray(reps[rows], dtype=np.float32)).to(self._device) - mean)
-                out[rows] = self.model_.encode(x / float(self.scale_[index]), index).float().cpu().numpy()
+            for rows, x in self._normalised(index, reps, chunk):
+                out[rows] = self.model_.encode(x, index).float().cpu().numpy()
         return out
 
     def _pool_reference(self, index: int, pool_reps: np.ndarray | None = None
@@ -925,14 +931,8 @@ class TimeTravelVisualizer:
         if k == 0:
             return self._encode(index, reps)
         out = np.full((len(reps), 2), np.nan, dtype=np.float32)
-        finite = np.flatnonzero(np.isfinite(reps).all(axis=1))
-        mean = torch.from_numpy(self.mean_[index]).to(self._device)
         with torch.no_grad():
-            for start in range(0, len(finite), chunk):
-                rows = finite[start:start + chunk]
-                # normalised once: the encoder and the neighbour search see the same rows
-                x = (torch.from_numpy(np.asarray(reps[rows], dtype=np.float32)).to(self._device) - mean)
-                x = x / float(self.scale_[index])
+            for rows, x in self._normalised(index, reps, chunk):  # one normalisation for both uses
                 distances, nearest = knn(x, k, reference)
                 weights = 1.0 / (distances.pow(2) + 1e-8)
                 weights = (weights / weights.sum(1, keepdim=True))[:, :, None]
