@@ -10,27 +10,32 @@ Two families, each an ``(n_samples,)`` score where higher means "more worth a lo
   (:mod:`nbdebug.anomaly`) turns each into a cluster-rarity score.
 * aggregated attributes (:func:`aggregate_attributes`), each in [0, 1]:
 
-  ======================  =====================================================
-  ``datamaps_confidence`` 1 - mean over epochs of p(label) (Data Maps)
-  ``datamaps_variability`` 2 x standard deviation over epochs of p(label)
-  ``aum``                 (1 - mean over epochs of the margin p(label) - max other p) / 2
-  ``forgetting``          learned-then-forgotten events / (epochs - 1); 1 if never learned
-  ``knn_disagreement``    share of the 10 nearest training samples (last-epoch
-                          representation, cosine) whose given label differs from label
-  ``least_confidence``    1 - max p, last epoch
-  ``margin``              1 - (top p - second p), last epoch
-  ``entropy``             prediction entropy / log(n_classes), last epoch
-  ``prediction_flips``    changes of the predicted class / (epochs - 1)
-  ``late_flip``           how late the prediction last changed (0 never, 1 at the last epoch)
-  ``knn_distance``        half the cosine-space distance to the 10th nearest training sample
-  ``label=<c>``           1 if the given label is class c (only for <= 32 classes)
-  ``predicted=<c>``       1 if the last epoch predicts class c (only for <= 32 classes)
-  ======================  =====================================================
+  =============================  =================================================================
+  ``datamaps_confidence``        1 - mean over epochs of p(label) (Data Maps)
+  ``datamaps_variability``       2 x standard deviation over epochs of p(label)
+  ``aum``                        (1 - mean over epochs of the margin p(label) - max other p) / 2
+  ``forgetting``                 learned-then-forgotten events / (epochs - 1); 1 if never learned
+  ``knn_disagreement``           share of the 10 nearest training samples (last-epoch
+                                 representation, cosine) whose given label differs from label
+  ``least_confidence``           1 - max p, last epoch
+  ``margin``                     1 - (top p - second p), last epoch
+  ``entropy``                    prediction entropy / log(n_classes), last epoch
+  ``prediction_flips``           changes of the predicted class / (epochs - 1)
+  ``late_flip``                  how late the prediction last changed (0 never, 1 at the last epoch)
+  ``knn_distance``               half the cosine-space distance to the 10th nearest training sample
+  ``alternative_probability``    mean over epochs of p(alternative), the class other
+                                 than label that the model believed in most
+  ``label=<c>``                  1 if the given label is class c (only for <= 32 classes)
+  ``predicted=<c>``              1 if the last epoch predicts class c (only for <= 32 classes)
+  ``alternative=<c>``            1 if the alternative is class c (only for <= 32 classes)
+  =============================  =================================================================
 
   "label" is the given label where there is one and the last epoch's prediction
   for unlabeled samples, so the label-aware attributes become uncertainty
   measures on an unlabeled pool. The class indicators let a linear learner pick
-  out one confusion ("true 3 labelled 8").
+  out one confusion ("true 3 labelled 8"), also where the model has memorised the
+  wrong label: the alternative then still names the true class, since the model
+  believed it for a while.
 
 Non-finite values (a sample whose representation or prediction blew up) get the
 score 1: such a sample is always worth a look.
@@ -219,6 +224,11 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
         kth = np.where(found, dist, np.nan)
         attrs["knn_distance"] = np.where(found.any(axis=1), np.nanmax(kth, axis=1) / 2, 1.0)
 
+        mean_probs = np.nanmean(safe, axis=0)  # (n, c)
+        mean_probs[rows, label] = -np.inf
+        alternative = np.nan_to_num(mean_probs, nan=-np.inf).argmax(axis=1) if c > 1 else np.zeros(n, int)
+        attrs["alternative_probability"] = mean_probs[rows, alternative] if c > 1 else np.zeros(n)
+
         top2 = -np.sort(-np.nan_to_num(last, nan=0.0), axis=1)[:, :2]
         second = top2[:, 1] if c > 1 else 0.0
         attrs["least_confidence"] = 1 - top2[:, 0]
@@ -248,13 +258,15 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
             out[f"label={names[k]}"] = (label == k).astype(np.float32)
         for k in range(c):
             out[f"predicted={names[k]}"] = (predicted[-1] == k).astype(np.float32)
+        for k in range(c):
+            out[f"alternative={names[k]}"] = (alternative == k).astype(np.float32)
     return out
 
 
 # -- the cache in the run directory --------------------------------------------------------
 
 # Bump when an attribute's definition changes: attributes cached by older code are recomputed.
-ATTRIBUTES_VERSION = 1
+ATTRIBUTES_VERSION = 2
 
 
 def save_attributes(path, key: dict, attributes: dict[str, np.ndarray]) -> bool:

@@ -21,8 +21,8 @@ Two modes:
       ``benchmarks/recommend.py``);
     * where candidates carry labels, the first round's last ``HEDGE`` places (at most a
       tenth of the round) go to the prior's best sample in each of the largest confusion
-      cells (given label differs from the last prediction), if the prior ranks it within
-      its top ``HEDGE_REACH x k``.
+      cells (combinations of classes whose given label differs from the last
+      prediction), if the prior ranks it within its top ``HEDGE_REACH x k``.
       A systematic confusion ("true 3 labelled 8") is such a cell whose members the
       prior ranks below the scattered noisy labels; one accept there is enough for the
       cell correction below to take the cell up;
@@ -33,16 +33,19 @@ Two modes:
       weighted as ``n_pseudo * pseudo_weight`` samples (its mean and covariance enter
       the normal equations directly, so no sampling and no per-round cost). One-sided
       or mistaken answers then cannot drag a good ranking down;
-    * the class indicators (``label=<c>``, ``predicted=<c>``) also carry a per-cell
-      correction: each (label, prediction) combination gets the mean residual of
-      its judged samples, shrunk toward 0 as if ``cell_prior`` more samples had
-      residual 0. A linear model cannot single out one confusion ("labelled 8,
-      predicted 3" is one cell); this lets two or three accepts in a cell pull the
-      rest of it up;
-    * while answers are given but none is an accept, each recommendation explores:
-      the top open samples of every attribute (and every class indicator) in turn,
-      so that feedback can find an intention the prior does not rank. The first
-      accept ends exploring.
+    * the class indicators (``label=<c>``, ``predicted=<c>``, ``alternative=<c>``) also
+      carry a per-cell correction: each combination of classes (a cell) gets the mean
+      residual of its judged samples, shrunk toward 0 as if ``cell_prior`` more samples
+      had residual 0. A linear model cannot single out one confusion ("labelled 8,
+      predicted 3, alternative 3" is one cell); this lets two or three accepts in a
+      cell pull the rest of it up;
+    * while answers are given but none is an accept, each recommendation explores, so
+      that feedback can find an intention the prior does not rank: half of it
+      (``EXPLORE_CELLS``) is the best open sample, under the current model, of each of
+      the cells with the most open samples, the other half the top open samples of
+      every other attribute in turn. The first accept ends exploring. A confusion the
+      model has memorised ("true 3 labelled 8", predicted 8, alternative 3) is such a
+      large cell that the prior ranks low.
 
 A refit costs O(answers_new x d^2 + d^3) from running sums of the answers. A re-rank
 is one product of the coefficients with the attribute-major attribute blocks, one value
@@ -69,6 +72,9 @@ INDICATOR_SCALE = 1.0
 HEDGE = 2
 HEDGE_MIN_CELL = 5
 HEDGE_REACH = 3
+# Share of an exploring round that goes to the largest combinations of classes (the rest
+# to the top of every attribute; chosen on runs other than the reported ones).
+EXPLORE_CELLS = 0.5
 
 
 class IntentionLearner:
@@ -167,6 +173,7 @@ class IntentionLearner:
         self._position = np.empty(self.n, dtype=np.intp)
         self._position[self._order] = np.arange(self.n)
         self._counts = np.bincount(self._code, minlength=n_combinations)
+        self._code_at = np.repeat(np.arange(n_combinations), self._counts)  # per position
         # Per combination: each group's class, and all groups' columns (standardised) in one row.
         classes = np.unravel_index(np.arange(n_combinations), [len(c) for c, _ in self._groups] or [1])
         self._combination_rows = np.concatenate(
@@ -373,7 +380,7 @@ class IntentionLearner:
     def _rows_at(self, positions: np.ndarray) -> np.ndarray:
         x = np.empty((len(positions), self.d), dtype=np.float32)
         x[:, self._dense] = self._blocks[positions // BLOCK, :-1, positions % BLOCK]
-        x[:, self._grouped] = self._combination_rows[self._code[self._order[positions]]]
+        x[:, self._grouped] = self._combination_rows[self._code_at[positions]]
         return x
 
     def recommend(self, k: int = 50, candidates: np.ndarray | None = None) -> np.ndarray:
@@ -412,7 +419,7 @@ class IntentionLearner:
         at = np.flatnonzero(open_)
         reach = top_k(scores, min(HEDGE_REACH * k, len(at)), open_)
         top = reach[:k]
-        cell = self._code[self._order[at]]
+        cell = self._code_at[at]
         sizes = np.bincount(cell, minlength=len(self._counts)) * self._off_diagonal
         extra = []
         for c in np.argsort(-sizes, kind="stable")[:min(HEDGE, k // 10)]:  # at most a tenth of the round
@@ -424,13 +431,36 @@ class IntentionLearner:
         return np.concatenate([top[:k - len(extra)], np.array(extra, dtype=top.dtype)])
 
     def _explore(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """The top open samples of every attribute, class indicators included, in turn
-        (ties, as among the members of a class, broken by the jitter); positions, like ``open_``."""
-        # Attribute-major, straight from the storage (a gather of every row would cost 4x).
-        x = np.empty((self.d, self.n))
-        x[self._dense] = self._blocks[:, :-1].transpose(1, 0, 2).reshape(len(self._dense), -1)[:, :self.n]
-        x[self._grouped] = np.repeat(self._combination_rows, self._counts, axis=0).T
-        x += self._blocks[:, -1].reshape(-1)[:self.n]
+        """An exploring round (positions, like ``open_``): the best open sample of each of
+        the largest combinations of classes, then the top of every other attribute."""
+        chosen = self._explore_cells(open_, int(EXPLORE_CELLS * k))
+        rest = open_.copy()
+        rest[chosen] = False
+        k = min(k - len(chosen), int(rest.sum()))
+        return np.concatenate([chosen, self._explore_attributes(rest, k)]) if k else chosen
+
+    def _explore_cells(self, open_: np.ndarray, k: int) -> np.ndarray:
+        """The best open sample under the current scores of each of the k combinations of
+        classes with the most open samples (positions are sorted by combination, so each
+        combination is one run of positions)."""
+        at = np.flatnonzero(open_)
+        if not self._groups or not len(at) or not k:
+            return np.zeros(0, dtype=np.int64)
+        cell = self._code_at[at]
+        starts = np.flatnonzero(np.diff(cell, prepend=-1))
+        sizes = np.diff(np.append(starts, len(at)))
+        scores = self._score()[at]
+        best = np.maximum.reduceat(scores, starts)
+        first_best = np.where(scores == np.repeat(best, sizes), np.arange(len(at)), len(at))
+        best_at = at[np.minimum.reduceat(first_best, starts)]
+        return best_at[np.argsort(-sizes, kind="stable")[:k]]
+
+    def _explore_attributes(self, open_: np.ndarray, k: int) -> np.ndarray:
+        """The top open samples of every attribute but the class indicators (the combinations
+        cover those) in turn; positions, like ``open_``."""
+        # Attribute-major, straight from the storage, with the jitter that breaks ties.
+        dense = self._blocks[:, :-1] + self._blocks[:, -1:]
+        x = dense.transpose(1, 0, 2).reshape(len(self._dense), -1)[:, :self.n]
         tops = [top_k(row, k, open_).tolist() for row in x]
         chosen: dict[int, None] = {}
         for depth in range(k):

@@ -76,6 +76,19 @@ def test_aggregates_match_a_hand_computation(digits_run_path):
         assert attrs["forgetting"][i] == pytest.approx(forgotten if correct.any() else 1.0)
         top = np.sort(probs[-1, i])[::-1]
         assert attrs["margin"][i] == pytest.approx(1 - (top[0] - top[1]), abs=1e-5)
+        others = probs[:, i].mean(axis=0)
+        others[y] = -1
+        assert attrs[f"alternative={run.classes[others.argmax()]}"][i] == 1
+        assert attrs["alternative_probability"][i] == pytest.approx(others.max(), abs=1e-5)
+
+
+def test_the_alternative_names_the_true_class_of_a_flipped_label(digits_run_path):
+    run = load_run(digits_run_path)
+    attrs = aggregate_attributes(run)
+    alternative = np.argmax(np.stack([attrs[f"alternative={c}"] for c in run.classes], axis=1), axis=1)
+    noisy = np.asarray(run.metadata["noisy"])
+    clean = np.asarray(run.metadata["clean_labels"])[noisy]
+    assert (alternative[noisy] == clean).mean() > 0.8
 
 
 def test_epochs_parameter(digits_run_path):

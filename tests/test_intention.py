@@ -195,27 +195,29 @@ def test_top_k_matches_a_full_sort_among_open_samples():
     np.testing.assert_array_equal(top_k(scores, 5, among), [9500, 9000, 8500, 8000, 7500])
 
 
-def _cells(a, names, run):
-    """Given label and last-epoch prediction per sample, read back from the class indicators."""
-    label = np.argmax(a[:, [names.index(f"label={c}") for c in run.classes]], axis=1)
-    predicted = np.argmax(a[:, [names.index(f"predicted={c}") for c in run.classes]], axis=1)
-    return label, predicted
+def _cells(a, names, run, groups=("label", "predicted")):
+    """Per sample, its class in each group (given label, last-epoch prediction, alternative),
+    read back from the class indicators."""
+    return tuple(np.argmax(a[:, [names.index(f"{group}={c}") for c in run.classes]], axis=1) for group in groups)
 
 
 def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
-    # The intention is one confusion: the largest (label, prediction) cell off the diagonal.
+    # The intention is one confusion: the largest (label, prediction, alternative) cell off the diagonal.
     a, names, run, train, noisy = digits
-    label, predicted = _cells(a, names, run)
+    label, predicted, alternative = _cells(a, names, run, ("label", "predicted", "alternative"))
     off = np.flatnonzero(train & (label != predicted))
-    pairs, counts = np.unique(np.c_[label[off], predicted[off]], axis=0, return_counts=True)
-    cell = off[(label[off] == pairs[counts.argmax()][0]) & (predicted[off] == pairs[counts.argmax()][1])]
+    combination = np.c_[label, predicted, alternative]
+    cells, counts = np.unique(combination[off], axis=0, return_counts=True)
+    cell = off[(combination[off] == cells[counts.argmax()]).all(axis=1)]
     assert len(cell) >= 8
-    found = {}
+    found, rank = {}, {}  # cell members among the next 10; their mean rank among the open samples
     for cell_prior in (10.0, np.inf):  # inf: no per-cell correction, the linear model alone
         learner = IntentionLearner(a, names, labelled=run.labels >= 0, cell_prior=cell_prior)
         first = learner.recommend(20, train)
         learner.feedback(accept=cell[:2], reject=np.setdiff1d(first, cell))
         found[cell_prior] = np.isin(learner.recommend(10, train), cell).sum()
+        open_scores = np.where(train & (learner.answers < 0), learner.scores(), -np.inf)
+        rank[cell_prior] = np.mean([(open_scores > open_scores[i]).sum() for i in cell[2:]])
         if cell_prior == 10.0:
             # The correction is the shrunk mean residual of the cell's judged samples.
             judged = learner.judged
@@ -224,19 +226,30 @@ def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
             expected = residual[in_cell].sum() / (in_cell.sum() + cell_prior)
             linear = learner.rows(cell[2:]) @ learner.coef_
             np.testing.assert_allclose(learner.scores()[cell[2:]] - linear, expected, atol=1e-4)
-    assert found[10.0] >= 6 and found[10.0] > found[np.inf]
+    assert found[10.0] >= 6 and found[10.0] >= found[np.inf] and rank[10.0] < rank[np.inf]
 
 
-def test_all_rejects_explore_every_attribute_and_class(digits):
+def test_all_rejects_explore_the_largest_class_combinations_and_every_attribute(digits):
     a, names, run, train, noisy = digits
     learner = IntentionLearner(a, names, labelled=run.labels >= 0)
     learner.feedback(reject=learner.recommend(50, train))
+    open_ = np.flatnonzero(train & (learner.answers < 0))
+    scores = learner.scores()
     explored = learner.recommend(50, train)
-    label, predicted = _cells(a, names, run)
-    assert set(label[explored]) == set(range(len(run.classes)))  # each label=<c> contributed its top
+    # Half the round: the best open sample of each of the 25 largest (label, prediction,
+    # alternative) combinations.
+    combination = np.c_[_cells(a, names, run, ("label", "predicted", "alternative"))][open_]
+    _, cell, size = np.unique(combination, axis=0, return_inverse=True, return_counts=True)
+    largest = np.flatnonzero(size > np.sort(size)[-26])  # the 25 largest, leaving out ties at the edge
+    assert len(largest) >= 15
+    for c in largest:
+        members = open_[cell.reshape(-1) == c]
+        assert members[np.argmax(scores[members])] in explored
+    # The other half: the best open sample of every other attribute.
     for j, name in enumerate(names):
-        if "=" not in name:  # the best open sample of every attribute is among them
-            column = np.where(train & (learner.answers < 0), a[:, j], -np.inf)
+        if "=" not in name:
+            column = np.full(run.n_samples, -np.inf)
+            column[open_] = a[open_, j]
             assert column[explored].max() == column.max()
     learner.feedback(accept=explored[:1], reject=explored[1:])
     exploit = learner.recommend(50, train)  # one accept ends exploring: the learned ranking
