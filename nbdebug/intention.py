@@ -27,8 +27,9 @@ Two modes:
       prior ranks below the scattered noisy labels; one accept there is enough for the
       cell correction below to take the cell up;
     * the ridge penalty pulls the coefficients toward that prior instead of toward
-      zero, as strongly as the prior's own picks were accepted (a prior that does not
-      match the intention stops holding the learner back);
+      zero, the prior scaled by how far its own picks were accepted (a prior that does
+      not match the intention stops holding the learner back). The penalty itself stays
+      strong, so that the first few accepts set a direction instead of fitting noise;
     * every refit adds pseudo-negatives: the unjudged population, labelled 0 and
       weighted as ``n_pseudo * pseudo_weight`` samples (its mean and covariance enter
       the normal equations directly, so no sampling and no per-round cost). One-sided
@@ -94,23 +95,20 @@ class IntentionLearner:
     labelled : (n_samples,) bool array, optional
         Which samples carry a label; default all.
     alpha : float, optional
-        Ridge penalty (paper mode: 1, toward 0; default mode: 100, toward the prior, scaled by
-        the prior's credibility but not below ``min_alpha``).
+        Ridge penalty (paper mode: 1, toward 0; default mode: 100, toward the prior scaled by
+        its credibility).
     n_pseudo, pseudo_weight : int, float
         Default mode: pseudo-negatives count as ``n_pseudo`` samples of weight ``pseudo_weight``.
     cell_prior : float
         Default mode: how many residual-0 samples each (label, prediction) cell's correction
         is shrunk with.
-    min_alpha : float
-        Default mode: the smallest ridge penalty.
     seed : int
         Seeds tie-breaking.
     """
 
     def __init__(self, attributes: np.ndarray, names: list[str], mode: str = "default",
                  prior: str | None = None, labelled: np.ndarray | None = None, alpha: float | None = None,
-                 n_pseudo: int = 20, pseudo_weight: float = 0.5, cell_prior: float = 10.0, min_alpha: float = 10.0,
-                 seed: int = 0):
+                 n_pseudo: int = 20, pseudo_weight: float = 0.5, cell_prior: float = 10.0, seed: int = 0):
         attributes = np.asarray(attributes, dtype=np.float32)
         if attributes.ndim != 2 or attributes.shape[1] != len(names) or not len(names):
             raise ValueError(f"attributes must have shape (n_samples, len(names)) with at least one attribute, "
@@ -123,7 +121,6 @@ class IntentionLearner:
         self.labelled = np.ones(self.n, bool) if labelled is None else np.asarray(labelled, bool)
         self.pseudo = n_pseudo * pseudo_weight if mode == "default" else 0.0
         self.cell_prior = cell_prior
-        self.min_alpha = min_alpha
         self.seed = seed
         self.alpha = (1.0 if mode == "paper" else 100.0) if alpha is None else float(alpha)
         attributes = np.where(np.isfinite(attributes), attributes, 1.0)
@@ -324,17 +321,17 @@ class IntentionLearner:
         if self.mode == "paper":
             if sy == 0 or sy == sw:
                 return  # one-sided: a regression would only learn the intercept
-            target, alpha = np.zeros(self.d), self.alpha
+            target = np.zeros(self.d)
         else:
             # Trust the prior as far as its own picks were accepted.
             credibility = min(1.0, 2 * sy / sw)
             sw, sx, sxx = sw + self.pseudo, sx + self._pseudo_x, sxx + self._pseudo_xx
             target = self.initial_coef_ * credibility
-            alpha = max(self.alpha * credibility, self.min_alpha)
+        alpha = self.alpha
         mean_x = sx / sw
         # Centred normal equations plus the ridge penalty (sw * outer(mean_x, mean_x) is outer(sx, mean_x)).
         gram = sxx - np.outer(sx, mean_x)
-        gram.flat[::self.d + 1] += alpha
+        gram.flat[::d + 1] += alpha
         # The system is symmetric positive definite for alpha > 0: a Cholesky solve, called
         # directly (np.linalg.solve's checks cost more than the solve at this size).
         _, coef, info = dposv(gram, sxy - mean_x * sy + alpha * target)
