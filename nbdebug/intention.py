@@ -15,8 +15,9 @@ Two modes:
 
     * the first round is the top-k of a strong prior: the sum of the standardised
       ``datamaps_confidence`` and ``knn_disagreement`` when most candidates carry a
-      label; ``least_confidence``, ``knn_distance`` and ``knn_disagreement`` when most
-      are unlabeled, which covers both mispredicted and out-of-distribution samples
+      label; ``least_confidence``, ``knn_distance``, ``knn_disagreement`` and
+      ``alternative_probability`` when most are unlabeled, which covers both
+      mispredicted and out-of-distribution samples
       (chosen on benchmark runs other than the reported ones, see
       ``benchmarks/recommend.py``);
     * where candidates carry labels, the first round's last ``HEDGE`` places (at most a
@@ -62,7 +63,7 @@ from scipy.linalg.lapack import dposv  # scipy comes with scikit-learn
 
 MODES = ("default", "paper")
 PRIOR_LABELLED = "datamaps_confidence+knn_disagreement"
-PRIOR_UNLABELLED = "least_confidence+knn_distance+knn_disagreement"
+PRIOR_UNLABELLED = "least_confidence+knn_distance+knn_disagreement+alternative_probability"
 BLOCK = 8192
 # The top-k search first takes a threshold from every STRIDE-th open sample.
 STRIDE = 32
