@@ -36,11 +36,12 @@ Two modes:
       the normal equations directly, so no sampling and no per-round cost). One-sided
       or mistaken answers then cannot drag a good ranking down;
     * the class indicators (``label=<c>``, ``predicted=<c>``, ``alternative=<c>``) also
-      carry a per-cell correction: each combination of classes (a cell) gets the mean
-      residual of its judged samples, shrunk toward 0 as if ``cell_prior`` more samples
-      had residual 0. A linear model cannot single out one confusion ("labelled 8,
-      predicted 3, alternative 3" is one cell); this lets two or three accepts in a
-      cell pull the rest of it up;
+      carry a per-cell correction: each cell, a combination of given label and
+      alternative (``CELL_GROUPS``), gets the mean residual of its judged samples, shrunk
+      toward 0 as if ``cell_prior`` more samples had residual 0. A linear model cannot
+      single out one confusion ("labelled 8, alternative 3" is one cell, whether the
+      model predicts 3 or has memorised the 8); this lets two or three accepts in a cell
+      pull the rest of it up;
     * while answers are given but none is an accept, each recommendation explores, so
       that feedback can find an intention the prior does not rank: half of it
       (``EXPLORE_CELLS``) is the best open sample, under the current model, of each of
@@ -74,6 +75,8 @@ INDICATOR_SCALE = 1.0
 HEDGE = 2
 HEDGE_MIN_CELL = 5
 HEDGE_REACH = 3
+# The class groups whose combination is a cell of the per-cell correction.
+CELL_GROUPS = ("label", "alternative")
 # Share of an exploring round that goes to the largest combinations of classes (the rest
 # to the top of every attribute; chosen on runs other than the reported ones).
 EXPLORE_CELLS = 0.5
@@ -101,7 +104,7 @@ class IntentionLearner:
     n_pseudo, pseudo_weight : int, float
         Default mode: pseudo-negatives count as ``n_pseudo`` samples of weight ``pseudo_weight``.
     cell_prior : float
-        Default mode: how many residual-0 samples each (label, prediction) cell's correction
+        Default mode: how many residual-0 samples each (label, alternative) cell's correction
         is shrunk with.
     seed : int
         Seeds tie-breaking.
@@ -184,6 +187,16 @@ class IntentionLearner:
             label, predicted = (np.array([self.names[j].split("=", 1)[1] for j in self._groups[prefixes.index(g)][0]])
                                 [classes[prefixes.index(g)]] for g in ("label", "predicted"))
             self._off_diagonal = label != predicted
+        # Per combination: its cell for the per-cell correction. That is the given label and
+        # the alternative where both groups exist: one confusion ("true 3 labelled 8") is one
+        # cell whether the model predicts the true class or has memorised the wrong label.
+        cell_groups = [prefixes.index(g) for g in CELL_GROUPS if g in prefixes]
+        if len(cell_groups) == len(CELL_GROUPS):
+            self._cell_of = np.ravel_multi_index([classes[g] for g in cell_groups],
+                                                 [len(self._groups[g][0]) for g in cell_groups])
+        else:
+            self._cell_of = np.arange(n_combinations)
+        self._n_cells = int(self._cell_of.max()) + 1
         # The dense attributes, plus a last row of tiny random numbers with coefficient 1
         # that breaks the many ties of cluster scores at random inside the product, are
         # kept attribute-major in blocks of BLOCK samples: (n_blocks, n_dense + 1, BLOCK).
@@ -297,11 +310,11 @@ class IntentionLearner:
             self._judged = self._judged[~np.isin(self._judged, indices[again])]
         self._judged = np.concatenate([self._judged, indices])
         self._judged_at = self._position[self._judged]
-        self._judged_cells = self._code[self._judged]
+        self._judged_combinations = self._code[self._judged]
+        self._judged_cells = self._cell_of[self._judged_combinations]
         self._judged_answers = self.answers[self._judged].astype(np.float32)
         # Per combination: 1 / (its judged samples + cell_prior), the shrunk mean's denominator.
-        self._cell_shrink = 1 / (np.bincount(self._judged_cells, minlength=len(self._counts))
-                                 + np.float32(self.cell_prior))
+        self._cell_shrink = 1 / (np.bincount(self._judged_cells, minlength=self._n_cells) + np.float32(self.cell_prior))
         self.refit()
 
     def _accumulate(self, indices: np.ndarray, y: np.ndarray, sign: float) -> None:
@@ -365,11 +378,12 @@ class IntentionLearner:
         return out
 
     def _cell_correction(self, dense_scores: np.ndarray, table: np.ndarray) -> np.ndarray:
-        """Per combination of class codes (a confusion cell): the mean residual of its judged
-        samples under the linear model, shrunk as if ``cell_prior`` more had residual 0."""
-        cells = self._judged_cells
-        residual = self._judged_answers - dense_scores[self._judged_at] - table[cells] - np.float32(self.intercept_)
-        return (np.bincount(cells, residual, len(table)) * self._cell_shrink).astype(np.float32)
+        """Per combination of class codes: the mean residual under the linear model of the
+        judged samples of its cell, shrunk as if ``cell_prior`` more had residual 0."""
+        residual = (self._judged_answers - dense_scores[self._judged_at] - table[self._judged_combinations]
+                    - np.float32(self.intercept_))
+        per_cell = np.bincount(self._judged_cells, residual, self._n_cells) * self._cell_shrink
+        return per_cell[self._cell_of].astype(np.float32)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """The (standardised) attributes of some samples, (len(indices), n_attributes) float32."""

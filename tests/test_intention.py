@@ -87,10 +87,13 @@ def test_default_first_round_is_the_prior_top_k_hedged_on_the_largest_confusions
     head = rec[:-len(hedged)]
     others = np.setdiff1d(np.flatnonzero(train), rec)
     assert prior[head].min() >= prior[others].max() - 1e-4
-    # One accept in the largest confusion cell takes that cell up in the next round.
+    # One accept there takes its cell of the per-cell correction, (label, alternative), up
+    # in the next round.
+    label, alternative = _cells(a, names, run, ("label", "alternative"))
+    pair = label * len(run.classes) + alternative
     learner.feedback(accept=rec[-1:], reject=rec[:-1])
     nxt = learner.recommend(10, train)
-    assert (cell[nxt] == cell[rec[-1]]).sum() >= 5
+    assert (pair[nxt] == pair[rec[-1]]).sum() >= 5
     learner = IntentionLearner(a, names, prior="knn_distance")
     rec = learner.recommend(5)
     column = a[:, names.index("knn_distance")]
@@ -202,13 +205,14 @@ def _cells(a, names, run, groups=("label", "predicted")):
 
 
 def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
-    # The intention is one confusion: the largest (label, prediction, alternative) cell off the diagonal.
+    # The intention is one confusion: the (label, alternative) cell with the most samples
+    # whose label differs from their prediction.
     a, names, run, train, noisy = digits
     label, predicted, alternative = _cells(a, names, run, ("label", "predicted", "alternative"))
+    pair = label * len(run.classes) + alternative
     off = np.flatnonzero(train & (label != predicted))
-    combination = np.c_[label, predicted, alternative]
-    cells, counts = np.unique(combination[off], axis=0, return_counts=True)
-    cell = off[(combination[off] == cells[counts.argmax()]).all(axis=1)]
+    pairs, counts = np.unique(pair[off], return_counts=True)
+    cell = off[pair[off] == pairs[counts.argmax()]]
     assert len(cell) >= 8
     found, rank = {}, {}  # cell members among the next 10; their mean rank among the open samples
     for cell_prior in (10.0, np.inf):  # inf: no per-cell correction, the linear model alone
@@ -222,11 +226,11 @@ def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
             # The correction is the shrunk mean residual of the cell's judged samples.
             judged = learner.judged
             residual = learner.answers[judged] - (learner.rows(judged) @ learner.coef_ + learner.intercept_)
-            in_cell = np.isin(judged, cell)
+            in_cell = pair[judged] == pair[cell[0]]
             expected = residual[in_cell].sum() / (in_cell.sum() + cell_prior)
             linear = learner.rows(cell[2:]) @ learner.coef_
             np.testing.assert_allclose(learner.scores()[cell[2:]] - linear, expected, atol=1e-4)
-    assert found[10.0] >= 6 and found[10.0] >= found[np.inf] and rank[10.0] < rank[np.inf]
+    assert found[10.0] >= found[np.inf] and rank[10.0] < rank[np.inf] / 2
 
 
 def test_all_rejects_explore_the_largest_class_combinations_and_every_attribute(digits):
