@@ -20,13 +20,16 @@ Two modes:
       mispredicted and out-of-distribution samples
       (chosen on benchmark runs other than the reported ones, see
       ``benchmarks/recommend.py``);
+    * a cell is a combination of given label and alternative (``CELL_GROUPS``; for an
+      unlabeled sample, prediction and alternative): one confusion ("true 3 labelled
+      8") is one cell, whether the model predicts the true class or has memorised the
+      wrong label;
     * where candidates carry labels, the first round's last ``HEDGE`` places (at most a
-      tenth of the round) go to the prior's best sample in each of the largest confusion
-      cells (combinations of classes whose given label differs from the last
-      prediction), if the prior ranks it within its top ``HEDGE_REACH x k``.
-      A systematic confusion ("true 3 labelled 8") is such a cell whose members the
-      prior ranks below the scattered noisy labels; one accept there is enough for the
-      cell correction below to take the cell up;
+      tenth of the round) go to the prior's best sample in each of the cells with the
+      most candidates whose label differs from their last prediction, if the prior ranks
+      it within its top ``HEDGE_REACH x k``. A systematic confusion is such a cell whose
+      members the prior ranks below the scattered noisy labels; one accept there is
+      enough for the cell correction below to take the cell up;
     * the ridge penalty pulls the coefficients toward that prior instead of toward
       zero, the prior scaled by how far its own picks were accepted (a prior that does
       not match the intention stops holding the learner back). The penalty itself stays
@@ -35,20 +38,17 @@ Two modes:
       weighted as ``n_pseudo * pseudo_weight`` samples (its mean and covariance enter
       the normal equations directly, so no sampling and no per-round cost). One-sided
       or mistaken answers then cannot drag a good ranking down;
-    * the class indicators (``label=<c>``, ``predicted=<c>``, ``alternative=<c>``) also
-      carry a per-cell correction: each cell, a combination of given label and
-      alternative (``CELL_GROUPS``), gets the mean residual of its judged samples, shrunk
-      toward 0 as if ``cell_prior`` more samples had residual 0. A linear model cannot
-      single out one confusion ("labelled 8, alternative 3" is one cell, whether the
-      model predicts 3 or has memorised the 8); this lets two or three accepts in a cell
-      pull the rest of it up;
+    * besides the class indicators (``label=<c>``, ``predicted=<c>``,
+      ``alternative=<c>``), each cell gets a correction: the mean residual of its judged
+      samples, shrunk toward 0 as if ``cell_prior`` more samples had residual 0. A
+      linear model cannot single out one confusion; this lets two or three accepts in a
+      cell pull the rest of it up;
     * while answers are given but none is an accept, each recommendation explores, so
       that feedback can find an intention the prior does not rank: half of it
       (``EXPLORE_CELLS``) is the best open sample, under the current model, of each of
       the cells with the most open samples, the other half the top open samples of
       every other attribute in turn. The first accept ends exploring. A confusion the
-      model has memorised ("true 3 labelled 8", predicted 8, alternative 3) is such a
-      large cell that the prior ranks low.
+      model has memorised is such a large cell that the prior ranks low.
 
 A refit costs O(answers_new x d^2 + d^3) from running sums of the answers. A re-rank
 is one product of the coefficients with the attribute-major attribute blocks, one value
@@ -69,16 +69,16 @@ BLOCK = 8192
 # The top-k search first takes a threshold from every STRIDE-th open sample.
 STRIDE = 32
 INDICATOR_SCALE = 1.0
-# The first round gives its last places to the prior's best sample of each of the HEDGE
-# largest confusion cells with at least HEDGE_MIN_CELL candidates, if the prior ranks it
-# within its top HEDGE_REACH x k (chosen on runs other than the reported ones).
+# The first round gives its last places to the prior's best confused sample (label unlike
+# prediction) of each of the HEDGE cells with the most, at least HEDGE_MIN_CELL, if the
+# prior ranks it within its top HEDGE_REACH x k (chosen on runs other than the reported ones).
 HEDGE = 2
 HEDGE_MIN_CELL = 5
 HEDGE_REACH = 3
-# The class groups whose combination is a cell of the per-cell correction.
+# The class groups whose combination is a cell (see the module docstring).
 CELL_GROUPS = ("label", "alternative")
-# Share of an exploring round that goes to the largest combinations of classes (the rest
-# to the top of every attribute; chosen on runs other than the reported ones).
+# Share of an exploring round that goes to the largest cells (the rest to the top of every
+# other attribute; chosen on runs other than the reported ones).
 EXPLORE_CELLS = 0.5
 
 
@@ -157,7 +157,11 @@ class IntentionLearner:
         self._groups: list[tuple[np.ndarray, np.ndarray]] = []
         self._code = np.zeros(self.n, dtype=np.int32)  # all groups' codes in one mixed-radix number
         n_combinations = 1
-        for columns, codes in one_hot.items():
+
+        def cell_group_first(item):
+            prefix = self.names[item[0][0]].split("=", 1)[0]
+            return CELL_GROUPS.index(prefix) if prefix in CELL_GROUPS else len(CELL_GROUPS)
+        for columns, codes in sorted(one_hot.items(), key=cell_group_first):
             columns = np.array(columns)
             off, on = (0 - mean[columns]) / scale[columns], (1 - mean[columns]) / scale[columns]
             if n_combinations * len(columns) > 1 << 20:
@@ -169,7 +173,8 @@ class IntentionLearner:
         self._dense = np.setdiff1d(np.arange(self.d), self._grouped)
         # Samples are stored sorted by their combination of class codes, so the groups' part
         # of the scores is a run of one value per combination (np.repeat) instead of a
-        # gather over all samples. _order[position] is the sample there, _position its inverse.
+        # gather over all samples, and the members of a cell (below) are one run of positions.
+        # _order[position] is the sample there, _position its inverse.
         self._order = np.argsort(self._code, kind="stable")
         self._position = np.empty(self.n, dtype=np.intp)
         self._position[self._order] = np.arange(self.n)
@@ -180,23 +185,22 @@ class IntentionLearner:
         self._combination_rows = np.concatenate(
             [values[c] for (_, values), c in zip(self._groups, classes)] or [np.zeros((n_combinations, 0))],
             axis=1).astype(np.float32)
-        # Per combination: whether the given label differs from the prediction (a confusion cell).
+        # Per combination: whether the given label differs from the prediction.
         self._off_diagonal = None
         prefixes = [self.names[columns[0]].split("=", 1)[0] for columns, _ in self._groups]
         if {"label", "predicted"} <= set(prefixes):
             label, predicted = (np.array([self.names[j].split("=", 1)[1] for j in self._groups[prefixes.index(g)][0]])
                                 [classes[prefixes.index(g)]] for g in ("label", "predicted"))
             self._off_diagonal = label != predicted
-        # Per combination: its cell for the per-cell correction. That is the given label and
-        # the alternative where both groups exist: one confusion ("true 3 labelled 8") is one
-        # cell whether the model predicts the true class or has memorised the wrong label.
-        cell_groups = [prefixes.index(g) for g in CELL_GROUPS if g in prefixes]
-        if len(cell_groups) == len(CELL_GROUPS):
-            self._cell_of = np.ravel_multi_index([classes[g] for g in cell_groups],
-                                                 [len(self._groups[g][0]) for g in cell_groups])
-        else:
-            self._cell_of = np.arange(n_combinations)
-        self._n_cells = int(self._cell_of.max()) + 1
+        # Per combination: its cell, the given label and the alternative where both groups
+        # exist (they come first in the code), else the whole combination. One confusion
+        # ("true 3 labelled 8") is one cell whether the model predicts the true class or has
+        # memorised the wrong label.
+        per_cell = 1
+        if prefixes[:len(CELL_GROUPS)] == list(CELL_GROUPS):
+            per_cell = n_combinations // np.prod([len(columns) for columns, _ in self._groups[:len(CELL_GROUPS)]])
+        self._cell_of = np.arange(n_combinations) // per_cell
+        self._n_cells = n_combinations // per_cell
         # The dense attributes, plus a last row of tiny random numbers with coefficient 1
         # that breaks the many ties of cluster scores at random inside the product, are
         # kept attribute-major in blocks of BLOCK samples: (n_blocks, n_dense + 1, BLOCK).
@@ -426,17 +430,19 @@ class IntentionLearner:
 
     def _hedge(self, open_: np.ndarray, k: int) -> np.ndarray:
         """The first round (positions): the prior's top k, whose last places go to the prior's
-        best open sample in each of the HEDGE largest confusion cells, if within its reach."""
+        best open sample with a label unlike its prediction in each of the HEDGE cells with
+        the most such samples, if within its reach."""
         scores = self._score()
         at = np.flatnonzero(open_)
         reach = top_k(scores, min(HEDGE_REACH * k, len(at)), open_)
         top = reach[:k]
-        cell = self._code_at[at]
-        sizes = np.bincount(cell, minlength=len(self._counts)) * self._off_diagonal
+        confused = at[self._off_diagonal[self._code_at[at]]]  # label differs from prediction
+        cell = self._cell_of[self._code_at[confused]]
+        sizes = np.bincount(cell, minlength=self._n_cells)
         extra = []
         for c in np.argsort(-sizes, kind="stable")[:min(HEDGE, k // 10)]:  # at most a tenth of the round
             if sizes[c] >= HEDGE_MIN_CELL:
-                members = at[cell == c]
+                members = confused[cell == c]
                 best = members[np.argmax(scores[members])]
                 if best not in top and scores[best] >= scores[reach[-1]]:
                     extra.append(best)
@@ -444,7 +450,7 @@ class IntentionLearner:
 
     def _explore(self, open_: np.ndarray, k: int) -> np.ndarray:
         """An exploring round (positions, like ``open_``): the best open sample of each of
-        the largest combinations of classes, then the top of every other attribute."""
+        the largest cells, then the top of every other attribute."""
         chosen = self._explore_cells(open_, int(EXPLORE_CELLS * k))
         rest = open_.copy()
         rest[chosen] = False
@@ -452,13 +458,12 @@ class IntentionLearner:
         return np.concatenate([chosen, self._explore_attributes(rest, k)]) if k else chosen
 
     def _explore_cells(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """The best open sample under the current scores of each of the k combinations of
-        classes with the most open samples (positions are sorted by combination, so each
-        combination is one run of positions)."""
+        """The best open sample under the current scores of each of the k cells with the most
+        open samples (each cell is one run of positions)."""
         at = np.flatnonzero(open_)
         if not self._groups or not len(at) or not k:
             return np.zeros(0, dtype=np.int64)
-        cell = self._code_at[at]
+        cell = self._cell_of[self._code_at[at]]
         starts = np.flatnonzero(np.diff(cell, prepend=-1))
         sizes = np.diff(np.append(starts, len(at)))
         scores = self._score()[at]
@@ -468,8 +473,8 @@ class IntentionLearner:
         return best_at[np.argsort(-sizes, kind="stable")[:k]]
 
     def _explore_attributes(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """The top open samples of every attribute but the class indicators (the combinations
-        cover those) in turn; positions, like ``open_``."""
+        """The top open samples of every attribute but the class indicators (the cells cover
+        those) in turn; positions, like ``open_``."""
         # Attribute-major, straight from the storage, with the jitter that breaks ties.
         dense = self._blocks[:, :-1] + self._blocks[:, -1:]
         x = dense.transpose(1, 0, 2).reshape(len(self._dense), -1)[:, :self.n]

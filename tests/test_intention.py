@@ -75,10 +75,11 @@ def test_default_first_round_is_the_prior_top_k_hedged_on_the_largest_confusions
     assert learner.prior == "datamaps_confidence+knn_disagreement"
     z = (a - a.mean(axis=0)) / a.std(axis=0)
     prior = z[:, names.index("datamaps_confidence")] + z[:, names.index("knn_disagreement")]
-    # The last places go to the prior's best sample of each of the two largest confusion
-    # cells (label != last prediction), taken from within the prior's top 150.
-    label, predicted = _cells(a, names, run)
-    cell = np.where(train & (label != predicted), label * len(run.classes) + predicted, -1)
+    # The last places go to the prior's best sample with a label unlike its last prediction
+    # in each of the two (label, alternative) cells with the most such samples, taken from
+    # within the prior's top 150.
+    label, predicted, alternative = _cells(a, names, run, ("label", "predicted", "alternative"))
+    cell = np.where(train & (label != predicted), label * len(run.classes) + alternative, -1)
     largest = np.argsort(-np.bincount(cell[cell >= 0]), kind="stable")[:HEDGE]
     best = [np.flatnonzero(cell == c)[np.argmax(prior[cell == c])] for c in largest]
     rank = np.argsort(np.argsort(-np.where(train, prior, -np.inf), kind="stable"), kind="stable")
@@ -87,9 +88,7 @@ def test_default_first_round_is_the_prior_top_k_hedged_on_the_largest_confusions
     head = rec[:-len(hedged)]
     others = np.setdiff1d(np.flatnonzero(train), rec)
     assert prior[head].min() >= prior[others].max() - 1e-4
-    # One accept there takes its cell of the per-cell correction, (label, alternative), up
-    # in the next round.
-    label, alternative = _cells(a, names, run, ("label", "alternative"))
+    # One accept there takes its cell up in the next round.
     pair = label * len(run.classes) + alternative
     learner.feedback(accept=rec[-1:], reject=rec[:-1])
     nxt = learner.recommend(10, train)
@@ -198,7 +197,7 @@ def test_top_k_matches_a_full_sort_among_open_samples():
     np.testing.assert_array_equal(top_k(scores, 5, among), [9500, 9000, 8500, 8000, 7500])
 
 
-def _cells(a, names, run, groups=("label", "predicted")):
+def _cells(a, names, run, groups):
     """Per sample, its class in each group (given label, last-epoch prediction, alternative),
     read back from the class indicators."""
     return tuple(np.argmax(a[:, [names.index(f"{group}={c}") for c in run.classes]], axis=1) for group in groups)
@@ -240,10 +239,10 @@ def test_all_rejects_explore_the_largest_class_combinations_and_every_attribute(
     open_ = np.flatnonzero(train & (learner.answers < 0))
     scores = learner.scores()
     explored = learner.recommend(50, train)
-    # Half the round: the best open sample of each of the 25 largest (label, prediction,
-    # alternative) combinations.
-    combination = np.c_[_cells(a, names, run, ("label", "predicted", "alternative"))][open_]
-    _, cell, size = np.unique(combination, axis=0, return_inverse=True, return_counts=True)
+    # Half the round: the best open sample of each of the 25 largest (label, alternative) cells.
+    label, alternative = _cells(a, names, run, ("label", "alternative"))
+    _, cell, size = np.unique((label * len(run.classes) + alternative)[open_], return_inverse=True,
+                              return_counts=True)
     largest = np.flatnonzero(size > np.sort(size)[-26])  # the 25 largest, leaving out ties at the edge
     assert len(largest) >= 15
     for c in largest:
