@@ -224,10 +224,10 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
         kth = np.where(found, dist, np.nan)
         attrs["knn_distance"] = np.where(found.any(axis=1), np.nanmax(kth, axis=1) / 2, 1.0)
 
-        mean_probs = np.nanmean(safe, axis=0)  # (n, c)
-        mean_probs[rows, label] = -np.inf
-        alternative = np.nan_to_num(mean_probs, nan=-np.inf).argmax(axis=1) if c > 1 else np.zeros(n, int)
-        attrs["alternative_probability"] = mean_probs[rows, alternative] if c > 1 else np.zeros(n)
+        # The alternative: the class other than label with the highest mean probability.
+        mean_others = np.nanmean(others, axis=0)  # (n, c), -inf at label
+        alternative = np.nan_to_num(mean_others, nan=-np.inf).argmax(axis=1)
+        attrs["alternative_probability"] = mean_others[rows, alternative] if c > 1 else np.zeros(n)
 
         top2 = -np.sort(-np.nan_to_num(last, nan=0.0), axis=1)[:, :2]
         second = top2[:, 1] if c > 1 else 0.0

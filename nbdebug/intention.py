@@ -317,7 +317,7 @@ class IntentionLearner:
         self._judged_combinations = self._code[self._judged]
         self._judged_cells = self._cell_of[self._judged_combinations]
         self._judged_answers = self.answers[self._judged].astype(np.float32)
-        # Per combination: 1 / (its judged samples + cell_prior), the shrunk mean's denominator.
+        # Per cell: 1 / (its judged samples + cell_prior), the shrunk mean's denominator.
         self._cell_shrink = 1 / (np.bincount(self._judged_cells, minlength=self._n_cells) + np.float32(self.cell_prior))
         self.refit()
 
@@ -345,17 +345,16 @@ class IntentionLearner:
             credibility = min(1.0, 2 * sy / sw)
             sw, sx, sxx = sw + self.pseudo, sx + self._pseudo_x, sxx + self._pseudo_xx
             target = self.initial_coef_ * credibility
-        alpha = self.alpha
         mean_x = sx / sw
         # Centred normal equations plus the ridge penalty (sw * outer(mean_x, mean_x) is outer(sx, mean_x)).
         gram = sxx - np.outer(sx, mean_x)
-        gram.flat[::d + 1] += alpha
+        gram.flat[::d + 1] += self.alpha
         # The system is symmetric positive definite for alpha > 0: a Cholesky solve, called
         # directly (np.linalg.solve's checks cost more than the solve at this size).
-        _, coef, info = dposv(gram, sxy - mean_x * sy + alpha * target)
+        _, coef, info = dposv(gram, sxy - mean_x * sy + self.alpha * target)
         if info:
             raise np.linalg.LinAlgError(f"the ridge system is singular (LAPACK info {info}); alpha must be > 0, "
-                                        f"got {alpha}")
+                                        f"got {self.alpha}")
         self.coef_ = coef
         self.intercept_ = float((sy - sx @ coef) / sw)
 
