@@ -232,7 +232,7 @@ def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
     assert found[10.0] >= found[np.inf] and rank[10.0] < rank[np.inf] / 2
 
 
-def test_all_rejects_explore_the_largest_class_combinations_and_every_attribute(digits):
+def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits):
     a, names, run, train, noisy = digits
     learner = IntentionLearner(a, names, labelled=run.labels >= 0)
     learner.feedback(reject=learner.recommend(50, train))
