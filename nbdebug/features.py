@@ -226,7 +226,8 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
 
         # The alternative: the class other than label with the highest mean probability.
         mean_others = np.nanmean(others, axis=0)  # (n, c), -inf at label
-        alternative = np.nan_to_num(mean_others, nan=-np.inf).argmax(axis=1)
+        # A class with no usable epoch (NaN) still ranks above the label.
+        alternative = np.nan_to_num(mean_others, nan=-1.0, neginf=-np.inf).argmax(axis=1)
         attrs["alternative_probability"] = mean_others[rows, alternative] if c > 1 else np.zeros(n)
 
         top2 = -np.sort(-np.nan_to_num(last, nan=0.0), axis=1)[:, :2]

@@ -178,6 +178,10 @@ def test_nan_in_a_trajectory(tmp_path):
     assert np.isfinite(scores).all()
     dense = [j for j, n in enumerate(session.attribute_names) if "=" not in n]
     assert (scores[7, dense] == 1).all()  # a sample that blew up is always worth a look
+    names, classes = session.attribute_names, session.run.classes
+    label, alternative = (np.argmax(scores[7, [names.index(f"{group}={c}") for c in classes]])
+                          for group in ("label", "alternative"))
+    assert alternative != label  # another class, even with no usable epoch
     assert session.anomalous[7]
     assert 7 in session.recommend(10).tolist()
 
