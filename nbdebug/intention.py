@@ -45,9 +45,9 @@ Two modes:
       cell pull the rest of it up;
     * while answers are given but none is an accept, each recommendation explores, so
       that feedback can find an intention the prior does not rank: half of it
-      (``EXPLORE_CELLS``) is the best open sample, under the current model, of each of
-      the cells with the most open samples, the other half the top open samples of
-      every other attribute in turn. The first accept ends exploring. A confusion the
+      (``EXPLORE_CELLS``) is the prior's best open sample of each of the cells with the
+      most open samples, the other half the top open samples of every attribute other
+      than the class indicators in turn. The first accept ends exploring. A confusion the
       model has memorised is such a large cell that the prior ranks low.
 
 A refit costs O(answers_new x d^2 + d^3) from running sums of the answers. A re-rank
@@ -75,7 +75,8 @@ INDICATOR_SCALE = 1.0
 HEDGE = 2
 HEDGE_MIN_CELL = 5
 HEDGE_REACH = 3
-# The class groups whose combination is a cell (see the module docstring).
+# The class groups whose combination is a cell (see the module docstring); where one is
+# missing, a cell is a whole combination of classes.
 CELL_GROUPS = ("label", "alternative")
 # Share of an exploring round that goes to the largest cells (the rest to the top of every
 # other attribute; chosen on runs other than the reported ones).
@@ -104,8 +105,8 @@ class IntentionLearner:
     n_pseudo, pseudo_weight : int, float
         Default mode: pseudo-negatives count as ``n_pseudo`` samples of weight ``pseudo_weight``.
     cell_prior : float
-        Default mode: how many residual-0 samples each (label, alternative) cell's correction
-        is shrunk with.
+        Default mode: how many residual-0 samples each cell's correction is shrunk with
+        (> 0; a cell is a (label, alternative) pair, see the module docstring).
     seed : int
         Seeds tie-breaking.
     """
@@ -124,6 +125,8 @@ class IntentionLearner:
         self.n, self.d = attributes.shape
         self.labelled = np.ones(self.n, bool) if labelled is None else np.asarray(labelled, bool)
         self.pseudo = n_pseudo * pseudo_weight if mode == "default" else 0.0
+        if not cell_prior > 0:
+            raise ValueError(f"cell_prior must be > 0 (inf turns the per-cell correction off), got {cell_prior!r}")
         self.cell_prior = cell_prior
         self.seed = seed
         self.alpha = (1.0 if mode == "paper" else 100.0) if alpha is None else float(alpha)
@@ -262,8 +265,8 @@ class IntentionLearner:
             return
         labelled = self.labelled if candidates is None else self.labelled[candidates]
         choice = PRIOR_LABELLED if labelled.mean() >= 0.5 else PRIOR_UNLABELLED
-        fallback = [p for p in (choice, "aum", PRIOR_UNLABELLED) if set(p.split("+")) <= set(self.names)]
-        self._set_initial(fallback[0] if fallback else self.names[0])
+        present = [name for name in choice.split("+") if name in self.names]  # a custom set may lack some
+        self._set_initial("+".join(present) if present else self.names[0])
 
     @property
     def judged(self) -> np.ndarray:
@@ -362,20 +365,23 @@ class IntentionLearner:
         """Interest of every sample under the current coefficients (plus the tie-breaking jitter)."""
         return self._score()[self._position]
 
-    def _score(self) -> np.ndarray:
-        """Like :meth:`scores`, per position, in a reused buffer (valid until the next call)."""
-        self._coef[:-1] = self.coef_[self._dense]
+    def _score(self, coef: np.ndarray | None = None) -> np.ndarray:
+        """Like :meth:`scores`, per position, in a reused buffer (valid until the next call).
+        ``coef`` scores other coefficients instead (the prior's), without the cell corrections."""
+        corrected = coef is None
+        coef = self.coef_ if coef is None else coef
+        self._coef[:-1] = coef[self._dense]
         np.matmul(self._coef, self._blocks, out=self._buffer)
         out = self._buffer.reshape(-1)[:self.n]
         if self._groups:
             # A group's part of a score depends only on the sample's class in it; the table
             # holds the sum over groups for every combination of classes.
-            parts = self._group_values @ self.coef_[self._grouped]
+            parts = self._group_values @ coef[self._grouped]
             table = parts[self._group_parts[0]]
             for part in self._group_parts[1:]:
                 table = np.add.outer(table, parts[part]).reshape(-1)
             table = table.astype(np.float32)
-            if self.mode == "default" and len(self._judged):
+            if corrected and self.mode == "default" and len(self._judged):
                 table += self._cell_correction(out, table)
             out += np.repeat(table, self._counts)
         return out
@@ -453,27 +459,30 @@ class IntentionLearner:
         chosen = self._explore_cells(open_, int(EXPLORE_CELLS * k))
         rest = open_.copy()
         rest[chosen] = False
-        k = min(k - len(chosen), int(rest.sum()))
+        k -= len(chosen)  # recommend made sure that at least k samples are open
         return np.concatenate([chosen, self._explore_attributes(rest, k)]) if k else chosen
 
     def _explore_cells(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """The best open sample under the current scores of each of the k cells with the most
-        open samples (each cell is one run of positions)."""
+        """The prior's best open sample of each of the k cells with the most open samples (each
+        cell is one run of positions). While every answer is a reject, the learned
+        coefficients are all 0, so the prior is the only ranking inside a cell."""
         at = np.flatnonzero(open_)
         if not self._groups or not len(at) or not k:
             return np.zeros(0, dtype=np.int64)
         cell = self._cell_of[self._code_at[at]]
         starts = np.flatnonzero(np.diff(cell, prepend=-1))
         sizes = np.diff(np.append(starts, len(at)))
-        scores = self._score()[at]
+        scores = self._score(self.initial_coef_)[at]
         best = np.maximum.reduceat(scores, starts)
         first_best = np.where(scores == np.repeat(best, sizes), np.arange(len(at)), len(at))
         best_at = at[np.minimum.reduceat(first_best, starts)]
         return best_at[np.argsort(-sizes, kind="stable")[:k]]
 
     def _explore_attributes(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """The top open samples of every attribute but the class indicators (the cells cover
-        those) in turn; positions, like ``open_``."""
+        """The top open samples of every attribute other than the class indicators in turn;
+        positions, like ``open_``."""
+        if not len(self._dense):
+            return np.zeros(0, dtype=np.int64)
         # Attribute-major, straight from the storage, with the jitter that breaks ties.
         dense = self._blocks[:, :-1] + self._blocks[:, -1:]
         x = dense.transpose(1, 0, 2).reshape(len(self._dense), -1)[:, :self.n]
