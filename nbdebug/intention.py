@@ -45,9 +45,9 @@ Two modes:
       cell pull the rest of it up;
     * while answers are given but none is an accept, each recommendation explores, so
       that feedback can find an intention the prior does not rank: half of it
-      (``EXPLORE_CELLS``) is the prior's best open sample of each of the cells with the
-      most open samples, the other half the top open samples of every attribute other
-      than the class indicators in turn. The first accept ends exploring. A confusion the
+      (``EXPLORE_CELLS``) is a random open sample of each of the cells with the most
+      open samples, the other half the top open samples of every attribute other than
+      the class indicators in turn. The first accept ends exploring. A confusion the
       model has memorised is such a large cell that the prior ranks low.
 
 A refit costs O(answers_new x d^2 + d^3) from running sums of the answers. A re-rank
@@ -365,23 +365,20 @@ class IntentionLearner:
         """Interest of every sample under the current coefficients (plus the tie-breaking jitter)."""
         return self._score()[self._position]
 
-    def _score(self, coef: np.ndarray | None = None) -> np.ndarray:
-        """Like :meth:`scores`, per position, in a reused buffer (valid until the next call).
-        ``coef`` scores other coefficients instead (the prior's), without the cell corrections."""
-        corrected = coef is None
-        coef = self.coef_ if coef is None else coef
-        self._coef[:-1] = coef[self._dense]
+    def _score(self) -> np.ndarray:
+        """Like :meth:`scores`, per position, in a reused buffer (valid until the next call)."""
+        self._coef[:-1] = self.coef_[self._dense]
         np.matmul(self._coef, self._blocks, out=self._buffer)
         out = self._buffer.reshape(-1)[:self.n]
         if self._groups:
             # A group's part of a score depends only on the sample's class in it; the table
             # holds the sum over groups for every combination of classes.
-            parts = self._group_values @ coef[self._grouped]
+            parts = self._group_values @ self.coef_[self._grouped]
             table = parts[self._group_parts[0]]
             for part in self._group_parts[1:]:
                 table = np.add.outer(table, parts[part]).reshape(-1)
             table = table.astype(np.float32)
-            if corrected and self.mode == "default" and len(self._judged):
+            if self.mode == "default" and len(self._judged):
                 table += self._cell_correction(out, table)
             out += np.repeat(table, self._counts)
         return out
@@ -463,16 +460,18 @@ class IntentionLearner:
         return np.concatenate([chosen, self._explore_attributes(rest, k)]) if k else chosen
 
     def _explore_cells(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """The prior's best open sample of each of the k cells with the most open samples (each
-        cell is one run of positions). While every answer is a reject, the learned
-        coefficients are all 0, so the prior is the only ranking inside a cell."""
+        """One open sample of each of the k cells with the most open samples, the best under
+        the current scores (each cell is one run of positions). While every answer is a
+        reject, the learned coefficients are all 0 and the scores are the seeded jitter, so
+        this is a random member: it shows what the cell typically holds. The prior's best
+        member would instead resemble the round that was rejected."""
         at = np.flatnonzero(open_)
         if not self._groups or not len(at) or not k:
             return np.zeros(0, dtype=np.int64)
         cell = self._cell_of[self._code_at[at]]
         starts = np.flatnonzero(np.diff(cell, prepend=-1))
         sizes = np.diff(np.append(starts, len(at)))
-        scores = self._score(self.initial_coef_)[at]
+        scores = self._score()[at]
         best = np.maximum.reduceat(scores, starts)
         first_best = np.where(scores == np.repeat(best, sizes), np.arange(len(at)), len(at))
         best_at = at[np.minimum.reduceat(first_best, starts)]

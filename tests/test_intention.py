@@ -243,11 +243,11 @@ def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits)
     learner = IntentionLearner(a, names, labelled=run.labels >= 0)
     learner.feedback(reject=learner.recommend(50, train))
     open_ = np.flatnonzero(train & (learner.answers < 0))
-    assert not learner.coef_.any()  # all rejects: nothing learned, the prior ranks inside a cell
-    z = (a - a.mean(axis=0)) / a.std(axis=0)
-    prior = z[:, names.index("datamaps_confidence")] + z[:, names.index("knn_disagreement")]
+    assert not learner.coef_.any()  # all rejects: nothing learned, the scores are the seeded jitter
+    jitter = learner.scores()
     explored = learner.recommend(50, train)
-    # Half the round: the prior's best open sample of each of the 25 largest (label, alternative) cells.
+    # Half the round: a random open sample (the jitter's best) of each of the 25 largest
+    # (label, alternative) cells.
     label, alternative = _cells(a, names, run, ("label", "alternative"))
     _, cell, size = np.unique((label * len(run.classes) + alternative)[open_], return_inverse=True,
                               return_counts=True)
@@ -255,7 +255,7 @@ def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits)
     assert len(largest) >= 15
     for c in largest:
         members = open_[cell.reshape(-1) == c]
-        assert members[np.argmax(prior[members])] in explored
+        assert members[np.argmax(jitter[members])] in explored
     # The other half: the best open sample of every other attribute.
     for j, name in enumerate(names):
         if "=" not in name:
