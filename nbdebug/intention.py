@@ -138,18 +138,18 @@ class IntentionLearner:
         for j, name in enumerate(self.names):
             if "=" in name:
                 prefixes.setdefault(name.split("=", 1)[0], []).append(j)
-        one_hot = {}
-        for columns in prefixes.values():
+        one_hot = {}  # prefix -> (columns, each sample's class in the group)
+        for prefix, columns in prefixes.items():
             block = attributes[:, columns]
             if len(columns) > 1 and np.isin(block, (0, 1)).all() and (block.sum(axis=1) == 1).all():
-                one_hot[tuple(columns)] = block.argmax(axis=1).astype(np.int16)
+                one_hot[prefix] = (np.array(columns), block.argmax(axis=1).astype(np.int16))
         mean, scale = np.zeros(self.d), np.ones(self.d)
         if mode == "default":
             mean, std = attributes.mean(axis=0), attributes.std(axis=0)
             scale = np.where(std > 0, std, 1)
             # Class indicators are only centred: unscaled, the ridge penalty makes a class
             # matter only when the answers clearly point at it.
-            scale[[j for columns in one_hot for j in columns]] = INDICATOR_SCALE
+            scale[[j for columns, _ in one_hot.values() for j in columns]] = INDICATOR_SCALE
             attributes = (attributes - mean) / scale
         x = attributes.astype(np.float64)
         # The pseudo-negatives' share of the sums of x and x x^T.
@@ -158,30 +158,29 @@ class IntentionLearner:
         # Per group: its columns, and a table whose row c holds those columns (standardised)
         # for a sample of class c.
         self._groups: list[tuple[np.ndarray, np.ndarray]] = []
-        self._code = np.zeros(self.n, dtype=np.int32)  # all groups' codes in one mixed-radix number
+        group_prefixes = []
+        code = np.zeros(self.n, dtype=np.int32)  # all groups' classes in one mixed-radix number
         n_combinations = 1
-
-        def cell_group_first(item):
-            prefix = self.names[item[0][0]].split("=", 1)[0]
-            return CELL_GROUPS.index(prefix) if prefix in CELL_GROUPS else len(CELL_GROUPS)
-        for columns, codes in sorted(one_hot.items(), key=cell_group_first):
-            columns = np.array(columns)
+        cell_groups_first = sorted(one_hot, key=lambda g: CELL_GROUPS.index(g) if g in CELL_GROUPS else len(CELL_GROUPS))
+        for prefix in cell_groups_first:
+            columns, classes_of_group = one_hot[prefix]
             off, on = (0 - mean[columns]) / scale[columns], (1 - mean[columns]) / scale[columns]
             if n_combinations * len(columns) > 1 << 20:
                 continue  # too many combinations for one lookup table: stays dense
             n_combinations *= len(columns)
-            self._code = self._code * len(columns) + codes
+            code = code * len(columns) + classes_of_group
             self._groups.append((columns, np.where(np.eye(len(columns), dtype=bool), on, off).astype(np.float32)))
+            group_prefixes.append(prefix)
         self._grouped = np.concatenate([columns for columns, _ in self._groups] or [np.zeros(0, np.int64)])
         self._dense = np.setdiff1d(np.arange(self.d), self._grouped)
         # Samples are stored sorted by their combination of class codes, so the groups' part
         # of the scores is a run of one value per combination (np.repeat) instead of a
         # gather over all samples, and the members of a cell (below) are one run of positions.
         # _order[position] is the sample there, _position its inverse.
-        self._order = np.argsort(self._code, kind="stable")
+        self._order = np.argsort(code, kind="stable")
         self._position = np.empty(self.n, dtype=np.intp)
         self._position[self._order] = np.arange(self.n)
-        self._counts = np.bincount(self._code, minlength=n_combinations)
+        self._counts = np.bincount(code, minlength=n_combinations)
         self._code_at = np.repeat(np.arange(n_combinations), self._counts)  # per position
         # Per combination: each group's class, and all groups' columns (standardised) in one row.
         classes = np.unravel_index(np.arange(n_combinations), [len(c) for c, _ in self._groups] or [1])
@@ -190,17 +189,17 @@ class IntentionLearner:
             axis=1).astype(np.float32)
         # Per combination: whether the given label differs from the prediction.
         self._off_diagonal = None
-        prefixes = [self.names[columns[0]].split("=", 1)[0] for columns, _ in self._groups]
-        if {"label", "predicted"} <= set(prefixes):
-            label, predicted = (np.array([self.names[j].split("=", 1)[1] for j in self._groups[prefixes.index(g)][0]])
-                                [classes[prefixes.index(g)]] for g in ("label", "predicted"))
+        if {"label", "predicted"} <= set(group_prefixes):
+            label, predicted = (np.array([self.names[j].split("=", 1)[1]
+                                          for j in self._groups[group_prefixes.index(g)][0]])
+                                [classes[group_prefixes.index(g)]] for g in ("label", "predicted"))
             self._off_diagonal = label != predicted
         # Per combination: its cell, the given label and the alternative where both groups
         # exist (they come first in the code), else the whole combination. One confusion
         # ("true 3 labelled 8") is one cell whether the model predicts the true class or has
         # memorised the wrong label.
         per_cell = 1
-        if prefixes[:len(CELL_GROUPS)] == list(CELL_GROUPS):
+        if group_prefixes[:len(CELL_GROUPS)] == list(CELL_GROUPS):
             per_cell = n_combinations // np.prod([len(columns) for columns, _ in self._groups[:len(CELL_GROUPS)]])
         self._cell_of = np.arange(n_combinations) // per_cell
         self._n_cells = n_combinations // per_cell
@@ -317,7 +316,7 @@ class IntentionLearner:
             self._judged = self._judged[~np.isin(self._judged, indices[again])]
         self._judged = np.concatenate([self._judged, indices])
         self._judged_at = self._position[self._judged]
-        self._judged_combinations = self._code[self._judged]
+        self._judged_combinations = self._code_at[self._judged_at]
         self._judged_cells = self._cell_of[self._judged_combinations]
         self._judged_answers = self.answers[self._judged].astype(np.float32)
         # Per cell: 1 / (its judged samples + cell_prior), the shrunk mean's denominator.
