@@ -300,7 +300,10 @@ class IntentionLearner:
 
     def feedback(self, accept=(), reject=()) -> None:
         """Record answers (a later answer on a sample replaces an earlier one) and refit."""
-        accept, reject = self.check_answers(accept, reject)
+        self.record(*self.check_answers(accept, reject))
+
+    def record(self, accept: np.ndarray, reject: np.ndarray) -> None:
+        """:meth:`feedback` for answers that :meth:`check_answers` returned."""
         self.resolve_prior(None)
         indices = np.concatenate([accept, reject])
         answers = np.zeros(len(indices))

@@ -359,7 +359,7 @@ class Session:
         self._log.append(events)
         if self._intention is None:
             self._intention = events[0]
-        learner.feedback(accept_idx, reject_idx)
+        learner.record(accept_idx, reject_idx)
         self._notify()
 
     def new_intention(self, prior: str | None = None) -> None:
