@@ -436,6 +436,12 @@ def open_ended(run, truth, label):
     return rows, ratio
 
 
+def clear_cached_attributes(run_path: Path) -> None:
+    """Delete a run's cached attributes, so that computing them is what gets timed."""
+    for cached in run_path.glob("attributes-*.npz"):
+        cached.unlink()
+
+
 def part_latency(args, data_cache):
     """Rows of a real run's attributes, resampled (with a little noise on the continuous
     ones) to 10,000 and 100,000 samples, so the attribute layout is the real one."""
@@ -446,8 +452,7 @@ def part_latency(args, data_cache):
         given = flip_labels(y, 0.1, 10, np.random.default_rng(0))
         record(run_path, "digits", x, given, xt, yt, None, args.epochs["digits"], 0, {})
     (run_path / "feedback.jsonl").unlink(missing_ok=True)
-    for cached in run_path.glob("attributes-*.npz"):
-        cached.unlink()  # time computing them, not reading them back
+    clear_cached_attributes(run_path)
     session = session_for(load_run(run_path))
     session.fit()
     started = time.perf_counter()
@@ -511,8 +516,7 @@ def part_latency(args, data_cache):
                 opt.step()
             rec.capture(epoch)
         (big_path / "benchmark-done.json").write_text("{}")
-    for cached in big_path.glob("attributes-*.npz"):
-        cached.unlink()
+    clear_cached_attributes(big_path)
     big = session_for(load_run(big_path))
     started = time.perf_counter()
     big.fit()
