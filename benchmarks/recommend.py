@@ -31,7 +31,8 @@ open     Open-ended intentions on one run: noisy labels, mispredicted unlabeled 
          seeds 3-6 (10%) and on wild runs of seeds 3-5, not on the reported runs (open-ended
          seeds 0 and 5-9, seeds 0-2 elsewhere).
 latency  One feedback round (refit + re-rank) at 10,000 and 100,000 samples (rows of a
-         real run's attributes resampled), wall and CPU (process) time; Session.feedback on
+         real run's attributes resampled), wall and CPU (process) time, also for rounds
+         that explore (every answer so far a reject); Session.feedback on
          a real run (with the fsync'd log write); computing all attributes of a
          10,000-sample x 30-epoch run, and reading them back from the cache. Set
          OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 on a shared machine.
@@ -464,9 +465,11 @@ def part_latency(args, data_cache):
         pick = rng.integers(0, len(base), n)
         attributes = base[pick]
         attributes[:, dense] = np.clip(attributes[:, dense] + rng.normal(0, 0.01, (n, dense.sum())), 0, 1)
-        target = rng.random(n) < 0.1
-        # All samples (as the widget asks), and a candidate mask of 80% (as recommend(among=...)).
-        for pool, among in ((None, ""), (rng.random(n) < 0.8, ", among 80%")):
+        # All samples (as the widget asks), a candidate mask of 80% (as recommend(among=...)),
+        # and a target no answer finds, so that every round explores.
+        for pool, among, rate in ((None, "", 0.1), (rng.random(n) < 0.8, ", among 80%", 0.1),
+                                  (None, ", every answer a reject (exploring)", 0.0)):
+            target = rng.random(n) < rate
             learner = IntentionLearner(attributes, names, seed=0)
             wall, cpu = [], []
             for _ in range(30):

@@ -55,6 +55,8 @@ is one product of the coefficients with the attribute-major attribute blocks, on
 per combination of classes for the class indicators (samples are stored sorted by it, so
 that is one np.repeat; the cell corrections cost O(answers)), and a partial sort of the
 few hundred open samples above a threshold taken from a strided sample of the scores.
+An exploring round reads orders sorted once at the start (each dense attribute's, and a
+random one per cell) from their beginning until it meets enough open samples.
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ class IntentionLearner:
         # One np.matmul then scores every block with a single-threaded BLAS call each (on
         # a busy machine BLAS threads wait for each other and a product takes 10x longer).
         jitter = np.random.default_rng(seed).random(self.n) * 1e-6
-        dense = np.column_stack([attributes[:, self._dense], jitter])[self._order].astype(np.float32)
+        dense = np.column_stack([attributes[:, self._dense], jitter])[self._order]
         n_blocks = -(-self.n // BLOCK)
         padded = np.zeros((n_blocks * BLOCK, len(self._dense) + 1), dtype=np.float32)
         padded[:self.n] = dense
@@ -217,6 +219,13 @@ class IntentionLearner:
         self._buffer = np.empty((n_blocks, BLOCK), dtype=np.float32)  # scores land here
         self._coef = np.ones(len(self._dense) + 1, dtype=np.float32)  # the jitter's stays 1
         self._candidates = None  # the last candidate mask, and per position
+        # For exploring (see _explore), per dense attribute: its positions from the highest
+        # value down, ties broken by the jitter (in float64, which keeps it whole); per cell,
+        # its positions by the jitter alone (a random order), and where each cell starts.
+        self._attribute_orders = np.argsort(-(dense[:, :-1] + dense[:, -1:]).T, axis=1).astype(np.int32)
+        cell_at = self._cell_of[self._code_at]
+        self._cell_starts = np.searchsorted(cell_at, np.arange(self._n_cells + 1))
+        self._cell_random_order = np.lexsort((-dense[:, -1], cell_at)).astype(np.int32)
         # All groups' tables side by side (block-diagonal), so one product gives every part.
         self._group_values = np.zeros((len(self._grouped), len(self._grouped)))
         self._group_parts = []  # each group's slice of that product
@@ -462,35 +471,30 @@ class IntentionLearner:
         return np.concatenate([chosen, self._explore_attributes(rest, k)]) if k else chosen
 
     def _explore_cells(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """One open sample of each of the k cells with the most open samples, the best under
-        the current scores (each cell is one run of positions). While every answer is a
-        reject, the learned coefficients are all 0 and the scores are the seeded jitter, so
-        this is a random member: it shows what the cell typically holds. The prior's best
-        member would instead resemble the round that was rejected."""
-        at = np.flatnonzero(open_)
-        if not self._groups or not len(at) or not k:
+        """A random open sample of each of the k cells with the most open samples (positions).
+        A random member shows what the cell typically holds; the prior's best member would
+        resemble the round that was rejected."""
+        if not self._groups or not k:
             return np.zeros(0, dtype=np.int64)
-        cell = self._cell_of[self._code_at[at]]
-        starts = np.flatnonzero(np.diff(cell, prepend=-1))
-        sizes = np.diff(np.append(starts, len(at)))
-        scores = self._score()[at]
-        best = np.maximum.reduceat(scores, starts)
-        first_best = np.where(scores == np.repeat(best, sizes), np.arange(len(at)), len(at))
-        best_at = at[np.minimum.reduceat(first_best, starts)]
-        return best_at[np.argsort(-sizes, kind="stable")[:k]]
+        starts, ends = self._cell_starts[:-1], self._cell_starts[1:]
+        sizes = np.zeros(self._n_cells, dtype=np.int64)  # open samples per cell
+        filled = starts < ends
+        sizes[filled] = np.add.reduceat(open_, starts[filled], dtype=np.int64)
+        chosen = []
+        for cell in np.argsort(-sizes, kind="stable")[:k]:
+            if not sizes[cell]:
+                break
+            members = self._cell_random_order[starts[cell]:ends[cell]]
+            chosen.append(_first_open(members, open_))
+        return np.array(chosen, dtype=np.int64)
 
     def _explore_attributes(self, open_: np.ndarray, k: int) -> np.ndarray:
         """The top open samples of every attribute other than the class indicators in turn;
         positions, like ``open_``."""
-        if not len(self._dense):
-            return np.zeros(0, dtype=np.int64)
-        # Attribute-major, straight from the storage, with the jitter that breaks ties.
-        dense = self._blocks[:, :-1] + self._blocks[:, -1:]
-        x = dense.transpose(1, 0, 2).reshape(len(self._dense), -1)[:, :self.n]
-        tops = [top_k(row, k, open_).tolist() for row in x]
+        tops = [_first_open(order, open_, k).tolist() for order in self._attribute_orders]
         chosen: dict[int, None] = {}
         for depth in range(k):
-            chosen.update(dict.fromkeys(column_top[depth] for column_top in tops))
+            chosen.update(dict.fromkeys(column_top[depth] for column_top in tops if depth < len(column_top)))
             if len(chosen) >= k:
                 break
         return np.fromiter(chosen, dtype=np.int64, count=len(chosen))[:k]
@@ -525,3 +529,16 @@ def top_k(scores: np.ndarray, k: int, among: np.ndarray | None = None) -> np.nda
     else:
         part = np.arange(len(values))
     return candidates[part[np.argsort(-values[part], kind="stable")]]
+
+
+def _first_open(order: np.ndarray, open_: np.ndarray, k: int | None = None):
+    """The first open entry of ``order`` (k=None), or its first k open entries (fewer if it
+    has fewer); read in growing prefixes, since the open samples are nearly all of them."""
+    want = 1 if k is None else k
+    length = 2 * want + 64
+    while True:
+        prefix = order[:length]
+        found = prefix[open_[prefix]]
+        if len(found) >= want or length >= len(order):
+            return found[0] if k is None else found[:k]
+        length *= 4
