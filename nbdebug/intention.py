@@ -15,9 +15,8 @@ Two modes:
 
     * the first round is the top-k of a strong prior: the sum of the standardised
       ``datamaps_confidence`` and ``knn_disagreement`` when most candidates carry a
-      label; ``least_confidence``, ``knn_distance``, ``knn_disagreement`` and
-      ``alternative_probability`` when most are unlabeled, which covers both
-      mispredicted and out-of-distribution samples
+      label; ``margin``, ``knn_disagreement`` and ``knn_distance`` when most are
+      unlabeled, which covers both mispredicted and out-of-distribution samples
       (chosen on benchmark runs other than the reported ones, see
       ``benchmarks/recommend.py``);
     * a cell is a combination of given label and alternative (``CELL_GROUPS``; for an
@@ -66,7 +65,7 @@ from scipy.linalg.lapack import dposv  # scipy comes with scikit-learn
 
 MODES = ("default", "paper")
 PRIOR_LABELLED = "datamaps_confidence+knn_disagreement"
-PRIOR_UNLABELLED = "least_confidence+knn_distance+knn_disagreement+alternative_probability"
+PRIOR_UNLABELLED = "margin+knn_disagreement+knn_distance"
 BLOCK = 8192
 # The top-k search first takes a threshold from every STRIDE-th open sample.
 STRIDE = 32

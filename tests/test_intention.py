@@ -101,8 +101,8 @@ def test_default_first_round_is_the_prior_top_k_hedged_on_the_largest_confusions
     unlabelled = IntentionLearner(a, names, labelled=np.zeros(run.n_samples, bool))
     unlabelled.recommend(5)
     assert unlabelled.prior == PRIOR_UNLABELLED
-    some = [names.index("knn_distance"), names.index("margin")]
-    custom = IntentionLearner(a[:, some], ["knn_distance", "margin"], labelled=np.zeros(run.n_samples, bool))
+    some = [names.index("knn_distance"), names.index("least_confidence")]
+    custom = IntentionLearner(a[:, some], ["knn_distance", "least_confidence"], labelled=np.zeros(run.n_samples, bool))
     custom.recommend(5)
     assert custom.prior == "knn_distance"
 
