@@ -27,8 +27,8 @@ open     Open-ended intentions on one run: noisy labels, mispredicted unlabeled 
          out-of-distribution samples (withheld class and corrupted inputs), one confusion
          (true 3 labelled 8); default mode vs every single attribute as a static ranking, and
          the ratio of their P@3, per seed and as mean, min and max over the seeds. The
-         learner's settings were chosen on --open-seeds 1 2 3 4 10 11 12 13, on noisy runs of
-         seeds 3-6 (10%) and on wild runs of seeds 3-5, not on the reported runs (open-ended
+         learner's settings were chosen on --open-seeds 1-4 and 10-21, on noisy runs of
+         seeds 3-6 (10%) and on wild runs of seeds 3-11, not on the reported runs (open-ended
          seeds 0 and 5-9, seeds 0-2 elsewhere).
 latency  One feedback round (refit + re-rank) at 10,000 and 100,000 samples (rows of a
          real run's attributes resampled), wall and CPU (process) time, also for rounds
@@ -549,7 +549,7 @@ def main(argv=None):
     parser.add_argument("--noise", nargs="+", type=float, default=[0.05, 0.1, 0.2])
     parser.add_argument("--labelled", nargs="+", type=float, default=[0.1, 0.2, 0.3])
     parser.add_argument("--open-seeds", nargs="+", type=int, default=[0],
-                        help="seeds of the open-ended runs (the learner's settings were chosen on 1-4 and 10-13)")
+                        help="seeds of the open-ended runs (the learner's settings were chosen on 1-4 and 10-21)")
     parser.add_argument("--parts", nargs="+", default=["noisy", "wild", "rq1", "open", "latency"])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default digits 30, mnist1d 30)")
     parser.add_argument("--out", default="/tmp/nbdebug-bench/recommend", help="where runs are recorded")
