@@ -461,7 +461,7 @@ class IntentionLearner:
         return np.concatenate([top[:k - len(extra)], np.array(extra, dtype=top.dtype)])
 
     def _explore(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """An exploring round (positions, like ``open_``): the best open sample of each of
+        """An exploring round (positions, like ``open_``): a random open sample of each of
         the largest cells, then the top of every other attribute."""
         chosen = self._explore_cells(open_, int(EXPLORE_CELLS * k))
         rest = open_.copy()
