@@ -13,19 +13,23 @@ for any feature.
 Clustering: Birch's CF tree (subcluster threshold 0.05, shrunk until there are at
 least k subclusters), its subclusters agglomerated into k clusters; every seen
 sample then joins its nearest cluster centroid, and centroids and radii are
-computed from the members. Feature vectors with NaN or Inf take no part and score 1.
+computed from the members. Large or incompressible feature sets are clustered from
+a random subset (``MAX_BIRCH_SAMPLES``, ``MAX_INCOMPRESSIBLE``). Feature vectors with
+NaN or Inf take no part and score 1.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# Birch's CF tree is built in Python, and agglomerating its subclusters costs the square
-# of their number (velocity and acceleration vectors hardly compress: every sample is a
-# subcluster). Above this many seen samples the clusters are learned on a random subset and
-# the other seen samples join their nearest cluster centroid; 2,000 is about 67 per
-# cluster at k = 30, and a 10,000-sample run's attributes took 5-7 s with 5,000.
-MAX_BIRCH_SAMPLES = 2000
+# Birch's CF tree is built in Python; above this many seen samples it is built on a
+# random subset and the other seen samples join their nearest cluster centroid.
+MAX_BIRCH_SAMPLES = 5000
+# Agglomerating the subclusters costs the square of their number. Vectors that Birch does
+# not compress (velocity and acceleration: nearly every sample is its own subcluster, as a
+# probe of this many samples shows) are clustered from the probe alone, about 67 samples per
+# cluster at k = 30; from 5,000, a 10,000-sample run's attributes took 5-7 s instead of 2-3.
+MAX_INCOMPRESSIBLE = 2000
 
 
 def abnormality(cluster_sizes) -> np.ndarray:
@@ -34,6 +38,19 @@ def abnormality(cluster_sizes) -> np.ndarray:
     if sizes.ndim != 1 or not len(sizes) or (sizes < 0).any() or sizes.sum() <= 0:
         raise ValueError(f"cluster_sizes must be non-negative counts with a positive total, got {cluster_sizes!r}")
     return 1 - sizes / sizes.sum()
+
+
+def _birch(points: np.ndarray, k: int):
+    """Birch's CF tree of unit vectors; the subcluster radius threshold shrinks until there
+    are at least k subclusters."""
+    from sklearn.cluster import Birch
+
+    threshold = 0.05
+    while True:
+        birch = Birch(n_clusters=None, threshold=threshold).fit(points)
+        if len(birch.subcluster_centers_) >= k or threshold < 1e-6:
+            return birch
+        threshold /= 4
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -66,7 +83,7 @@ class FeatureDetector:
 
     def fit(self, vectors: np.ndarray) -> FeatureDetector:
         """Cluster the seen samples' feature vectors (n, d); rows with NaN or Inf are skipped."""
-        from sklearn.cluster import AgglomerativeClustering, Birch
+        from sklearn.cluster import AgglomerativeClustering
 
         vectors = np.asarray(vectors)
         if vectors.ndim != 2:
@@ -78,14 +95,15 @@ class FeatureDetector:
         k = min(self.n_clusters, len(np.unique(x.round(9), axis=0)))
         rng = np.random.default_rng(self.seed)
         subset = x[rng.choice(len(x), MAX_BIRCH_SAMPLES, replace=False)] if len(x) > MAX_BIRCH_SAMPLES else x
-        # Birch's CF tree, then the paper's k clusters by agglomerating its subclusters.
-        # The subcluster radius threshold shrinks until there are at least k subclusters.
-        threshold = 0.05
-        while True:
-            birch = Birch(n_clusters=None, threshold=threshold).fit(subset)
-            if len(birch.subcluster_centers_) >= k or threshold < 1e-6:
-                break
-            threshold /= 4
+        # Birch's CF tree, then the paper's k clusters by agglomerating its subclusters; a
+        # probe first tells whether the vectors compress (see MAX_INCOMPRESSIBLE).
+        probe = subset[rng.choice(len(subset), MAX_INCOMPRESSIBLE, replace=False)] \
+            if len(subset) > MAX_INCOMPRESSIBLE else subset
+        birch = _birch(probe, k)
+        if len(birch.subcluster_centers_) < 0.95 * len(probe) and len(probe) < len(subset):
+            birch = _birch(subset, k)
+        else:
+            subset = probe
         k = min(k, len(birch.subcluster_centers_))
         groups = AgglomerativeClustering(n_clusters=k).fit_predict(birch.subcluster_centers_) if k > 1 else \
             np.zeros(len(birch.subcluster_centers_), dtype=int)

@@ -267,7 +267,7 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
 # -- the cache in the run directory --------------------------------------------------------
 
 # Bump when an attribute's definition changes: attributes cached by older code are recomputed.
-ATTRIBUTES_VERSION = 3
+ATTRIBUTES_VERSION = 4
 
 
 def save_attributes(path, key: dict, attributes: dict[str, np.ndarray]) -> bool:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nbdebug import load_run
-from nbdebug.anomaly import AnomalyDetector, FeatureDetector, abnormality
+from nbdebug.anomaly import MAX_INCOMPRESSIBLE, AnomalyDetector, FeatureDetector, abnormality
 from nbdebug.features import confidence, dynamic_features
 from nbdebug.session import Session
 
@@ -58,6 +58,19 @@ def test_unseen_sample_rule():
         angle = factor * detector.radii_[j]
         point = centre / np.linalg.norm(centre) * np.cos(angle) + step * np.sin(angle)
         assert (detector.assign(point[None])[0] == j) == expect_inside
+
+
+def test_vectors_birch_cannot_compress_still_cluster_every_seen_sample():
+    # Random directions in 40-D: every sample is its own Birch subcluster, so the clusters
+    # are learned from a probe of MAX_INCOMPRESSIBLE samples and the others join them.
+    x = np.random.default_rng(0).normal(size=(MAX_INCOMPRESSIBLE + 1_000, 40))
+    detector = FeatureDetector(n_clusters=30).fit(x)
+    assert len(detector.sizes_) == 30 and detector.sizes_.sum() == len(x)
+    np.testing.assert_allclose(detector.scores_, 1 - detector.sizes_[detector.labels_] / len(x))
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    distance = np.linalg.norm(unit - detector.centroids_[detector.labels_], axis=1)
+    assert (distance <= detector.radii_[detector.labels_] + 1e-9).all()
+    assert (detector.assign(x) >= 0).all()  # seen vectors lie within their cluster's radius
 
 
 def test_nonfinite_rows_are_anomalous_and_skipped():
