@@ -28,7 +28,7 @@ MAX_BIRCH_SAMPLES = 5000
 # Agglomerating the subclusters costs the square of their number. Vectors that Birch does
 # not compress (velocity and acceleration: nearly every sample is its own subcluster, as a
 # probe of this many samples shows) are clustered from the probe alone, about 67 samples per
-# cluster at k = 30; from 5,000, a 10,000-sample run's attributes took 5-7 s instead of 2-3.
+# cluster at k = 30; from 5,000, a 10,000-sample run's attributes took 5-7 s instead of 2.3-3.
 MAX_INCOMPRESSIBLE = 2000
 
 
@@ -69,7 +69,10 @@ class FeatureDetector:
     threshold : float
         ``th_ab``: scores above it are anomalous.
     seed : int
-        Seeds the subset used on very large inputs.
+        Seeds the random subsets the clusters are learned from (see the module docstring).
+
+    After ``fit``, ``n_learned_from_`` says how many seen samples the clusters were learned
+    from (the others joined the nearest cluster).
     """
 
     def __init__(self, n_clusters: int = 30, threshold: float = 0.98, seed: int = 0):
@@ -118,6 +121,7 @@ class FeatureDetector:
         self.radii_ = np.zeros(len(used))
         np.maximum.at(self.radii_, labels, distance)  # eq. 3
         self.n_seen_ = len(x)
+        self.n_learned_from_ = len(subset)
         self.cluster_scores_ = abnormality(self.sizes_)
         self.labels_ = np.full(len(vectors), -1)
         self.labels_[finite] = labels

@@ -60,17 +60,23 @@ def test_unseen_sample_rule():
         assert (detector.assign(point[None])[0] == j) == expect_inside
 
 
-def test_vectors_birch_cannot_compress_still_cluster_every_seen_sample():
+def test_vectors_birch_cannot_compress_are_clustered_from_a_probe():
     # Random directions in 40-D: every sample is its own Birch subcluster, so the clusters
     # are learned from a probe of MAX_INCOMPRESSIBLE samples and the others join them.
     x = np.random.default_rng(0).normal(size=(MAX_INCOMPRESSIBLE + 1_000, 40))
     detector = FeatureDetector(n_clusters=30).fit(x)
+    assert detector.n_learned_from_ == MAX_INCOMPRESSIBLE
     assert len(detector.sizes_) == 30 and detector.sizes_.sum() == len(x)
     np.testing.assert_allclose(detector.scores_, 1 - detector.sizes_[detector.labels_] / len(x))
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     distance = np.linalg.norm(unit - detector.centroids_[detector.labels_], axis=1)
     assert (distance <= detector.radii_[detector.labels_] + 1e-9).all()
     assert (detector.assign(x) >= 0).all()  # seen vectors lie within their cluster's radius
+    # Vectors that compress are learned from all of them.
+    compressible = blobs([MAX_INCOMPRESSIBLE, 900, 100])
+    detector = FeatureDetector(n_clusters=3).fit(compressible)
+    assert detector.n_learned_from_ == len(compressible)
+    assert sorted(detector.sizes_) == [100, 900, MAX_INCOMPRESSIBLE]
 
 
 def test_nonfinite_rows_are_anomalous_and_skipped():
