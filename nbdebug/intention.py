@@ -218,13 +218,14 @@ class IntentionLearner:
         self._buffer = np.empty((n_blocks, BLOCK), dtype=np.float32)  # scores land here
         self._coef = np.ones(len(self._dense) + 1, dtype=np.float32)  # the jitter's stays 1
         self._candidates = None  # the last candidate mask, and per position
-        # For exploring (see _explore), per dense attribute: its positions from the highest
-        # value down, ties broken by the jitter (in float64, which keeps it whole); per cell,
-        # its positions by the jitter alone (a random order), and where each cell starts.
-        self._attribute_orders = np.argsort(-(dense[:, :-1] + dense[:, -1:]).T, axis=1).astype(np.int32)
-        cell_at = self._cell_of[self._code_at]
-        self._cell_starts = np.searchsorted(cell_at, np.arange(self._n_cells + 1))
-        self._cell_random_order = np.lexsort((-dense[:, -1], cell_at)).astype(np.int32)
+        if mode == "default":
+            # For exploring (see _explore), per dense attribute: its positions from the highest
+            # value down, ties broken by the jitter (in float64, which keeps it whole); per
+            # cell, its positions by the jitter alone (a random order), and where cells start.
+            self._attribute_orders = np.argsort(-(dense[:, :-1] + dense[:, -1:]).T, axis=1).astype(np.int32)
+            cell_at = self._cell_of[self._code_at]
+            self._cell_starts = np.searchsorted(cell_at, np.arange(self._n_cells + 1))
+            self._cell_random_order = np.lexsort((-dense[:, -1], cell_at)).astype(np.int32)
         # All groups' tables side by side (block-diagonal), so one product gives every part.
         self._group_values = np.zeros((len(self._grouped), len(self._grouped)))
         self._group_parts = []  # each group's slice of that product
@@ -461,13 +462,17 @@ class IntentionLearner:
         return np.concatenate([top[:k - len(extra)], np.array(extra, dtype=top.dtype)])
 
     def _explore(self, open_: np.ndarray, k: int) -> np.ndarray:
-        """An exploring round (positions, like ``open_``): a random open sample of each of
-        the largest cells, then the top of every other attribute."""
+        """An exploring round (positions, like ``open_``, of which recommend made sure at
+        least k are open): a random open sample of each of the largest cells, then the top
+        of every other attribute; without such attributes, the rest by the scores."""
         chosen = self._explore_cells(open_, int(EXPLORE_CELLS * k))
         rest = open_.copy()
         rest[chosen] = False
-        k -= len(chosen)  # recommend made sure that at least k samples are open
-        return np.concatenate([chosen, self._explore_attributes(rest, k)]) if k else chosen
+        chosen = np.concatenate([chosen, self._explore_attributes(rest, k - len(chosen))])
+        if len(chosen) < k:
+            rest[chosen] = False
+            chosen = np.concatenate([chosen, top_k(self._score(), k - len(chosen), rest)])
+        return chosen
 
     def _explore_cells(self, open_: np.ndarray, k: int) -> np.ndarray:
         """A random open sample of each of the k cells with the most open samples (positions).
@@ -493,7 +498,7 @@ class IntentionLearner:
         tops = [_first_open(order, open_, k).tolist() for order in self._attribute_orders]
         chosen: dict[int, None] = {}
         for depth in range(k):
-            chosen.update(dict.fromkeys(column_top[depth] for column_top in tops if depth < len(column_top)))
+            chosen.update(dict.fromkeys(column_top[depth] for column_top in tops))
             if len(chosen) >= k:
                 break
         return np.fromiter(chosen, dtype=np.int64, count=len(chosen))[:k]
@@ -531,8 +536,8 @@ def top_k(scores: np.ndarray, k: int, among: np.ndarray | None = None) -> np.nda
 
 
 def _first_open(order: np.ndarray, open_: np.ndarray, k: int | None = None):
-    """The first open entry of ``order`` (k=None), or its first k open entries (fewer if it
-    has fewer); read in growing prefixes, since the open samples are nearly all of them."""
+    """The first open entry of ``order`` (k=None), or its first k open entries; read in
+    growing prefixes, since the open samples are usually nearly all of them."""
     want = 1 if k is None else k
     length = 2 * want + 64
     while True:

@@ -238,20 +238,26 @@ def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
     assert found[10.0] >= max(found[np.inf], 2) and rank[10.0] < rank[np.inf] / 2
 
 
-def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits, sparse):
     a, names, run, train, noisy = digits
+    pool = train.copy()
+    if sparse:  # a pool without whole classes, and thin: exploring reads far into its orders
+        pool &= (run.labels < 5) & (np.random.default_rng(0).random(run.n_samples) < 0.3)
     learner = IntentionLearner(a, names, labelled=run.labels >= 0)
-    learner.feedback(reject=learner.recommend(50, train))
-    open_ = np.flatnonzero(train & (learner.answers < 0))
+    learner.feedback(reject=learner.recommend(50, pool))
+    open_ = np.flatnonzero(pool & (learner.answers < 0))
     assert not learner.coef_.any()  # all rejects: nothing learned, the scores are the seeded jitter
     jitter = learner.scores()
-    explored = learner.recommend(50, train)
+    explored = learner.recommend(50, pool)
+    assert len(np.unique(explored)) == 50 and np.isin(explored, open_).all()
     # Half the round: a random open sample (the jitter's best) of each of the 25 largest
     # (label, alternative) cells.
     label, alternative = _cells(a, names, run, ("label", "alternative"))
     _, cell, size = np.unique((label * len(run.classes) + alternative)[open_], return_inverse=True,
                               return_counts=True)
-    largest = np.flatnonzero(size > np.sort(size)[-26])  # the 25 largest, leaving out ties at the edge
+    # The 25 largest, leaving out ties at the edge (the thin pool has fewer cells: all of them).
+    largest = np.flatnonzero(size > np.sort(size)[-26]) if len(size) > 25 else np.arange(len(size))
     assert len(largest) >= 15
     for c in largest:
         members = open_[cell.reshape(-1) == c]
@@ -263,8 +269,17 @@ def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits)
             column[open_] = a[open_, j]
             assert column[explored].max() == column.max()
     learner.feedback(accept=explored[:1], reject=explored[1:])
-    exploit = learner.recommend(50, train)  # one accept ends exploring: the learned ranking
-    np.testing.assert_array_equal(exploit, top_k(learner.scores(), 50, train & (learner.answers < 0)))
+    exploit = learner.recommend(50, pool)  # one accept ends exploring: the learned ranking
+    np.testing.assert_array_equal(exploit, top_k(learner.scores(), 50, pool & (learner.answers < 0)))
+
+
+def test_exploring_fills_the_round_without_attributes_besides_the_class_indicators(digits):
+    a, names, run, train, noisy = digits
+    indicators = [j for j, name in enumerate(names) if "=" in name]
+    learner = IntentionLearner(a[:, indicators], [names[j] for j in indicators], labelled=run.labels >= 0)
+    learner.feedback(reject=learner.recommend(50, train))
+    explored = learner.recommend(50, train)
+    assert len(np.unique(explored)) == 50 and (learner.answers[explored] < 0).all() and train[explored].all()
 
 
 def test_a_candidate_mask_changed_in_place_is_honoured(digits):
