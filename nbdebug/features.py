@@ -254,13 +254,9 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
         values = np.asarray(values, dtype=np.float32)
         out[name] = np.where(np.isfinite(values) & ~any_bad, np.clip(values, 0, 1), 1.0).astype(np.float32)
     if c <= MAX_INDICATOR_CLASSES:
-        names = run.classes
-        for k in range(c):
-            out[f"label={names[k]}"] = (label == k).astype(np.float32)
-        for k in range(c):
-            out[f"predicted={names[k]}"] = (predicted[-1] == k).astype(np.float32)
-        for k in range(c):
-            out[f"alternative={names[k]}"] = (alternative == k).astype(np.float32)
+        for group, classes in (("label", label), ("predicted", predicted[-1]), ("alternative", alternative)):
+            for k, name in enumerate(run.classes):
+                out[f"{group}={name}"] = (classes == k).astype(np.float32)
     return out
 
 
