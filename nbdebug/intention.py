@@ -142,8 +142,11 @@ class IntentionLearner:
         one_hot = {}  # prefix -> (columns, each sample's class in the group)
         for prefix, columns in prefixes.items():
             block = attributes[:, columns]
-            if len(columns) > 1 and np.isin(block, (0, 1)).all() and (block.sum(axis=1) == 1).all():
-                one_hot[prefix] = (np.array(columns), block.argmax(axis=1).astype(np.int16))
+            in_class = block.sum(axis=1)
+            if len(columns) > 1 and np.isin(block, (0, 1)).all() and (in_class <= 1).all():
+                # A sample in none of the classes (no usable last prediction) gets one more class.
+                classes_of_group = np.where(in_class == 1, block.argmax(axis=1), len(columns))
+                one_hot[prefix] = (np.array(columns), classes_of_group.astype(np.int16))
         mean, scale = np.zeros(self.d), np.ones(self.d)
         if mode == "default":
             mean, std = attributes.mean(axis=0), attributes.std(axis=0)
@@ -157,7 +160,7 @@ class IntentionLearner:
         self._pseudo_x = self.pseudo * x.mean(axis=0)
         self._pseudo_xx = self.pseudo * (x.T @ x) / self.n
         # Per group: its columns, and a table whose row c holds those columns (standardised)
-        # for a sample of class c.
+        # for a sample of class c (a last row of all "off" if some sample is in none).
         self._groups: list[tuple[np.ndarray, np.ndarray]] = []
         group_prefixes = []
         code = np.zeros(self.n, dtype=np.int32)  # all groups' classes in one mixed-radix number
@@ -166,11 +169,13 @@ class IntentionLearner:
         for prefix in cell_groups_first:
             columns, classes_of_group = one_hot[prefix]
             off, on = (0 - mean[columns]) / scale[columns], (1 - mean[columns]) / scale[columns]
-            if n_combinations * len(columns) > 1 << 20:
+            n_classes = max(len(columns), classes_of_group.max() + 1)
+            if n_combinations * n_classes > 1 << 20:
                 continue  # too many combinations for one lookup table: stays dense
-            n_combinations *= len(columns)
-            code = code * len(columns) + classes_of_group
-            self._groups.append((columns, np.where(np.eye(len(columns), dtype=bool), on, off).astype(np.float32)))
+            n_combinations *= n_classes
+            code = code * n_classes + classes_of_group
+            table = np.where(np.eye(n_classes, len(columns), dtype=bool), on, off)
+            self._groups.append((columns, table.astype(np.float32)))
             group_prefixes.append(prefix)
         self._grouped = np.concatenate([columns for columns, _ in self._groups] or [np.zeros(0, np.int64)])
         self._dense = np.setdiff1d(np.arange(self.d), self._grouped)
@@ -184,24 +189,27 @@ class IntentionLearner:
         self._counts = np.bincount(code, minlength=n_combinations)
         self._code_at = np.repeat(np.arange(n_combinations), self._counts)  # per position
         # Per combination: each group's class, and all groups' columns (standardised) in one row.
-        classes = np.unravel_index(np.arange(n_combinations), [len(c) for c, _ in self._groups] or [1])
+        classes = np.unravel_index(np.arange(n_combinations), [len(table) for _, table in self._groups] or [1])
         self._combination_rows = np.concatenate(
-            [values[c] for (_, values), c in zip(self._groups, classes)] or [np.zeros((n_combinations, 0))],
+            [table[c] for (_, table), c in zip(self._groups, classes)] or [np.zeros((n_combinations, 0))],
             axis=1).astype(np.float32)
-        # Per combination: whether the given label differs from the prediction.
+        # Per combination: whether the given label differs from the prediction (both known).
         self._off_diagonal = None
         if {"label", "predicted"} <= set(group_prefixes):
-            label, predicted = (np.array([self.names[j].split("=", 1)[1]
-                                          for j in self._groups[group_prefixes.index(g)][0]])
-                                [classes[group_prefixes.index(g)]] for g in ("label", "predicted"))
-            self._off_diagonal = label != predicted
+            def class_names(group):  # per combination: the class name in group, and whether it has one
+                i = group_prefixes.index(group)
+                columns = self._groups[i][0]
+                known = classes[i] < len(columns)
+                return np.array([self.names[j].split("=", 1)[1] for j in columns])[np.where(known, classes[i], 0)], known
+            (label, has_label), (predicted, has_prediction) = class_names("label"), class_names("predicted")
+            self._off_diagonal = (label != predicted) & has_label & has_prediction
         # Per combination: its cell, the given label and the alternative where both groups
         # exist (they come first in the code), else the whole combination. One confusion
         # ("true 3 labelled 8") is one cell whether the model predicts the true class or has
         # memorised the wrong label.
         per_cell = 1
         if group_prefixes[:len(CELL_GROUPS)] == list(CELL_GROUPS):
-            per_cell = n_combinations // np.prod([len(columns) for columns, _ in self._groups[:len(CELL_GROUPS)]])
+            per_cell = n_combinations // np.prod([len(table) for _, table in self._groups[:len(CELL_GROUPS)]])
         self._cell_of = np.arange(n_combinations) // per_cell
         self._n_cells = n_combinations // per_cell
         # The dense attributes, plus a last row of tiny random numbers with coefficient 1
@@ -227,13 +235,13 @@ class IntentionLearner:
             self._cell_starts = np.searchsorted(cell_at, np.arange(self._n_cells + 1))
             self._cell_random_order = np.lexsort((-dense[:, -1], cell_at)).astype(np.int32)
         # All groups' tables side by side (block-diagonal), so one product gives every part.
-        self._group_values = np.zeros((len(self._grouped), len(self._grouped)))
+        self._group_values = np.zeros((sum(len(table) for _, table in self._groups), len(self._grouped)))
         self._group_parts = []  # each group's slice of that product
-        start = 0
-        for columns, values in self._groups:
-            self._group_parts.append(slice(start, start + len(columns)))
-            self._group_values[self._group_parts[-1], self._group_parts[-1]] = values
-            start += len(columns)
+        start = column = 0
+        for columns, table in self._groups:
+            self._group_parts.append(slice(start, start + len(table)))
+            self._group_values[self._group_parts[-1], column:column + len(columns)] = table
+            start, column = start + len(table), column + len(columns)
         self.reset(prior)
 
     def reset(self, prior: str | None = None) -> None:

@@ -153,6 +153,23 @@ def test_compressed_scores_equal_the_full_product(digits):
     np.testing.assert_allclose(learner.scores(), full, atol=2e-4)
 
 
+def test_a_sample_without_a_last_prediction_keeps_the_class_indicators_compressed(digits):
+    a, names, run, train, _ = digits
+    a = a.copy()
+    predicted = [j for j, name in enumerate(names) if name.startswith("predicted=")]
+    a[0, predicted] = 0  # what features.py gives a sample whose last epoch is unusable
+    learner = IntentionLearner(a, names, labelled=run.labels >= 0)
+    assert len(learner._grouped) == sum("=" in name for name in names)  # no group fell back to dense
+    assert learner._off_diagonal is not None  # so the first round is still hedged
+    assert not learner._off_diagonal[learner._code_at[learner._position[0]]]
+    np.testing.assert_allclose(learner.rows(np.arange(run.n_samples))[:, predicted],
+                               a[:, predicted] - a[:, predicted].mean(axis=0), atol=1e-6)
+    learner.coef_ = np.random.default_rng(0).normal(size=len(names))
+    full = learner.rows(np.arange(run.n_samples)) @ learner.coef_.astype(np.float32)
+    np.testing.assert_allclose(learner.scores(), full, atol=2e-4)
+    assert len(learner.recommend(50, train)) == 50
+
+
 def test_bad_feedback_raises_clear_errors(digits):
     a, names, run, _, _ = digits
     learner = IntentionLearner(a, names)
