@@ -132,21 +132,7 @@ class IntentionLearner:
         self.seed = seed
         self.alpha = (1.0 if mode == "paper" else 100.0) if alpha is None else float(alpha)
         attributes = np.where(np.isfinite(attributes), attributes, 1.0)
-        # One-hot groups ("label=0", "label=1", ...) are kept as one class code per sample:
-        # their part of a score is then a table lookup, which keeps the matrix read per
-        # re-rank (and so its memory traffic) small.
-        prefixes: dict[str, list[int]] = {}
-        for j, name in enumerate(self.names):
-            if "=" in name:
-                prefixes.setdefault(name.split("=", 1)[0], []).append(j)
-        one_hot = {}  # prefix -> (columns, each sample's class in the group)
-        for prefix, columns in prefixes.items():
-            block = attributes[:, columns]
-            in_class = block.sum(axis=1)
-            if len(columns) > 1 and np.isin(block, (0, 1)).all() and (in_class <= 1).all():
-                # A sample in none of the classes (no usable last prediction) gets one more class.
-                classes_of_group = np.where(in_class == 1, block.argmax(axis=1), len(columns))
-                one_hot[prefix] = (np.array(columns), classes_of_group.astype(np.int16))
+        one_hot = one_hot_groups(attributes, self.names)
         mean, scale = np.zeros(self.d), np.ones(self.d)
         if mode == "default":
             mean, std = attributes.mean(axis=0), attributes.std(axis=0)
@@ -159,6 +145,14 @@ class IntentionLearner:
         # The pseudo-negatives' share of the sums of x and x x^T.
         self._pseudo_x = self.pseudo * x.mean(axis=0)
         self._pseudo_xx = self.pseudo * (x.T @ x) / self.n
+        self._index_classes(one_hot, mean, scale)
+        self._store_dense(attributes, seed)
+        self._candidates = None  # the last candidate mask, and per position
+        self.reset(prior)
+
+    def _index_classes(self, one_hot: dict, mean: np.ndarray, scale: np.ndarray) -> None:
+        """Stores the samples sorted by their combination of classes in the one-hot groups, with
+        the tables a score, a cell and the first round's hedge read per combination."""
         # Per group: its columns, and a table whose row c holds those columns (standardised)
         # for a sample of class c (a last row of all "off" if some sample is in none).
         self._groups: list[tuple[np.ndarray, np.ndarray]] = []
@@ -169,7 +163,7 @@ class IntentionLearner:
         for prefix in cell_groups_first:
             columns, classes_of_group = one_hot[prefix]
             off, on = (0 - mean[columns]) / scale[columns], (1 - mean[columns]) / scale[columns]
-            n_classes = max(len(columns), classes_of_group.max() + 1)
+            n_classes = len(columns) + int((classes_of_group == len(columns)).any())  # + none
             if n_combinations * n_classes > 1 << 20:
                 continue  # too many combinations for one lookup table: stays dense
             n_combinations *= n_classes
@@ -200,7 +194,8 @@ class IntentionLearner:
                 i = group_prefixes.index(group)
                 columns = self._groups[i][0]
                 known = classes[i] < len(columns)
-                return np.array([self.names[j].split("=", 1)[1] for j in columns])[np.where(known, classes[i], 0)], known
+                names = np.array([self.names[j].split("=", 1)[1] for j in columns])
+                return names[np.where(known, classes[i], 0)], known
             (label, has_label), (predicted, has_prediction) = class_names("label"), class_names("predicted")
             self._off_diagonal = (label != predicted) & has_label & has_prediction
         # Per combination: its cell, the given label and the alternative where both groups
@@ -212,6 +207,18 @@ class IntentionLearner:
             per_cell = n_combinations // np.prod([len(table) for _, table in self._groups[:len(CELL_GROUPS)]])
         self._cell_of = np.arange(n_combinations) // per_cell
         self._n_cells = n_combinations // per_cell
+        # All groups' tables side by side (block-diagonal), so one product gives every part.
+        self._group_values = np.zeros((sum(len(table) for _, table in self._groups), len(self._grouped)))
+        self._group_parts = []  # each group's slice of that product
+        start = column = 0
+        for columns, table in self._groups:
+            self._group_parts.append(slice(start, start + len(table)))
+            self._group_values[self._group_parts[-1], column:column + len(columns)] = table
+            start, column = start + len(table), column + len(columns)
+
+    def _store_dense(self, attributes: np.ndarray, seed: int) -> None:
+        """Stores the dense attributes (all but the one-hot groups) attribute-major for the
+        product that scores, and the orders an exploring round reads."""
         # The dense attributes, plus a last row of tiny random numbers with coefficient 1
         # that breaks the many ties of cluster scores at random inside the product, are
         # kept attribute-major in blocks of BLOCK samples: (n_blocks, n_dense + 1, BLOCK).
@@ -225,8 +232,7 @@ class IntentionLearner:
         self._blocks = np.ascontiguousarray(padded.reshape(n_blocks, BLOCK, -1).transpose(0, 2, 1))
         self._buffer = np.empty((n_blocks, BLOCK), dtype=np.float32)  # scores land here
         self._coef = np.ones(len(self._dense) + 1, dtype=np.float32)  # the jitter's stays 1
-        self._candidates = None  # the last candidate mask, and per position
-        if mode == "default":
+        if self.mode == "default":
             # For exploring (see _explore), per dense attribute: its positions from the highest
             # value down, ties broken by the jitter (in float64, which keeps it whole); per
             # cell, its positions by the jitter alone (a random order), and where cells start.
@@ -234,15 +240,6 @@ class IntentionLearner:
             cell_at = self._cell_of[self._code_at]
             self._cell_starts = np.searchsorted(cell_at, np.arange(self._n_cells + 1))
             self._cell_random_order = np.lexsort((-dense[:, -1], cell_at)).astype(np.int32)
-        # All groups' tables side by side (block-diagonal), so one product gives every part.
-        self._group_values = np.zeros((sum(len(table) for _, table in self._groups), len(self._grouped)))
-        self._group_parts = []  # each group's slice of that product
-        start = column = 0
-        for columns, table in self._groups:
-            self._group_parts.append(slice(start, start + len(table)))
-            self._group_values[self._group_parts[-1], column:column + len(columns)] = table
-            start, column = start + len(table), column + len(columns)
-        self.reset(prior)
 
     def reset(self, prior: str | None = None) -> None:
         """Forget all answers and restore the initial coefficients (a new intention whose
@@ -515,6 +512,28 @@ class IntentionLearner:
     def importance(self) -> dict[str, float]:
         """Attribute name -> current coefficient (default mode: per standard deviation)."""
         return {name: float(c) for name, c in zip(self.names, self.coef_)}
+
+
+def one_hot_groups(attributes: np.ndarray, names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The groups of 0/1 columns named ``<prefix>=<class>`` ("label=0", "label=1", ...) in which
+    every sample is in at most one class: prefix -> (columns, each sample's class, where
+    ``len(columns)`` stands for none, as for a sample without a usable last prediction).
+
+    The learner keeps such a group as one class code per sample: its part of a score is then
+    a table lookup, which keeps the matrix read per re-rank (and so its memory traffic) small.
+    """
+    prefixes: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        if "=" in name:
+            prefixes.setdefault(name.split("=", 1)[0], []).append(j)
+    groups = {}
+    for prefix, columns in prefixes.items():
+        block = attributes[:, columns]
+        in_class = block.sum(axis=1)
+        if len(columns) > 1 and np.isin(block, (0, 1)).all() and (in_class <= 1).all():
+            classes = np.where(in_class == 1, block.argmax(axis=1), len(columns))
+            groups[prefix] = (np.array(columns), classes.astype(np.int16))
+    return groups
 
 
 def top_k(scores: np.ndarray, k: int, among: np.ndarray | None = None) -> np.ndarray:
