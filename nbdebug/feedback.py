@@ -5,7 +5,7 @@ event per line::
 
     {"event": "intention", "format": 1, "intention": 2, "mode": "default", "prior": "aum",
      "time": "2026-11-21T22:40:01.123456+00:00"}
-    {"event": "answer", "intention": 2, "index": 117, "answer": "accept",
+    {"event": "answer", "intention": 2, "index": 117, "answer": "accept", "prior": "aum",
      "time": "2026-11-21T22:40:09.551002+00:00"}
 
 * ``intention`` events start an intention session (numbered 1, 2, ... in order);
@@ -14,16 +14,19 @@ event per line::
 * ``answer`` events belong to the intention they name; ``index`` is the sample
   index in the run, ``answer`` is ``"accept"`` or ``"reject"``. A later answer on
   the same sample within one intention replaces the earlier one (both stay in the log).
+  ``prior`` is the prior the intention's learner ranked its first round by, as chosen
+  (null in the paper mode); it may be missing from logs of earlier versions.
 * ``time`` is UTC, ISO 8601.
 
 Each feedback call appends its lines with one write, then flushes and fsyncs, so
 an answer is on disk before the call returns and a kernel dying between two
-clicks loses nothing. A line cut short by a crash mid-write is ignored on reading.
-Only JSON is read back, never pickle.
+clicks loses nothing. A line cut short by a crash mid-write is ignored on reading,
+and the next write starts on a line of its own. Only JSON is read back, never pickle.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import warnings
@@ -70,27 +73,36 @@ class FeedbackLog:
         """Write events durably: one write, flush, fsync."""
         if not events:
             return
-        text = "".join(json.dumps(event, separators=(", ", ": ")) + "\n" for event in events)
+        data = "".join(json.dumps(event, separators=(", ", ": ")) + "\n" for event in events).encode("utf-8")
         try:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(text)
+            with open(self.path, "a+b") as f:  # writes go to the end; reading checks how the file ends
+                end = f.seek(0, os.SEEK_END)
+                if end:
+                    f.seek(end - 1)
+                    if f.read(1) != b"\n":  # a line cut short by a crash: end it first
+                        data = b"\n" + data
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as err:
-            raise PermissionError(f"cannot save feedback to {self.path} ({err}); the run directory must be "
-                                  "writable: copy the run somewhere writable and open the copy") from None
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise PermissionError(f"cannot save feedback to {self.path} ({err}); the run directory must be "
+                                      "writable: copy the run somewhere writable and open the copy") from None
+            raise OSError(err.errno, f"cannot save feedback to {self.path}: {err.strerror}") from err
 
 
-def last_intention(events: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[int, bool]]:
-    """The latest intention event and its final answers (sample index -> accepted), in answer order."""
-    intention = None
+def last_intention(events: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[int, bool], str | None]:
+    """The latest intention event, its final answers (sample index -> accepted) in answer
+    order, and the prior its answers name (else the intention event's, which may be null)."""
+    intention, prior = None, None
     answers: dict[int, bool] = {}
     for event in events:
         if event["event"] == "intention":
-            intention, answers = event, {}
+            intention, answers, prior = event, {}, event.get("prior")
         elif intention is not None and event.get("intention") == intention.get("intention"):
             index = event.get("index")
             if isinstance(index, int) and event.get("answer") in ("accept", "reject"):
                 answers.pop(index, None)
                 answers[index] = event["answer"] == "accept"
-    return intention, answers
+                prior = event.get("prior", prior)
+    return intention, answers, prior

@@ -125,6 +125,8 @@ class IntentionLearner:
         self.mode = mode
         self.n, self.d = attributes.shape
         self.labelled = np.ones(self.n, bool) if labelled is None else np.asarray(labelled, bool)
+        if self.labelled.shape != (self.n,):
+            raise ValueError(f"labelled must hold one bool per sample, shape ({self.n},); got {self.labelled.shape}")
         self.pseudo = n_pseudo * pseudo_weight if mode == "default" else 0.0
         if not cell_prior > 0:
             raise ValueError(f"cell_prior must be > 0 (inf turns the per-cell correction off), got {cell_prior!r}")
@@ -146,7 +148,7 @@ class IntentionLearner:
         self._pseudo_x = self.pseudo * x.mean(axis=0)
         self._pseudo_xx = self.pseudo * (x.T @ x) / self.n
         self._index_classes(one_hot, mean, scale)
-        self._store_dense(attributes, seed)
+        self._store_dense(attributes)
         self._candidates = None  # the last candidate mask, and per position
         self.reset(prior)
 
@@ -216,7 +218,7 @@ class IntentionLearner:
             self._group_values[self._group_parts[-1], column:column + len(columns)] = table
             start, column = start + len(table), column + len(columns)
 
-    def _store_dense(self, attributes: np.ndarray, seed: int) -> None:
+    def _store_dense(self, attributes: np.ndarray) -> None:
         """Stores the dense attributes (all but the one-hot groups) attribute-major for the
         product that scores, and the orders an exploring round reads."""
         # The dense attributes, plus a last row of tiny random numbers with coefficient 1
@@ -224,7 +226,7 @@ class IntentionLearner:
         # kept attribute-major in blocks of BLOCK samples: (n_blocks, n_dense + 1, BLOCK).
         # One np.matmul then scores every block with a single-threaded BLAS call each (on
         # a busy machine BLAS threads wait for each other and a product takes 10x longer).
-        jitter = np.random.default_rng(seed).random(self.n) * 1e-6
+        jitter = np.random.default_rng(self.seed).random(self.n) * 1e-6
         dense = np.column_stack([attributes[:, self._dense], jitter])[self._order]
         n_blocks = -(-self.n // BLOCK)
         padded = np.zeros((n_blocks * BLOCK, len(self._dense) + 1), dtype=np.float32)
@@ -244,9 +246,7 @@ class IntentionLearner:
     def reset(self, prior: str | None = None) -> None:
         """Forget all answers and restore the initial coefficients (a new intention whose
         first round is ranked by ``prior``, by default chosen when first recommending)."""
-        if prior is not None and (not isinstance(prior, str) or not set(prior.split("+")) <= set(self.names)):
-            raise ValueError(f"prior must be an attribute name, or names joined by '+', from {self.names}; "
-                             f"got {prior!r}")
+        self.check_prior(prior)
         self.requested_prior = prior
         self._set_initial(self.requested_prior)
         self.answers = np.full(self.n, -1, dtype=np.int8)  # -1 unjudged, 0 rejected, 1 accepted
@@ -272,14 +272,26 @@ class IntentionLearner:
         self.coef_ = self.initial_coef_.copy()
         self.intercept_ = 0.0
 
-    def resolve_prior(self, candidates: np.ndarray | None) -> None:
-        """Default mode, no prior named: pick it from the share of labelled ``candidates`` (bool mask)."""
+    def check_prior(self, prior) -> None:
+        """Raise unless ``prior`` is None or names attributes of this learner."""
+        if prior is not None and not is_prior(prior, self.names):
+            raise ValueError(f"prior must be an attribute name, or names joined by '+', from {self.names}; "
+                             f"got {prior!r}")
+
+    def prior_for(self, candidates: np.ndarray | None) -> str | None:
+        """The prior the first round is ranked by: the one named, else (default mode) chosen
+        from the share of labelled ``candidates`` (bool mask, not empty; None: all samples)."""
         if self.mode == "paper" or self.prior is not None:
-            return
+            return self.prior
         labelled = self.labelled if candidates is None else self.labelled[candidates]
         choice = PRIOR_LABELLED if labelled.mean() >= 0.5 else PRIOR_UNLABELLED
         present = [name for name in choice.split("+") if name in self.names]  # a custom set may lack some
-        self._set_initial("+".join(present) if present else self.names[0])
+        return "+".join(present) if present else self.names[0]
+
+    def resolve_prior(self, candidates: np.ndarray | None) -> None:
+        """Fix the prior (see :meth:`prior_for`) if it is not fixed yet."""
+        if self.prior is None and self.mode == "default":
+            self._set_initial(self.prior_for(candidates))
 
     @property
     def judged(self) -> np.ndarray:
@@ -424,11 +436,16 @@ class IntentionLearner:
         """
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
             raise ValueError(f"k must be a non-negative integer, got {k!r}")
-        self.resolve_prior(candidates)
+        if candidates is not None:
+            candidates = np.asarray(candidates)
+            if candidates.dtype != bool or candidates.shape != (self.n,):
+                raise ValueError(f"candidates must be a bool mask of shape ({self.n},), got {candidates.dtype} "
+                                 f"{candidates.shape}; from indices: np.isin(np.arange({self.n}), indices)")
         open_ = self._open if candidates is None else self._in_positions(candidates) & self._open
         k = min(int(k), int(np.count_nonzero(open_)))
-        if k == 0:
+        if k == 0:  # before the prior is chosen: an empty pool says nothing about it
             return np.zeros(0, dtype=np.int64)
+        self.resolve_prior(candidates)
         if self.mode == "default" and len(self._judged) and self._sums[self.d, self.d + 1] == 0:
             return self._order[self._explore(open_, k)]
         if self.mode == "default" and not len(self._judged) and self._off_diagonal is not None:
@@ -512,6 +529,11 @@ class IntentionLearner:
     def importance(self) -> dict[str, float]:
         """Attribute name -> current coefficient (default mode: per standard deviation)."""
         return {name: float(c) for name, c in zip(self.names, self.coef_)}
+
+
+def is_prior(prior, names: list[str]) -> bool:
+    """Whether ``prior`` is an attribute name, or names joined by "+", from ``names``."""
+    return isinstance(prior, str) and set(prior.split("+")) <= set(names)
 
 
 def one_hot_groups(attributes: np.ndarray, names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

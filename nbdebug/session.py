@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from . import feedback as feedback_log
 from .anomaly import AnomalyDetector
 from .features import ATTRIBUTES_VERSION, PROGRESS_MIN_SAMPLES, aggregate_attributes, confidence, \
     dynamic_features, is_sigmoid, load_attributes, load_probabilities, save_attributes, select_epochs
-from .intention import MODES, IntentionLearner
+from .intention import MODES, IntentionLearner, is_prior
 from .projection import AlignedPCA
 from .run import Run, load_run
 from .visualizer import Background, TimeTravelVisualizer, head_probabilities, run_fingerprint
@@ -52,7 +53,7 @@ class Session:
     n_clusters, threshold : int, float
         The anomaly detector's k and ``th_ab`` (30 and 0.98 in the paper).
     seed : int
-        Seeds clustering subsets, tie-breaking and pseudo-negatives.
+        Seeds clustering subsets and tie-breaking.
     """
 
     def __init__(self, run: Run | str | Path, projection=None, *, mode: str = "default", epochs=None,
@@ -308,30 +309,23 @@ class Session:
             names = self.attribute_names
             # Every answer is in the log, so the learner is rebuilt from it (after a kernel
             # restart, or after fit() changed the embedding the attributes come from).
-            self._intention, restored = feedback_log.last_intention(self._log.read())
-            prior = self._intention.get("prior") if self._intention else None
+            self._intention, restored, prior = feedback_log.last_intention(self._log.read())
             self._learner = IntentionLearner(self.anomaly_scores, names, mode=self.mode,
-                                             prior=prior if prior in names else None,
+                                             prior=prior if is_prior(prior, names) else None,
                                              labelled=self.run.labels >= 0, seed=self.seed)
-            valid = {i: a for i, a in restored.items() if isinstance(i, int) and 0 <= i < self.run.n_samples}
-            if valid:
-                # The prior was chosen from the pool the user judged; the judged samples show that pool.
-                judged = np.zeros(self.run.n_samples, dtype=bool)
-                judged[list(valid)] = True
-                self._learner.resolve_prior(judged)
-                self._learner.feedback(accept=[i for i, a in valid.items() if a],
-                                       reject=[i for i, a in valid.items() if not a])
+            valid = [(i, a) for i, a in restored.items() if 0 <= i < self.run.n_samples]
+            # Replayed in answer order, a run of equal answers at a time.
+            for accepted, answers in itertools.groupby(valid, key=lambda answer: answer[1]):
+                indices = np.array([i for i, _ in answers], dtype=np.int64)
+                none = np.zeros(0, dtype=np.int64)
+                self._learner.record(*((indices, none) if accepted else (none, indices)))
         return self._learner
 
     def _candidates(self, among) -> np.ndarray | None:
         if among is None:
             return None
-        if isinstance(among, str):
-            mask = np.zeros(self.run.n_samples, dtype=bool)
-            mask[self.run.indices(among)] = True
-            return mask
         mask = np.zeros(self.run.n_samples, dtype=bool)
-        mask[self.learner.check_indices(among, "among")] = True
+        mask[self.run.indices(among) if isinstance(among, str) else self.learner.check_indices(among, "among")] = True
         return mask
 
     def recommend(self, k: int = 50, among=None) -> np.ndarray:
@@ -353,8 +347,9 @@ class Session:
             events.append(self._intention_event(1, learner.requested_prior))
         intention = (self._intention or events[0])["intention"]
         time = feedback_log.now()
+        prior = learner.prior_for(None)  # what recording the answers fixes, if not fixed yet
         events += [{"event": "answer", "intention": intention, "index": int(i),
-                    "answer": "accept" if ok else "reject", "time": time}
+                    "answer": "accept" if ok else "reject", "prior": prior, "time": time}
                    for indices, ok in ((accept_idx, True), (reject_idx, False)) for i in indices]
         self._log.append(events)
         if self._intention is None:
@@ -367,10 +362,11 @@ class Session:
         coefficients. ``prior`` (default mode) names the attribute ranking the first round;
         by default it is chosen from the pool of the first recommendation."""
         learner = self.learner
-        learner.reset(prior)
+        learner.check_prior(prior)
         number = (self._intention["intention"] + 1) if self._intention else 1
         event = self._intention_event(number, prior)
-        self._log.append([event])
+        self._log.append([event])  # first: if saving fails, the current intention goes on
+        learner.reset(prior)
         self._intention = event
         self._notify()
 

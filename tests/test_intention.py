@@ -191,7 +191,16 @@ def test_bad_feedback_raises_clear_errors(digits):
         IntentionLearner(a, names, mode="magic")
     with pytest.raises(ValueError, match="cell_prior"):
         IntentionLearner(a, names, cell_prior=0)
+    with pytest.raises(ValueError, match="labelled"):
+        IntentionLearner(a, names, labelled=np.ones(5, bool))
+    for bad in (np.ones(run.n_samples, int), np.ones(5, bool)):
+        with pytest.raises(ValueError, match="candidates must be a bool mask"):
+            learner.recommend(5, bad)
     assert (learner.answers == -1).all()  # nothing was recorded by the failed calls
+    # An empty pool returns nothing and leaves the prior to the first real pool.
+    assert len(learner.recommend(5, np.zeros(run.n_samples, bool))) == 0 and learner.prior is None
+    learner.recommend(5)
+    assert learner.prior == "datamaps_confidence+knn_disagreement"
 
 
 def test_reset_starts_a_new_intention(digits):

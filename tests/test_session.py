@@ -118,6 +118,39 @@ def test_new_intention_resets_and_persists(digits_copy):
         session.new_intention(prior="no such attribute")
 
 
+def test_the_prior_of_an_intention_survives_a_restart(tmp_path, digits_copy):
+    # Chosen by the user, of several attributes.
+    session = quiet(Session(digits_copy))
+    session.new_intention(prior="margin+knn_distance")
+    session.feedback(reject=session.recommend(3))
+    assert quiet(Session(digits_copy)).learner.prior == "margin+knn_distance"
+    # Chosen by nbdebug: from all samples when answers come first (mostly labelled), from the
+    # pool of the first recommendation otherwise (here unlabeled).
+    path = record_tiny(tmp_path / "run")
+    unlabeled = load_run(path).indices("unlabeled")
+    for pool, prior in ((None, "datamaps_confidence+knn_disagreement"), ("unlabeled", PRIOR_UNLABELLED)):
+        session = quiet(Session(path))
+        session.new_intention()
+        if pool:
+            session.recommend(5, among=pool)
+        session.feedback(accept=unlabeled[:1], reject=unlabeled[1:5])
+        restored = quiet(Session(path))
+        assert session.learner.prior == restored.learner.prior == prior
+        np.testing.assert_array_equal(restored.recommend(10), session.recommend(10))
+        np.testing.assert_array_equal(restored.learner.judged, session.learner.judged)  # in answer order
+
+
+def test_an_intention_that_cannot_be_saved_leaves_the_current_one(digits_copy):
+    session = quiet(Session(digits_copy))
+    rec = session.recommend(5)
+    session.feedback(accept=rec[:2], reject=rec[2:])
+    (digits_copy / FILE).unlink()
+    (digits_copy / FILE).mkdir()  # appending to it fails, and not for want of permission
+    with pytest.raises(OSError, match="cannot save feedback"):
+        session.new_intention()
+    assert (session.learner.answers[rec[:2]] == 1).all() and (session.learner.answers[rec[2:]] == 0).all()
+
+
 def test_a_crash_mid_write_loses_only_the_cut_line(digits_copy):
     session = quiet(Session(digits_copy))
     rec = session.recommend(4)
@@ -126,6 +159,12 @@ def test_a_crash_mid_write_loses_only_the_cut_line(digits_copy):
         f.write('{"event": "answer", "intention": 1, "ind')  # the kernel died mid-line
     restored = quiet(Session(digits_copy))
     assert (restored.learner.answers[rec[:2]] == 1).all() and (restored.learner.answers[rec[2:]] == 0).all()
+    # The next answer after the crash starts a line of its own, so it survives the next restart.
+    more = restored.recommend(1)
+    restored.feedback(accept=more)
+    with pytest.warns(UserWarning, match="line 6 is not a feedback event"):  # the cut line, now ended
+        answers = quiet(Session(digits_copy)).learner.answers
+    assert answers[more[0]] == 1 and (answers[rec[:2]] == 1).all()
 
 
 def test_bad_feedback_is_refused_and_not_saved(digits_copy):
