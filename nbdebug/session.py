@@ -314,11 +314,11 @@ class Session:
                                              prior=prior if is_prior(prior, names) else None,
                                              labelled=self.run.labels >= 0, seed=self.seed)
             valid = [(i, a) for i, a in restored.items() if 0 <= i < self.run.n_samples]
+            none = np.zeros(0, dtype=np.int64)
             # Replayed in answer order, a run of equal answers at a time.
             for accepted, answers in itertools.groupby(valid, key=lambda answer: answer[1]):
                 indices = np.array([i for i, _ in answers], dtype=np.int64)
-                none = np.zeros(0, dtype=np.int64)
-                self._learner.record(*((indices, none) if accepted else (none, indices)))
+                self._learner.record(indices if accepted else none, none if accepted else indices)
         return self._learner
 
     def _candidates(self, among) -> np.ndarray | None:
