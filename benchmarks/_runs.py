@@ -42,17 +42,32 @@ def synthetic_run(root: Path, n_samples: int = 10000, epochs: int = 30, seed: in
     from sklearn.datasets import make_classification
 
     n_test = n_samples // 5
-    x, y = make_classification(n_samples=n_samples + n_test, n_features=64, n_informative=12,
-                               n_redundant=8, n_classes=10, n_clusters_per_class=2, flip_y=0.05,
-                               class_sep=2.0, random_state=seed)
+    x, y = make_classification(
+        n_samples=n_samples + n_test,
+        n_features=64,
+        n_informative=12,
+        n_redundant=8,
+        n_classes=10,
+        n_clusters_per_class=2,
+        flip_y=0.05,
+        class_sep=2.0,
+        random_state=seed,
+    )
     x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
     x_train, y_train = torch.from_numpy(x[:n_samples]), torch.from_numpy(y[:n_samples])
     x_test, y_test = torch.from_numpy(x[n_samples:]), torch.from_numpy(y[n_samples:])
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    rec = Recorder(model, head=model[4], path=path, train=(x_train, y_train), test=(x_test, y_test),
-                   metadata={"dataset": "make_classification", "seed": seed}, overwrite=True)
+    rec = Recorder(
+        model,
+        head=model[4],
+        path=path,
+        train=(x_train, y_train),
+        test=(x_test, y_test),
+        metadata={"dataset": "make_classification", "seed": seed},
+        overwrite=True,
+    )
     generator = torch.Generator().manual_seed(seed)
     for epoch in tqdm(range(1, epochs + 1), desc=f"training synthetic MLP ({n_samples})"):
         model.train()

@@ -41,8 +41,8 @@ logging.getLogger("nbdebug").setLevel(logging.CRITICAL)  # the table is the outp
 
 # ---------------------------------------------------------------- data
 
-def dataset(name: str, seed: int, transform: str = "standard", label_noise: float = 0.0,
-            n_train: int | None = None):
+
+def dataset(name: str, seed: int, transform: str = "standard", label_noise: float = 0.0, n_train: int | None = None):
     """(Xtr, ytr, Xva, yva, n_classes) as tensors."""
     if name == "digits":
         X, y = load_digits(return_X_y=True)
@@ -79,6 +79,7 @@ def dataset(name: str, seed: int, transform: str = "standard", label_noise: floa
 
 
 # ---------------------------------------------------------------- models
+
 
 def mlp(d_in, widths, d_out, act=nn.ReLU, final=None, dropout=0.0, bn=False):
     layers, d = [], d_in
@@ -139,11 +140,12 @@ def negative_bias(model, value):
 
 # ---------------------------------------------------------------- scenarios
 
+
 @dataclass
 class Scenario:
     name: str
     data: str
-    build: Callable[[int, int], nn.Module]       # (d_in, n_classes) -> model
+    build: Callable[[int, int], nn.Module]  # (d_in, n_classes) -> model
     opt: str = "adam"
     lr: float = 1e-3
     epochs: int = 12
@@ -152,9 +154,9 @@ class Scenario:
     transform: str = "standard"
     label_noise: float = 0.0
     n_train: int | None = None
-    expect: tuple = ()            # codes that detect the bug; empty for healthy runs
+    expect: tuple = ()  # codes that detect the bug; empty for healthy runs
     related: tuple = ()
-    manifest: str = "failure"     # "failure", "always", "overfit"
+    manifest: str = "failure"  # "failure", "always", "overfit"
     only_head_in_opt: bool = False
     seed: int = 0
 
@@ -202,15 +204,20 @@ def run(s: Scenario) -> dict:
     loss_fn = LOSSES[s.loss]()
     gen = torch.Generator().manual_seed(s.seed)
     mon = Monitor(model, optimizer=opt, loss_fn=loss_fn)
-    result = {"crashed": None, "nonfinite": False, "train": [], "val": [],
-              "steps_per_epoch": math.ceil(len(Xtr) / s.batch)}
+    result = {
+        "crashed": None,
+        "nonfinite": False,
+        "train": [],
+        "val": [],
+        "steps_per_epoch": math.ceil(len(Xtr) / s.batch),
+    }
     try:
         for _ in range(s.epochs):
             model.train()
             perm = torch.randperm(len(Xtr), generator=gen)
             total, correct, n = 0.0, 0, 0
             for i in range(0, len(Xtr), s.batch):
-                idx = perm[i:i + s.batch]
+                idx = perm[i : i + s.batch]
                 xb, yb = Xtr[idx], ytr[idx]
                 out = model(xb)
                 loss = compute_loss(s, loss_fn, out, yb, n_classes)
@@ -243,82 +250,244 @@ def digits_mlp(d, k):
 def scenarios() -> list[Scenario]:
     bugs = [
         # AutoTrainer's eight
-        Scenario("vanishing_gradient", "circles", lambda d, k: mlp(d, [16] * 10, k, act=nn.Sigmoid),
-                 opt="sgd", lr=0.05, epochs=8, expect=("vanishing_gradient",), related=("slow_convergence",)),
-        Scenario("exploding_gradient", "digits", lambda d, k: scaled_init(mlp(d, [64] * 8, k), 2.5),
-                 opt="sgd", lr=0.05, epochs=3, expect=("exploding_gradient",),
-                 related=("abnormal_data", "nan_loss", "dying_relu", "oscillating_loss", "slow_convergence")),
-        Scenario("dying_relu", "digits", lambda d, k: negative_bias(mlp(d, [64, 64], k), -8.0),
-                 epochs=6, expect=("dying_relu",), related=("slow_convergence", "vanishing_gradient")),
-        Scenario("oscillating_loss", "digits", digits_mlp, opt="sgd", lr=1.0, epochs=12, batch=16, expect=("oscillating_loss",),
-                 related=("exploding_gradient", "abnormal_data", "dying_relu", "nan_loss", "slow_convergence")),
-        Scenario("slow_convergence", "digits", digits_mlp, opt="sgd", lr=2e-5, epochs=6,
-                 expect=("slow_convergence",)),
-        Scenario("improper_output_activation", "digits", lambda d, k: SoftmaxMLP(d, k), opt="sgd", lr=0.05,
-                 epochs=6, expect=("improper_output_activation",), related=("slow_convergence",)),
-        Scenario("improper_loss", "digits", digits_mlp, opt="sgd", lr=0.01, loss="mse", epochs=6,
-                 expect=("improper_loss",), related=("slow_convergence",)),
-        Scenario("abnormal_data", "digits", digits_mlp, transform="nan", epochs=4,
-                 expect=("abnormal_data",), related=("nan_loss", "exploding_gradient")),
+        Scenario(
+            "vanishing_gradient",
+            "circles",
+            lambda d, k: mlp(d, [16] * 10, k, act=nn.Sigmoid),
+            opt="sgd",
+            lr=0.05,
+            epochs=8,
+            expect=("vanishing_gradient",),
+            related=("slow_convergence",),
+        ),
+        Scenario(
+            "exploding_gradient",
+            "digits",
+            lambda d, k: scaled_init(mlp(d, [64] * 8, k), 2.5),
+            opt="sgd",
+            lr=0.05,
+            epochs=3,
+            expect=("exploding_gradient",),
+            related=("abnormal_data", "nan_loss", "dying_relu", "oscillating_loss", "slow_convergence"),
+        ),
+        Scenario(
+            "dying_relu",
+            "digits",
+            lambda d, k: negative_bias(mlp(d, [64, 64], k), -8.0),
+            epochs=6,
+            expect=("dying_relu",),
+            related=("slow_convergence", "vanishing_gradient"),
+        ),
+        Scenario(
+            "oscillating_loss",
+            "digits",
+            digits_mlp,
+            opt="sgd",
+            lr=1.0,
+            epochs=12,
+            batch=16,
+            expect=("oscillating_loss",),
+            related=("exploding_gradient", "abnormal_data", "dying_relu", "nan_loss", "slow_convergence"),
+        ),
+        Scenario("slow_convergence", "digits", digits_mlp, opt="sgd", lr=2e-5, epochs=6, expect=("slow_convergence",)),
+        Scenario(
+            "improper_output_activation",
+            "digits",
+            lambda d, k: SoftmaxMLP(d, k),
+            opt="sgd",
+            lr=0.05,
+            epochs=6,
+            expect=("improper_output_activation",),
+            related=("slow_convergence",),
+        ),
+        Scenario(
+            "improper_loss",
+            "digits",
+            digits_mlp,
+            opt="sgd",
+            lr=0.01,
+            loss="mse",
+            epochs=6,
+            expect=("improper_loss",),
+            related=("slow_convergence",),
+        ),
+        Scenario(
+            "abnormal_data",
+            "digits",
+            digits_mlp,
+            transform="nan",
+            epochs=4,
+            expect=("abnormal_data",),
+            related=("nan_loss", "exploding_gradient"),
+        ),
         # SCRAM's three
-        Scenario("overfitting", "digits", lambda d, k: mlp(d, [512, 512], k), epochs=40, n_train=300,
-                 label_noise=0.4, manifest="overfit", expect=("overfitting",), related=("oscillating_loss",)),
-        Scenario("unnormalized_input", "digits", digits_mlp, transform="x255", opt="sgd", lr=0.01, epochs=4,
-                 manifest="always", expect=("unnormalized_input",),
-                 related=("abnormal_data", "exploding_gradient", "nan_loss", "oscillating_loss", "dying_relu",
-                          "slow_convergence")),
-        Scenario("nan_loss", "digits", digits_mlp, opt="sgd", lr=1e10, epochs=2, expect=("nan_loss",),
-                 related=("learning_rate_range", "exploding_gradient", "abnormal_data", "dying_relu")),
+        Scenario(
+            "overfitting",
+            "digits",
+            lambda d, k: mlp(d, [512, 512], k),
+            epochs=40,
+            n_train=300,
+            label_noise=0.4,
+            manifest="overfit",
+            expect=("overfitting",),
+            related=("oscillating_loss",),
+        ),
+        Scenario(
+            "unnormalized_input",
+            "digits",
+            digits_mlp,
+            transform="x255",
+            opt="sgd",
+            lr=0.01,
+            epochs=4,
+            manifest="always",
+            expect=("unnormalized_input",),
+            related=(
+                "abnormal_data",
+                "exploding_gradient",
+                "nan_loss",
+                "oscillating_loss",
+                "dying_relu",
+                "slow_convergence",
+            ),
+        ),
+        Scenario(
+            "nan_loss",
+            "digits",
+            digits_mlp,
+            opt="sgd",
+            lr=1e10,
+            epochs=2,
+            expect=("nan_loss",),
+            related=("learning_rate_range", "exploding_gradient", "abnormal_data", "dying_relu"),
+        ),
         # static mistakes
-        Scenario("softmax_before_cross_entropy", "digits", lambda d, k: mlp(d, [64], k, final=nn.Softmax(dim=1)),
-                 opt="sgd", lr=0.05, epochs=4, manifest="always", expect=("softmax_before_cross_entropy",),
-                 related=("improper_output_activation", "slow_convergence")),
-        Scenario("bce_without_sigmoid", "circles", lambda d, k: mlp(d, [16], 1), loss="bce", epochs=2,
-                 manifest="always", expect=("bce_without_sigmoid",)),
-        Scenario("cross_entropy_one_output", "circles", lambda d, k: mlp(d, [16], 1), epochs=2,
-                 manifest="always", expect=("cross_entropy_one_output",)),
-        Scenario("linear_without_activation", "circles",
-                 lambda d, k: nn.Sequential(nn.Linear(d, 32), nn.Linear(32, 32), nn.Linear(32, k)),
-                 epochs=4, manifest="always", expect=("linear_without_activation",),
-                 related=("slow_convergence", "oscillating_loss")),
-        Scenario("dropout_too_high", "digits", lambda d, k: mlp(d, [64], k, dropout=0.9), epochs=4,
-                 manifest="always", expect=("dropout_too_high",), related=("slow_convergence", "oscillating_loss")),
-        Scenario("learning_rate_range", "digits", digits_mlp, lr=1.0, epochs=4, manifest="always",
-                 expect=("learning_rate_range",),
-                 related=("nan_loss", "exploding_gradient", "dying_relu", "abnormal_data", "oscillating_loss",
-                          "slow_convergence")),
-        Scenario("params_not_in_optimizer", "digits", digits_mlp, only_head_in_opt=True, epochs=4,
-                 manifest="always", expect=("params_not_in_optimizer",)),
+        Scenario(
+            "softmax_before_cross_entropy",
+            "digits",
+            lambda d, k: mlp(d, [64], k, final=nn.Softmax(dim=1)),
+            opt="sgd",
+            lr=0.05,
+            epochs=4,
+            manifest="always",
+            expect=("softmax_before_cross_entropy",),
+            related=("improper_output_activation", "slow_convergence"),
+        ),
+        Scenario(
+            "bce_without_sigmoid",
+            "circles",
+            lambda d, k: mlp(d, [16], 1),
+            loss="bce",
+            epochs=2,
+            manifest="always",
+            expect=("bce_without_sigmoid",),
+        ),
+        Scenario(
+            "cross_entropy_one_output",
+            "circles",
+            lambda d, k: mlp(d, [16], 1),
+            epochs=2,
+            manifest="always",
+            expect=("cross_entropy_one_output",),
+        ),
+        Scenario(
+            "linear_without_activation",
+            "circles",
+            lambda d, k: nn.Sequential(nn.Linear(d, 32), nn.Linear(32, 32), nn.Linear(32, k)),
+            epochs=4,
+            manifest="always",
+            expect=("linear_without_activation",),
+            related=("slow_convergence", "oscillating_loss"),
+        ),
+        Scenario(
+            "dropout_too_high",
+            "digits",
+            lambda d, k: mlp(d, [64], k, dropout=0.9),
+            epochs=4,
+            manifest="always",
+            expect=("dropout_too_high",),
+            related=("slow_convergence", "oscillating_loss"),
+        ),
+        Scenario(
+            "learning_rate_range",
+            "digits",
+            digits_mlp,
+            lr=1.0,
+            epochs=4,
+            manifest="always",
+            expect=("learning_rate_range",),
+            related=(
+                "nan_loss",
+                "exploding_gradient",
+                "dying_relu",
+                "abnormal_data",
+                "oscillating_loss",
+                "slow_convergence",
+            ),
+        ),
+        Scenario(
+            "params_not_in_optimizer",
+            "digits",
+            digits_mlp,
+            only_head_in_opt=True,
+            epochs=4,
+            manifest="always",
+            expect=("params_not_in_optimizer",),
+        ),
         # a learning-rate blow-up that static lint accepts (lr within the SGD range)
-        Scenario("lr_blowup_in_range", "digits", lambda d, k: mlp(d, [128, 128, 128], k),
-                 opt="sgdm", lr=1.0, epochs=4,
-                 expect=("nan_loss", "exploding_gradient", "dying_relu", "abnormal_data", "oscillating_loss"),
-                 related=("slow_convergence",)),
+        Scenario(
+            "lr_blowup_in_range",
+            "digits",
+            lambda d, k: mlp(d, [128, 128, 128], k),
+            opt="sgdm",
+            lr=1.0,
+            epochs=4,
+            expect=("nan_loss", "exploding_gradient", "dying_relu", "abnormal_data", "oscillating_loss"),
+            related=("slow_convergence",),
+        ),
     ]
     healthy = []
     for seed in (0, 1, 2):
         healthy += [
             Scenario(f"healthy_digits_adam_s{seed}", "digits", digits_mlp, seed=seed),
-            Scenario(f"healthy_digits_sgdm_s{seed}", "digits", lambda d, k: mlp(d, [128, 64], k), opt="sgdm",
-                     lr=0.05, seed=seed),
+            Scenario(
+                f"healthy_digits_sgdm_s{seed}",
+                "digits",
+                lambda d, k: mlp(d, [128, 64], k),
+                opt="sgdm",
+                lr=0.05,
+                seed=seed,
+            ),
             Scenario(f"healthy_digits_cnn_s{seed}", "digits", lambda d, k: SmallCNN(k), seed=seed, epochs=10),
             Scenario(f"healthy_circles_s{seed}", "circles", lambda d, k: mlp(d, [32, 32], k), lr=1e-2, seed=seed),
             Scenario(f"healthy_blobs_tanh_s{seed}", "blobs", lambda d, k: mlp(d, [64], k, act=nn.Tanh), seed=seed),
             # hard but healthy
-            Scenario(f"hard_noisy_circles_s{seed}", "noisy_circles", lambda d, k: mlp(d, [32, 32], k), lr=1e-2,
-                     seed=seed),
+            Scenario(
+                f"hard_noisy_circles_s{seed}", "noisy_circles", lambda d, k: mlp(d, [32, 32], k), lr=1e-2, seed=seed
+            ),
             Scenario(f"hard_label_noise_s{seed}", "digits", digits_mlp, label_noise=0.3, epochs=10, seed=seed),
             Scenario(f"hard_small_batch_s{seed}", "digits", digits_mlp, batch=4, epochs=5, seed=seed),
             Scenario(f"hard_slow_sgd_s{seed}", "digits", digits_mlp, opt="sgd", lr=0.01, epochs=15, seed=seed),
-            Scenario(f"hard_deep_bn_dropout_s{seed}", "digits",
-                     lambda d, k: mlp(d, [128] * 4, k, dropout=0.3, bn=True), seed=seed),
-            Scenario(f"hard_bce_circles_s{seed}", "circles", lambda d, k: mlp(d, [32, 32], 1), loss="bcel",
-                     lr=1e-2, seed=seed),
+            Scenario(
+                f"hard_deep_bn_dropout_s{seed}",
+                "digits",
+                lambda d, k: mlp(d, [128] * 4, k, dropout=0.3, bn=True),
+                seed=seed,
+            ),
+            Scenario(
+                f"hard_bce_circles_s{seed}",
+                "circles",
+                lambda d, k: mlp(d, [32, 32], 1),
+                loss="bcel",
+                lr=1e-2,
+                seed=seed,
+            ),
         ]
     return bugs + healthy
 
 
 # ---------------------------------------------------------------- evaluation
+
 
 def manifests(s: Scenario, r: dict, reference: dict[str, float]) -> bool:
     if s.manifest == "always":
@@ -348,16 +517,22 @@ def main() -> None:
     t0 = time.time()
     for s in chosen:
         results[s.name] = run(s)
-    for data, ref_name in (("digits", "healthy_digits_adam_s0"), ("circles", "healthy_circles_s0"),
-                           ("blobs", "healthy_blobs_tanh_s0"), ("noisy_circles", "hard_noisy_circles_s0")):
+    for data, ref_name in (
+        ("digits", "healthy_digits_adam_s0"),
+        ("circles", "healthy_circles_s0"),
+        ("blobs", "healthy_blobs_tanh_s0"),
+        ("noisy_circles", "hard_noisy_circles_s0"),
+    ):
         r = results.get(ref_name) or run(next(s for s in all_scenarios if s.name == ref_name))
         reference[data] = max(r["val"])
 
-    print(f"\n{'scenario':34s} {'manifest':8s} {'detected':8s} {'first hit (epoch/step)':22s} "
-          f"{'in 1st epoch':12s} warnings")
+    print(
+        f"\n{'scenario':34s} {'manifest':8s} {'detected':8s} {'first hit (epoch/step)':22s} "
+        f"{'in 1st epoch':12s} warnings"
+    )
     hits, manifest_bugs = 0, 0
-    fired = defaultdict(lambda: [0, 0])   # code -> [true firings, all firings]
-    code_recall = defaultdict(lambda: [0, 0])   # code -> [detected, manifest runs]
+    fired = defaultdict(lambda: [0, 0])  # code -> [true firings, all firings]
+    code_recall = defaultdict(lambda: [0, 0])  # code -> [detected, manifest runs]
     fp_runs = []
     for s in chosen:
         r = results[s.name]
@@ -368,8 +543,10 @@ def main() -> None:
             for c in codes:
                 fired[c][1] += 1
             summary = "FP" if codes else "ok"
-            print(f"{s.name:34s} {'-':8s} {summary:8s} {'':22s} {'':12s} {', '.join(codes)} "
-                  f"(best val {max(r['val']) if r['val'] else float('nan'):.3f})")
+            print(
+                f"{s.name:34s} {'-':8s} {summary:8s} {'':22s} {'':12s} {', '.join(codes)} "
+                f"(best val {max(r['val']) if r['val'] else float('nan'):.3f})"
+            )
             continue
         man = manifests(s, r, reference)
         hit_list = [(e, st) for c, e, st in r["warnings"] if c in s.expect]
@@ -387,8 +564,7 @@ def main() -> None:
         first_txt = f"{first[0]}/{first[1]}" if first else "-"
         in_first = "yes" if first and first[1] <= r["steps_per_epoch"] else "no"
         extra = f" crashed: {r['crashed']}" if r["crashed"] else ""
-        print(f"{s.name:34s} {str(man):8s} {str(detected):8s} {first_txt:22s} {in_first:12s} "
-              f"{', '.join(codes)}{extra}")
+        print(f"{s.name:34s} {str(man):8s} {str(detected):8s} {first_txt:22s} {in_first:12s} {', '.join(codes)}{extra}")
 
     print(f"\n{'code':34s} {'precision':>9s} {'recall':>7s} {'firings':>8s}")
     for code in sorted(set(fired) | set(code_recall)):
@@ -399,8 +575,10 @@ def main() -> None:
         print(f"{code:34s} {prec:>9s} {rec:>7s} {n:>8d}")
     n_healthy = sum(s.healthy for s in chosen)
     print(f"\nrecall over manifest bugs: {hits}/{manifest_bugs} = {hits / max(manifest_bugs, 1):.3f} (target >= 0.95)")
-    print(f"false-positive rate: {len(fp_runs)}/{n_healthy} healthy runs = {len(fp_runs) / max(n_healthy, 1):.3f} "
-          f"(target <= 0.05) {fp_runs if fp_runs else ''}")
+    print(
+        f"false-positive rate: {len(fp_runs)}/{n_healthy} healthy runs = {len(fp_runs) / max(n_healthy, 1):.3f} "
+        f"(target <= 0.05) {fp_runs if fp_runs else ''}"
+    )
     print(f"wall time {time.time() - t0:.0f} s")
     sys.stdout.flush()
 

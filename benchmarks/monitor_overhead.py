@@ -51,8 +51,13 @@ class Loop:
     def __init__(self, model, X, y, batch, mon_cadence=None, thresholds=None):
         self.model, self.X, self.y, self.batch = model, X, y, batch
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        self.mon = (Monitor(model, optimizer=self.opt, loss_fn=nn.CrossEntropyLoss(), cadence=mon_cadence,
-                            thresholds=thresholds) if mon_cadence else None)
+        self.mon = (
+            Monitor(
+                model, optimizer=self.opt, loss_fn=nn.CrossEntropyLoss(), cadence=mon_cadence, thresholds=thresholds
+            )
+            if mon_cadence
+            else None
+        )
         self.pos, self.total, self.correct = 0, 0.0, 0
 
     def block(self, steps: int) -> tuple[float, float]:
@@ -60,7 +65,7 @@ class Loop:
         wall, cpu = time.perf_counter(), time.thread_time()
         X, y, b, mon = self.X, self.y, self.batch, self.mon
         for _ in range(steps):
-            xb, yb = X[self.pos:self.pos + b], y[self.pos:self.pos + b]
+            xb, yb = X[self.pos : self.pos + b], y[self.pos : self.pos + b]
             out = self.model(xb)
             loss = F.cross_entropy(out, yb)
             self.opt.zero_grad()
@@ -84,8 +89,7 @@ def measure(name, build, X, y, batch, cadence, blocks, full=False) -> dict:
     torch.manual_seed(0)
     model = build()
     plain = Loop(model, X, y, batch)
-    watched = Loop(copy.deepcopy(model), X, y, batch, mon_cadence=cadence,
-                   thresholds={"theta": 1.0} if full else None)
+    watched = Loop(copy.deepcopy(model), X, y, batch, mon_cadence=cadence, thresholds={"theta": 1.0} if full else None)
     steps = 6 * cadence if cadence < 6 else cadence  # whole capture cycles per block
     for loop in (plain, watched):  # warm-up
         loop.block(2 * steps)
@@ -94,10 +98,16 @@ def measure(name, build, X, y, batch, cadence, blocks, full=False) -> dict:
         first, second = (plain, watched) if r % 2 == 0 else (watched, plain)
         a, b = first.block(steps), second.block(steps)
         (p, w) = (a, b) if first is plain else (b, a)
-        pw.append(p[0]); pc.append(p[1]); ww.append(w[0]); wc.append(w[1])
+        pw.append(p[0])
+        pc.append(p[1])
+        ww.append(w[0])
+        wc.append(w[1])
     watched.mon.detach()
     return {
-        "name": name, "cadence": cadence, "batch": batch, "stats": "full" if full else "gated",
+        "name": name,
+        "cadence": cadence,
+        "batch": batch,
+        "stats": "full" if full else "gated",
         "plain_ms_per_step": 1e3 * statistics.median(pw) / steps,
         "ratio_total": sum(ww) / sum(pw),
         "ratio_median": statistics.median(w / p for w, p in zip(ww, pw)),
@@ -119,15 +129,21 @@ def main() -> None:
     for cadence, full in ((3, False), (3, True), (1, True), (10, True)):
         rows.append(measure("MLP 64-64-10", mlp, X, y, 32, cadence, args.blocks, full))
         rows.append(measure("CNN 2 conv + fc", SmallCNN, X, y, 32, cadence, args.blocks, full))
-    print(f"\n{'model':16s} {'cadence':>7s} {'stats':>5s} {'batch':>5s} {'plain ms/step':>13s} {'wall (sum)':>10s} "
-          f"{'wall (median)':>13s} {'thread CPU':>10s}   ratios monitored/plain; target <= 1.03 at the default")
+    print(
+        f"\n{'model':16s} {'cadence':>7s} {'stats':>5s} {'batch':>5s} {'plain ms/step':>13s} {'wall (sum)':>10s} "
+        f"{'wall (median)':>13s} {'thread CPU':>10s}   ratios monitored/plain; target <= 1.03 at the default"
+    )
     for r in rows:
         mark = "  <- default" if r["cadence"] == 3 and r["stats"] == "gated" else ""
-        print(f"{r['name']:16s} {r['cadence']:7d} {r['stats']:>5s} {r['batch']:5d} {r['plain_ms_per_step']:13.3f} "
-              f"{r['ratio_total']:10.3f} {r['ratio_median']:13.3f} {r['ratio_cpu']:10.3f}  "
-              f"warnings: {', '.join(r['warnings']) or 'none'}{mark}")
-    print("stats: gated = defaults (layer hooks and gradient norms stop once training accuracy passes "
-          "theta = 0.6, here during the first epoch); full = theta 1.0, all statistics all along")
+        print(
+            f"{r['name']:16s} {r['cadence']:7d} {r['stats']:>5s} {r['batch']:5d} {r['plain_ms_per_step']:13.3f} "
+            f"{r['ratio_total']:10.3f} {r['ratio_median']:13.3f} {r['ratio_cpu']:10.3f}  "
+            f"warnings: {', '.join(r['warnings']) or 'none'}{mark}"
+        )
+    print(
+        "stats: gated = defaults (layer hooks and gradient norms stop once training accuracy passes "
+        "theta = 0.6, here during the first epoch); full = theta 1.0, all statistics all along"
+    )
 
 
 if __name__ == "__main__":

@@ -70,16 +70,19 @@ torch.set_num_threads(1)
 
 # -- data and models ----------------------------------------------------------------------
 
+
 def load_data(name: str):
     """(x_train, y_train, x_test, y_test) float32 / int64, fixed across seeds."""
     if name == "digits":
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
+
         d = load_digits()
         x = (d.data / 16.0).astype(np.float32)
         a, b = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0, stratify=d.target)
         return x[a], d.target[a], x[b], d.target[b]
     from mnist1d.data import get_dataset_args, make_dataset
+
     args = get_dataset_args()
     data = make_dataset(args)  # generated locally from the templates; no download
     x, xt = data["x"].astype(np.float32)[:, None, :], data["x_test"].astype(np.float32)[:, None, :]
@@ -91,9 +94,18 @@ def make_model(name: str) -> tuple[nn.Module, nn.Module]:
     if name == "digits":
         m = digits_mlp()
     else:
-        m = nn.Sequential(nn.Conv1d(1, 32, 5, padding=2), nn.ReLU(), nn.Conv1d(32, 32, 3, stride=2, padding=1),
-                          nn.ReLU(), nn.Conv1d(32, 32, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(320, 128), nn.ReLU(), nn.Linear(128, 10))
+        m = nn.Sequential(
+            nn.Conv1d(1, 32, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(32, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(32, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(320, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
+        )
     return m, m[-1]
 
 
@@ -128,8 +140,16 @@ def record(path, name, x, y, xt, yt, pool, epochs, seed, metadata):
 
     def capture(model, epoch):
         if "rec" not in holder:
-            holder["rec"] = Recorder(model, head=model[-1], path=path, train=(x, y), test=(xt, yt),
-                                     unlabeled=pool, metadata=metadata, overwrite=True)
+            holder["rec"] = Recorder(
+                model,
+                head=model[-1],
+                path=path,
+                train=(x, y),
+                test=(xt, yt),
+                unlabeled=pool,
+                metadata=metadata,
+                overwrite=True,
+            )
         holder["rec"].capture(epoch)
 
     train(name, x, y, epochs, seed, capture)
@@ -140,6 +160,7 @@ def record(path, name, x, y, xt, yt, pool, epochs, seed, metadata):
 def out_of_sample_probs(name, x, y, epochs, seed, cache: Path):
     """5-fold out-of-sample probabilities for cleanlab (cached next to the run with --reuse)."""
     from sklearn.model_selection import StratifiedKFold
+
     if REUSE and cache.exists():
         return np.load(cache, allow_pickle=False)
     probs = np.zeros((len(x), 10), dtype=np.float32)
@@ -152,6 +173,7 @@ def out_of_sample_probs(name, x, y, epochs, seed, cache: Path):
 
 
 # -- simulation -----------------------------------------------------------------------------
+
 
 def simulate(learner: IntentionLearner, target, pool, flip=0.0, seed=0):
     """Hits per round under simulated feedback."""
@@ -172,7 +194,7 @@ def static_hits(scores, target, pool, seed=0):
     s = np.where(pool, scores + rng.random(len(scores)) * 1e-7, -np.inf)
     order = top_k(s, min(ROUNDS * K, int(pool.sum())))
     truth = target[order]
-    return np.array([truth[i * K:(i + 1) * K].sum() for i in range(ROUNDS)])
+    return np.array([truth[i * K : (i + 1) * K].sum() for i in range(ROUNDS)])
 
 
 def summary(hits, n_targets):
@@ -214,6 +236,7 @@ def session_for(run):
 
 # -- parts ------------------------------------------------------------------------------------
 
+
 def part_noisy(args, data_cache):
     for name in args.datasets:
         x, y, xt, yt = data_cache(name)
@@ -223,8 +246,18 @@ def part_noisy(args, data_cache):
             for seed in args.seeds:
                 rng = np.random.default_rng(seed)
                 given = flip_labels(y, noise, 10, rng)
-                run = record(Path(args.out) / f"{name}-noisy-{noise}-{seed}", name, x, given, xt, yt, None,
-                                args.epochs[name], seed, {"noisy": np.flatnonzero(given != y).tolist()})
+                run = record(
+                    Path(args.out) / f"{name}-noisy-{noise}-{seed}",
+                    name,
+                    x,
+                    given,
+                    xt,
+                    yt,
+                    None,
+                    args.epochs[name],
+                    seed,
+                    {"noisy": np.flatnonzero(given != y).tolist()},
+                )
                 session = session_for(run)
                 a, names = session.anomaly_scores, session.attribute_names
                 train = run.indices("train")
@@ -237,8 +270,12 @@ def part_noisy(args, data_cache):
                 shares.setdefault(setting, []).append(n_t / pool.sum())
                 paper = [names.index(n) for n in PAPER_ATTRIBUTES if n in names]
                 add = lambda m, h: results.setdefault((setting, m), []).append(summary(h, n_t))  # noqa: E731
-                paper_mode = lambda: IntentionLearner(a[:, paper], [names[j] for j in paper],  # noqa: E731
-                                                      mode="paper", seed=seed)
+                paper_mode = lambda: IntentionLearner(
+                    a[:, paper],
+                    [names[j] for j in paper],  # noqa: E731
+                    mode="paper",
+                    seed=seed,
+                )
                 default_mode = lambda: IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed)  # noqa: E731
                 add("paper mode", simulate(paper_mode(), target, pool, seed=seed))
                 add("default mode", simulate(default_mode(), target, pool, seed=seed))
@@ -250,10 +287,14 @@ def part_noisy(args, data_cache):
                 labels = np.maximum(run.labels, 0)
                 add("random", static_hits(np.zeros(run.n_samples), target, pool, seed))
                 add("1 - p(given), last epoch", static_hits(1 - last[rows, labels], target, pool, seed))
-                for attr, label in (("datamaps_confidence", "Data Maps confidence"), ("aum", "AUM"),
-                                    ("forgetting", "forgetting counts")):
+                for attr, label in (
+                    ("datamaps_confidence", "Data Maps confidence"),
+                    ("aum", "AUM"),
+                    ("forgetting", "forgetting counts"),
+                ):
                     add(label, static_hits(a[:, names.index(attr)], target, pool, seed))
                 from cleanlab.rank import get_label_quality_scores
+
                 oos = out_of_sample_probs(name, x, given, args.epochs[name], seed, run.path / "benchmark-oos.npy")
                 quality = np.zeros(run.n_samples)
                 quality[train] = -get_label_quality_scores(given, oos)
@@ -274,8 +315,18 @@ def part_wild(args, data_cache):
                 order = rng.permutation(len(x))
                 n_lab = int(round(fraction * len(x)))
                 lab, unl = order[:n_lab], order[n_lab:]
-                run = record(Path(args.out) / f"{name}-wild-{fraction}-{seed}", name, x[lab], y[lab],
-                                    xt, yt, x[unl], args.epochs[name], seed, {})
+                run = record(
+                    Path(args.out) / f"{name}-wild-{fraction}-{seed}",
+                    name,
+                    x[lab],
+                    y[lab],
+                    xt,
+                    yt,
+                    x[unl],
+                    args.epochs[name],
+                    seed,
+                    {},
+                )
                 session = session_for(run)
                 a, names = session.anomaly_scores, session.attribute_names
                 pool_idx = run.indices("unlabeled")
@@ -289,19 +340,35 @@ def part_wild(args, data_cache):
                 shares.setdefault(setting, []).append(n_t / pool.sum())
                 add = lambda m, h: results.setdefault((setting, m), []).append(summary(h, n_t))  # noqa: E731
                 paper = [names.index(n) for n in PAPER_ATTRIBUTES if n in names]
-                add("paper mode", simulate(IntentionLearner(a[:, paper], [names[j] for j in paper],
-                                                            mode="paper", seed=seed), target, pool, seed=seed))
-                add("default mode", simulate(IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed), target, pool, seed=seed))
+                add(
+                    "paper mode",
+                    simulate(
+                        IntentionLearner(a[:, paper], [names[j] for j in paper], mode="paper", seed=seed),
+                        target,
+                        pool,
+                        seed=seed,
+                    ),
+                )
+                add(
+                    "default mode",
+                    simulate(IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed), target, pool, seed=seed),
+                )
                 for flip in (0.03, 0.05, 0.10):
-                    add(f"default, {flip:.0%} answers flipped",
-                        simulate(IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed), target, pool, flip, seed))
+                    add(
+                        f"default, {flip:.0%} answers flipped",
+                        simulate(
+                            IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed), target, pool, flip, seed
+                        ),
+                    )
                 add("random", static_hits(np.zeros(run.n_samples), target, pool, seed))
-                for attr, label in (("least_confidence", "least confidence"), ("margin", "margin"),
-                                    ("entropy", "entropy")):
+                for attr, label in (
+                    ("least_confidence", "least confidence"),
+                    ("margin", "margin"),
+                    ("entropy", "entropy"),
+                ):
                     add(label, static_hits(a[:, names.index(attr)], target, pool, seed))
                 print(f"done {setting} seed {seed}: {n_t} targets", file=sys.stderr, flush=True)
-        table(f"RQ2/RQ3 mispredicted samples in the wild, {name} (mean of seeds {args.seeds})",
-              mean_rows(results))
+        table(f"RQ2/RQ3 mispredicted samples in the wild, {name} (mean of seeds {args.seeds})", mean_rows(results))
         paper_ratio_table(f"Paper mode over random, mispredicted in the wild, {name}", results, shares)
 
 
@@ -332,10 +399,24 @@ def ood_run(args, name, data_cache, seed=0):
     pool = np.concatenate([x[unl], x[held], corrupted])
     kind = np.array(["in"] * len(unl) + ["withheld"] * len(held) + ["corrupted"] * len(corrupted))
     test_keep = yt != 9
-    run = record(Path(args.out) / f"{name}-open-{seed}", name, x[lab], given, xt[test_keep], yt[test_keep],
-                    pool, args.epochs[name], seed, {})
-    truth = {"clean": y[lab], "given": given, "pool_true": np.concatenate([y[unl], y[held], y[corrupt_src]]),
-             "kind": kind}
+    run = record(
+        Path(args.out) / f"{name}-open-{seed}",
+        name,
+        x[lab],
+        given,
+        xt[test_keep],
+        yt[test_keep],
+        pool,
+        args.epochs[name],
+        seed,
+        {},
+    )
+    truth = {
+        "clean": y[lab],
+        "given": given,
+        "pool_true": np.concatenate([y[unl], y[held], y[corrupt_src]]),
+        "kind": kind,
+    }
     OOD_RUNS[name, seed] = run, truth
     return run, truth
 
@@ -354,6 +435,7 @@ def part_rq1(args, data_cache):
         # Synthesized abnormal movement: start where a test sample starts, move with random
         # accelerations of the same size as real ones; random confidence in [0, 1].
         from nbdebug.features import dynamic_features
+
         rng = np.random.default_rng(0)
         emb = session.embedding  # (E, n, 2)
         real_acc = np.diff(emb[:, test], n=2, axis=0)
@@ -366,14 +448,19 @@ def part_rq1(args, data_cache):
         syn_anom = det.is_anomalous(det.score(feats))
         normal = test[: min(500, len(test))]
         fp = int(is_anom[normal].sum())
-        for label, flagged, total in (("synthesized trajectories", int(syn_anom.sum()), n_syn),
-                                      ("withheld class (unseen)", int(is_anom[withheld].sum()), len(withheld)),
-                                      ("corrupted inputs (unseen)", int(is_anom[corrupted].sum()), len(corrupted))):
+        for label, flagged, total in (
+            ("synthesized trajectories", int(syn_anom.sum()), n_syn),
+            ("withheld class (unseen)", int(is_anom[withheld].sum()), len(withheld)),
+            ("corrupted inputs (unseen)", int(is_anom[corrupted].sum()), len(corrupted)),
+        ):
             precision = flagged / max(flagged + fp, 1)
             rows.append((name, label, (precision, flagged / total, fp / len(normal))))
         print(f"done rq1 {name}; attributes {len(names)}", file=sys.stderr, flush=True)
-    table("RQ1 abnormal movement at th_ab = 0.98 (normal = up to 500 test samples)", rows,
-          header=("precision", "recall", "test flagged"))
+    table(
+        "RQ1 abnormal movement at th_ab = 0.98 (normal = up to 500 test samples)",
+        rows,
+        header=("precision", "recall", "test flagged"),
+    )
 
 
 def part_open(args, data_cache):
@@ -389,8 +476,11 @@ def part_open(args, data_cache):
             for label, reduce in (("mean", np.mean), ("min", np.min), ("max", np.max)):
                 ratio_rows.append((f"{name}, {len(ratios)} seeds", label, reduce(ratios, axis=0)))
     table("Open-ended intentions (default mode vs the best single attribute as a static ranking)", rows)
-    table("Open-ended intentions: the default mode's P@3 over the best single static score's (target >= 0.9)",
-          ratio_rows, header=tuple(OPEN_INTENTIONS))
+    table(
+        "Open-ended intentions: the default mode's P@3 over the best single static score's (target >= 0.9)",
+        ratio_rows,
+        header=tuple(OPEN_INTENTIONS),
+    )
 
 
 OPEN_INTENTIONS = ("noisy labels", "mispredicted unlabeled", "out-of-distribution", "true 3 labelled 8")
@@ -409,11 +499,14 @@ def open_ended(run, truth, label):
         m = np.zeros(n, bool)
         m[idx] = True
         return m
+
     inside = pool_idx[truth["kind"] == "in"]
     targets = {
         "noisy labels": (train[truth["given"] != truth["clean"]], train),
-        "mispredicted unlabeled": (inside[last[inside].argmax(1) != truth["pool_true"][truth["kind"] == "in"]],
-                                   pool_idx),
+        "mispredicted unlabeled": (
+            inside[last[inside].argmax(1) != truth["pool_true"][truth["kind"] == "in"]],
+            pool_idx,
+        ),
         "out-of-distribution": (pool_idx[truth["kind"] != "in"], pool_idx),
         "true 3 labelled 8": (train[(truth["clean"] == 3) & (truth["given"] == 8)], train),
     }
@@ -429,11 +522,15 @@ def open_ended(run, truth, label):
         rows.append((f"{label}: {intention}", f"best static: {best}", scores[best]))
         ratio.append(learned[1] / max(scores[best][1], 1e-9))
     # The best single static score over all intentions: its worst ratio to the per-intention best.
-    worst = {attr: min(static[i][attr][1] / max(max(v[1] for v in static[i].values()), 1e-9)
-                       for i in OPEN_INTENTIONS) for attr in names}
+    worst = {
+        attr: min(static[i][attr][1] / max(max(v[1] for v in static[i].values()), 1e-9) for i in OPEN_INTENTIONS)
+        for attr in names
+    }
     best_attr = max(worst, key=worst.get)
-    print(f"\n{label}: the best single static score across the four intentions is {best_attr!r}, "
-          f"reaching {worst[best_attr]:.2f} of the per-intention best P@3 in its worst intention")
+    print(
+        f"\n{label}: the best single static score across the four intentions is {best_attr!r}, "
+        f"reaching {worst[best_attr]:.2f} of the per-intention best P@3 in its worst intention"
+    )
     return rows, ratio
 
 
@@ -467,8 +564,11 @@ def part_latency(args, data_cache):
         attributes[:, dense] = np.clip(attributes[:, dense] + rng.normal(0, 0.01, (n, dense.sum())), 0, 1)
         # All samples (as the widget asks), a candidate mask of 80% (as recommend(among=...)),
         # and a target no answer finds, so that every round explores.
-        for pool, among, rate in ((None, "", 0.1), (rng.random(n) < 0.8, ", among 80%", 0.1),
-                                  (None, ", every answer a reject (exploring)", 0.0)):
+        for pool, among, rate in (
+            (None, "", 0.1),
+            (rng.random(n) < 0.8, ", among 80%", 0.1),
+            (None, ", every answer a reject (exploring)", 0.0),
+        ):
             target = rng.random(n) < rate
             learner = IntentionLearner(attributes, names, seed=0)
             wall, cpu = [], []
@@ -481,10 +581,20 @@ def part_latency(args, data_cache):
                 wall.append(time.perf_counter() - started)
                 cpu.append(time.process_time() - started_cpu)
             wall, cpu = np.array(wall) * 1000, np.array(cpu) * 1000
-            rows.append((f"{n:,} samples x {len(names)} attributes", f"refit + re-rank{among}, wall (ms)",
-                         (np.median(wall), np.percentile(wall, 90), wall.max())))
-            rows.append((f"{n:,} samples x {len(names)} attributes", f"refit + re-rank{among}, CPU (ms)",
-                         (np.median(cpu), np.percentile(cpu, 90), cpu.max())))
+            rows.append(
+                (
+                    f"{n:,} samples x {len(names)} attributes",
+                    f"refit + re-rank{among}, wall (ms)",
+                    (np.median(wall), np.percentile(wall, 90), wall.max()),
+                )
+            )
+            rows.append(
+                (
+                    f"{n:,} samples x {len(names)} attributes",
+                    f"refit + re-rank{among}, CPU (ms)",
+                    (np.median(cpu), np.percentile(cpu, 90), cpu.max()),
+                )
+            )
     wall = []
     for _ in range(10):
         rec = session.recommend(K, among="train")
@@ -493,11 +603,20 @@ def part_latency(args, data_cache):
         session.recommend(K, among="train")
         wall.append(time.perf_counter() - started)
     wall = np.array(wall) * 1000
-    rows.append((f"digits run ({session.run.n_samples} samples)",
-                 "Session.feedback incl. fsync'd log + recommend, wall (ms)",
-                 (np.median(wall), np.percentile(wall, 90), wall.max())))
-    rows.append((f"digits run ({session.run.n_samples} samples x {len(session.run.epochs)} epochs)",
-                 "computing all attributes (s)", (attr_time, attr_time, attr_time)))
+    rows.append(
+        (
+            f"digits run ({session.run.n_samples} samples)",
+            "Session.feedback incl. fsync'd log + recommend, wall (ms)",
+            (np.median(wall), np.percentile(wall, 90), wall.max()),
+        )
+    )
+    rows.append(
+        (
+            f"digits run ({session.run.n_samples} samples x {len(session.run.epochs)} epochs)",
+            "computing all attributes (s)",
+            (attr_time, attr_time, attr_time),
+        )
+    )
     # A 10,000-sample x 30-epoch run: an MLP on 16-d Gaussian clusters, one pass per epoch.
     big_path = Path(args.out) / "big-10000x30"
     if not (REUSE and (big_path / "benchmark-done.json").exists()):
@@ -508,8 +627,14 @@ def part_latency(args, data_cache):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(16, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        rec = Recorder(model, head=model[-1], path=big_path, train=(x_big[:8000], y_big[:8000]),
-                       test=(x_big[8000:], y_big[8000:]), overwrite=True)
+        rec = Recorder(
+            model,
+            head=model[-1],
+            path=big_path,
+            train=(x_big[:8000], y_big[:8000]),
+            test=(x_big[8000:], y_big[8000:]),
+            overwrite=True,
+        )
         xb, yb = torch.from_numpy(x_big[:8000]), torch.from_numpy(y_big[:8000])
         for epoch in range(30):
             for b in torch.randperm(8000).split(256):
@@ -534,10 +659,16 @@ def part_latency(args, data_cache):
     read_time = time.perf_counter() - started
     rows.append(("10,000 samples x 30 epochs", "projection fit, AlignedPCA (s)", (fit_time,) * 3))
     rows.append(("10,000 samples x 30 epochs", "computing all attributes (s)", (big_time,) * 3))
-    rows.append(("10,000 samples x 30 epochs", "a new Session reading them back from the cache, after its fit (s)",
-                 (read_time,) * 3))
+    rows.append(
+        (
+            "10,000 samples x 30 epochs",
+            "a new Session reading them back from the cache, after its fit (s)",
+            (read_time,) * 3,
+        )
+    )
     (run_path / "feedback.jsonl").unlink(missing_ok=True)
     import os
+
     print(f"\nload average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     table("Latency of one feedback round", rows, header=("median", "p90", "max"))
 
@@ -548,13 +679,21 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--noise", nargs="+", type=float, default=[0.05, 0.1, 0.2])
     parser.add_argument("--labelled", nargs="+", type=float, default=[0.1, 0.2, 0.3])
-    parser.add_argument("--open-seeds", nargs="+", type=int, default=[0],
-                        help="seeds of the open-ended runs (the learner's settings were chosen on 1-4 and 10-21)")
+    parser.add_argument(
+        "--open-seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="seeds of the open-ended runs (the learner's settings were chosen on 1-4 and 10-21)",
+    )
     parser.add_argument("--parts", nargs="+", default=["noisy", "wild", "rq1", "open", "latency"])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default digits 30, mnist1d 30)")
     parser.add_argument("--out", default="/tmp/nbdebug-bench/recommend", help="where runs are recorded")
-    parser.add_argument("--reuse", action="store_true",
-                        help="open runs (and cleanlab probabilities) recorded by an earlier call instead of retraining")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="open runs (and cleanlab probabilities) recorded by an earlier call instead of retraining",
+    )
     args = parser.parse_args(argv)
     global REUSE
     REUSE = args.reuse
@@ -566,6 +705,7 @@ def main(argv=None):
         if name not in cache:
             cache[name] = load_data(name)
         return cache[name]
+
     started = time.perf_counter()
     print(f"benchmarks/recommend.py {' '.join(sys.argv[1:])}")
     for part in args.parts:

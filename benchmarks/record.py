@@ -65,20 +65,29 @@ def large_run(folder: Path, epochs: int) -> dict[str, float]:
     x = torch.randn(n, features)
     y = torch.randint(0, 10, (n,))
     model = nn.Sequential(nn.Linear(features, dim), nn.ReLU(), nn.Linear(dim, 10))
-    rec = nbdebug.Recorder(model, head=model[2], path=folder / "large", train=(x[:50_000], y[:50_000]),
-                           test=(x[50_000:], y[50_000:]), batch_size=2048)
+    rec = nbdebug.Recorder(
+        model,
+        head=model[2],
+        path=folder / "large",
+        train=(x[:50_000], y[:50_000]),
+        test=(x[50_000:], y[50_000:]),
+        batch_size=2048,
+    )
     started = time.perf_counter()
     for epoch in range(epochs):
         rec.capture(epoch)
     capture = (time.perf_counter() - started) / epochs
     del rec, model, x, y
     # Read back in a fresh process so its peak memory is the reading's alone.
-    out = subprocess.run([sys.executable, __file__, "--read", str(folder / "large"), str(epochs - 1)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--read", str(folder / "large"), str(epochs - 1)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     load, read, growth = map(float, out.split())
     size = sum(f.stat().st_size for f in (folder / "large").rglob("*") if f.is_file()) / 2**20
-    return {"capture_s": capture, "load_s": load, "read_epoch_s": read, "disk_mb": size,
-            "peak_rss_growth_mb": growth}
+    return {"capture_s": capture, "load_s": load, "read_epoch_s": read, "disk_mb": size, "peak_rss_growth_mb": growth}
 
 
 def read_back(path: str, epoch: int) -> None:
@@ -90,7 +99,7 @@ def read_back(path: str, epoch: int) -> None:
     started = time.perf_counter()
     reps = run.representations(epoch)
     for start in range(0, len(reps), 10_000):
-        np.asarray(reps[start:start + 10_000], np.float32).sum()
+        np.asarray(reps[start : start + 10_000], np.float32).sum()
     read = time.perf_counter() - started
     print(load, read, peak_rss_mb() - baseline)
 
@@ -121,8 +130,10 @@ def main() -> None:
     print(f"| large run: on disk for {args.large_epochs} epochs | {large['disk_mb']:.0f} MiB |")
     print(f"| large run: load_run (validates every epoch) | {large['load_s'] * 1000:.0f} ms |")
     print(f"| large run: stream one epoch's representations | {large['read_epoch_s'] * 1000:.0f} ms |")
-    print(f"| large run: peak memory growth while loading and reading | "
-          f"{large['peak_rss_growth_mb']:.0f} MiB (one epoch is {60_000 * 512 * 2 / 2**20:.0f} MiB) |")
+    print(
+        f"| large run: peak memory growth while loading and reading | "
+        f"{large['peak_rss_growth_mb']:.0f} MiB (one epoch is {60_000 * 512 * 2 / 2**20:.0f} MiB) |"
+    )
 
 
 if __name__ == "__main__":

@@ -80,9 +80,15 @@ def subset_run_view(run, epochs):
 def summarise(run, projection, epochs, ppr, seconds, place_ms, paint_ms, extra=None):
     view = subset_run_view(run, epochs)
     metrics = evaluate(view, projection, k=K, max_queries=2000, ppr=ppr)
-    row = {"epochs": list(epochs), "fit_s": seconds, "place_ms": place_ms, "paint_ms": paint_ms,
-           "per_epoch": {key: np.asarray(value, dtype=float).tolist() for key, value in metrics.items()
-                         if key != "epochs"}}
+    row = {
+        "epochs": list(epochs),
+        "fit_s": seconds,
+        "place_ms": place_ms,
+        "paint_ms": paint_ms,
+        "per_epoch": {
+            key: np.asarray(value, dtype=float).tolist() for key, value in metrics.items() if key != "epochs"
+        },
+    }
     row.update(extra or {})
     return row
 
@@ -156,10 +162,18 @@ def measure(run, method, args):
         extra["fit_s_all_epochs_extrapolated"] = seconds * len(run.epochs) / len(epochs)
         return summarise(run, frames, epochs, False, seconds, place_ms, None, extra)
     if method == "aligned_umap":
-        epochs = epochs[:args.aligned_epochs] if args.aligned_epochs else epochs
+        epochs = epochs[: args.aligned_epochs] if args.aligned_epochs else epochs
         frames, seconds = run_aligned_umap(run, epochs)
-        return summarise(run, frames, epochs, False, seconds, None, None,
-                         {"fit_s_all_epochs_extrapolated": seconds * len(run.epochs) / len(epochs)})
+        return summarise(
+            run,
+            frames,
+            epochs,
+            False,
+            seconds,
+            None,
+            None,
+            {"fit_s_all_epochs_extrapolated": seconds * len(run.epochs) / len(epochs)},
+        )
     if method == "pca":
         started = time.perf_counter()
         projection = AlignedPCA(progress=False).fit(run)
@@ -186,10 +200,12 @@ def fmt(value, spec):
 
 
 def table(name, rows):
-    lines = [f"\n### {name}\n",
-             "| method | epochs | fit s | NPR@15 train | NPR@15 test | PPR train | PPR test | displacement | "
-             "rotation mean / max deg | reflections | place ms | 256² paint ms | measured |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### {name}\n",
+        "| method | epochs | fit s | NPR@15 train | NPR@15 test | PPR train | PPR test | displacement | "
+        "rotation mean / max deg | reflections | place ms | 256² paint ms | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     order = ["umap", "aligned_umap", "pca", "nbdebug"]
     for method in [m for m in order if m in rows]:
         row = rows[method]
@@ -216,26 +232,36 @@ def table(name, rows):
                 f"{fmt(mean_over(row, 'displacement', epochs), '.3f')} | "
                 f"{fmt(float(rotation.mean()) if len(rotation) else None, '.2f')} / "
                 f"{fmt(float(rotation.max()) if len(rotation) else None, '.2f')} | {reflections} | "
-                f"{fmt(row['place_ms'], '.1f')} | {fmt(row['paint_ms'], '.0f')} | {row.get('measured', '')} |")
+                f"{fmt(row['place_ms'], '.1f')} | {fmt(row['paint_ms'], '.0f')} | {row.get('measured', '')} |"
+            )
     baselines = [m for m in ("umap", "aligned_umap", "pca") if m in rows]
     if "nbdebug" in rows and baselines:
-        lines += ["", "| nbdebug against | NPR@15 train ratio | NPR@15 test ratio | times faster (all epochs) |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            "| nbdebug against | NPR@15 train ratio | NPR@15 test ratio | times faster (all epochs) |",
+            "|---|---|---|---|",
+        ]
         ours = rows["nbdebug"]
         for base in baselines:
             theirs, epochs = rows[base], rows[base]["epochs"]
             ratios = [mean_over(ours, key, epochs) / mean_over(theirs, key) for key in ("npr_train", "npr_test")]
             speedup = theirs.get("fit_s_all_epochs_extrapolated", theirs["fit_s"]) / ours["fit_s"]
-            lines.append(f"| {base} | {fmt(ratios[0], '.2f')} | {fmt(ratios[1], '.2f')} | "
-                         f"{fmt(speedup, '.1f' if speedup >= 1 else '.3f')} |")
+            lines.append(
+                f"| {base} | {fmt(ratios[0], '.2f')} | {fmt(ratios[1], '.2f')} | "
+                f"{fmt(speedup, '.1f' if speedup >= 1 else '.3f')} |"
+            )
     print("\n".join(lines))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=["digits", "synthetic"], choices=["digits", "synthetic", "scale"])
-    parser.add_argument("--methods", nargs="+", default=["umap", "aligned_umap", "pca", "nbdebug"],
-                        choices=["umap", "aligned_umap", "pca", "nbdebug"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["umap", "aligned_umap", "pca", "nbdebug"],
+        choices=["umap", "aligned_umap", "pca", "nbdebug"],
+    )
     parser.add_argument("--umap-epochs", type=int, default=None, help="fit per-epoch UMAP on N evenly spaced epochs")
     parser.add_argument("--aligned-epochs", type=int, default=None, help="fit AlignedUMAP on the first N epochs")
     parser.add_argument("--synthetic-samples", type=int, default=10000)

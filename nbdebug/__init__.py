@@ -7,6 +7,16 @@ from .session import Session
 from .visualizer import TimeTravelVisualizer
 from .widget import Landscape, show
 
-__all__ = ["Recorder", "NonFiniteWarning", "Run", "RunFormatError", "load_run", "Session", "Landscape", "show",
-           "Monitor", "TimeTravelVisualizer"]
+__all__ = [
+    "Recorder",
+    "NonFiniteWarning",
+    "Run",
+    "RunFormatError",
+    "load_run",
+    "Session",
+    "Landscape",
+    "show",
+    "Monitor",
+    "TimeTravelVisualizer",
+]
 __version__ = "0.1.0"

@@ -100,16 +100,22 @@ class FeatureDetector:
         subset = x[rng.choice(len(x), MAX_BIRCH_SAMPLES, replace=False)] if len(x) > MAX_BIRCH_SAMPLES else x
         # Birch's CF tree, then the paper's k clusters by agglomerating its subclusters; a
         # probe first tells whether the vectors compress (see MAX_INCOMPRESSIBLE).
-        probe = subset[rng.choice(len(subset), MAX_INCOMPRESSIBLE, replace=False)] \
-            if len(subset) > MAX_INCOMPRESSIBLE else subset
+        probe = (
+            subset[rng.choice(len(subset), MAX_INCOMPRESSIBLE, replace=False)]
+            if len(subset) > MAX_INCOMPRESSIBLE
+            else subset
+        )
         birch = _birch(probe, k)
         if len(birch.subcluster_centers_) < 0.95 * len(probe) and len(probe) < len(subset):
             birch = _birch(subset, k)
         else:
             subset = probe
         k = min(k, len(birch.subcluster_centers_))
-        groups = AgglomerativeClustering(n_clusters=k).fit_predict(birch.subcluster_centers_) if k > 1 else \
-            np.zeros(len(birch.subcluster_centers_), dtype=int)
+        groups = (
+            AgglomerativeClustering(n_clusters=k).fit_predict(birch.subcluster_centers_)
+            if k > 1
+            else np.zeros(len(birch.subcluster_centers_), dtype=int)
+        )
         subset_labels = groups[birch.predict(subset)]
         centres = np.array([subset[subset_labels == j].mean(axis=0) for j in np.unique(subset_labels)])
         labels = self._nearest(x, centres)
@@ -131,7 +137,7 @@ class FeatureDetector:
 
     @staticmethod
     def _nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-        d2 = (x ** 2).sum(1)[:, None] - 2 * x @ centres.T + (centres ** 2).sum(1)[None, :]
+        d2 = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]
         return d2.argmin(axis=1)
 
     @property
@@ -143,12 +149,13 @@ class FeatureDetector:
         """Cluster of each unseen sample by centroid and radius (§4.2.2); -1 for a new cluster."""
         x = np.asarray(vectors)
         if x.ndim != 2 or x.shape[1] != self.centroids_.shape[1]:
-            raise ValueError(f"vectors must have shape (n, {self.centroids_.shape[1]}) like the fitted ones, "
-                             f"got {x.shape}")
+            raise ValueError(
+                f"vectors must have shape (n, {self.centroids_.shape[1]}) like the fitted ones, got {x.shape}"
+            )
         finite = np.isfinite(x).all(axis=1)
         x = _normalise(np.where(finite[:, None], x, 0))
         c = self.centroids_
-        d = np.sqrt(np.maximum((x ** 2).sum(1)[:, None] - 2 * x @ c.T + (c ** 2).sum(1)[None, :], 0))
+        d = np.sqrt(np.maximum((x**2).sum(1)[:, None] - 2 * x @ c.T + (c**2).sum(1)[None, :], 0))
         inside = d <= self.radii_[None, :] + 1e-9
         d_inside = np.where(inside, d, np.inf)
         labels = np.where(inside.any(axis=1), d_inside.argmin(axis=1), -1)

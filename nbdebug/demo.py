@@ -30,12 +30,12 @@ def flip_labels(labels: np.ndarray, rate: float, n_classes: int, rng: np.random.
 
 def digits_mlp(hidden: int = 128) -> nn.Sequential:
     """The demo classifier; its last layer (index 4) is the head."""
-    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, 10))
+    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
-def record_demo(path: str | Path, epochs: int = 30, noise: float = 0.1, seed: int = 0,
-                overwrite: bool = True, progress: bool = True) -> Path:
+def record_demo(
+    path: str | Path, epochs: int = 30, noise: float = 0.1, seed: int = 0, overwrite: bool = True, progress: bool = True
+) -> Path:
     """Train the digits MLP for ``epochs`` epochs, capturing each one into ``path``."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -45,8 +45,7 @@ def record_demo(path: str | Path, epochs: int = 30, noise: float = 0.1, seed: in
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     images = (255 - digits.images * 255 / 16).round().astype(np.uint8)  # dark ink on white
-    idx_train, idx_test = train_test_split(np.arange(len(x)), test_size=0.2, random_state=seed,
-                                           stratify=digits.target)
+    idx_train, idx_test = train_test_split(np.arange(len(x)), test_size=0.2, random_state=seed, stratify=digits.target)
     clean = digits.target[idx_train]
     noisy = flip_labels(clean, noise, 10, rng)
 
@@ -57,8 +56,11 @@ def record_demo(path: str | Path, epochs: int = 30, noise: float = 0.1, seed: in
     x_test, y_test = torch.from_numpy(x[idx_test]), torch.from_numpy(digits.target[idx_test])
 
     recorder = Recorder(
-        model, head=model[4], path=path,
-        train=(x_train, y_train), test=(x_test, y_test),
+        model,
+        head=model[4],
+        path=path,
+        train=(x_train, y_train),
+        test=(x_test, y_test),
         classes=[str(d) for d in range(10)],
         thumbnails={"train": images[idx_train], "test": images[idx_test]},
         metadata={
@@ -86,8 +88,9 @@ def record_demo(path: str | Path, epochs: int = 30, noise: float = 0.1, seed: in
         model.eval()
         with torch.no_grad():
             test_acc = (model(x_test).argmax(1) == y_test).float().mean().item()
-        recorder.capture(epoch, metrics={"train_loss": loss_sum / total, "train_acc": correct / total,
-                                         "test_acc": test_acc})
+        recorder.capture(
+            epoch, metrics={"train_loss": loss_sum / total, "train_acc": correct / total, "test_acc": test_acc}
+        )
     return Path(path)
 
 

@@ -171,8 +171,9 @@ def _neighbours(representations: np.ndarray, reference: np.ndarray, k: int):
     return dist, idx, finite
 
 
-def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
-                         probabilities: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def aggregate_attributes(
+    run: Run, epochs=None, progress: bool | None = None, probabilities: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The aggregated attributes of every sample (see the module docstring), each (n,) float32.
 
     ``probabilities`` (n_epochs, n, n_classes) may be passed when already loaded.
@@ -219,8 +220,9 @@ def aggregate_attributes(run: Run, epochs=None, progress: bool | None = None,
         dist, idx, finite = _neighbours(run.representations(epochs[-1]), reference, N_NEIGHBOURS)
         found = idx >= 0
         disagree = (label[np.maximum(idx, 0)] != label[:, None]) & found
-        attrs["knn_disagreement"] = np.where(found.any(axis=1),
-                                             disagree.sum(axis=1) / np.maximum(found.sum(axis=1), 1), 1.0)
+        attrs["knn_disagreement"] = np.where(
+            found.any(axis=1), disagree.sum(axis=1) / np.maximum(found.sum(axis=1), 1), 1.0
+        )
         kth = np.where(found, dist, np.nan)
         attrs["knn_distance"] = np.where(found.any(axis=1), np.nanmax(kth, axis=1) / 2, 1.0)
 
@@ -275,8 +277,12 @@ def save_attributes(path, key: dict, attributes: dict[str, np.ndarray]) -> bool:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, scores=np.stack(list(attributes.values()), axis=1).astype(np.float32),
-                     names=np.array(list(attributes), dtype=str), key=np.array(json.dumps(key, sort_keys=True)))
+            np.savez(
+                f,
+                scores=np.stack(list(attributes.values()), axis=1).astype(np.float32),
+                names=np.array(list(attributes), dtype=str),
+                key=np.array(json.dumps(key, sort_keys=True)),
+            )
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):

@@ -86,8 +86,10 @@ class FeedbackLog:
                 os.fsync(f.fileno())
         except OSError as err:
             if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise PermissionError(f"cannot save feedback to {self.path} ({err}); the run directory must be "
-                                      "writable: copy the run somewhere writable and open the copy") from None
+                raise PermissionError(
+                    f"cannot save feedback to {self.path} ({err}); the run directory must be "
+                    "writable: copy the run somewhere writable and open the copy"
+                ) from None
             raise OSError(err.errno, f"cannot save feedback to {self.path}: {err.strerror}") from err
 
 

@@ -64,8 +64,13 @@ def build(spec: dict[str, Any]) -> nn.Module:
     return cls(**kwargs)
 
 
-def rebuild(spec: dict[str, Any] | None, state: dict[str, torch.Tensor],
-            module: nn.Module | None = None, *, what: str = "the head") -> nn.Module:
+def rebuild(
+    spec: dict[str, Any] | None,
+    state: dict[str, torch.Tensor],
+    module: nn.Module | None = None,
+    *,
+    what: str = "the head",
+) -> nn.Module:
     """A module in eval mode carrying ``state``: built from ``spec``, or a copy of ``module``."""
     if module is not None:
         if not isinstance(module, nn.Module):

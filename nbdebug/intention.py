@@ -112,13 +112,25 @@ class IntentionLearner:
         Seeds tie-breaking.
     """
 
-    def __init__(self, attributes: np.ndarray, names: list[str], mode: str = "default",
-                 prior: str | None = None, labelled: np.ndarray | None = None, alpha: float | None = None,
-                 n_pseudo: int = 20, pseudo_weight: float = 0.5, cell_prior: float = 10.0, seed: int = 0):
+    def __init__(
+        self,
+        attributes: np.ndarray,
+        names: list[str],
+        mode: str = "default",
+        prior: str | None = None,
+        labelled: np.ndarray | None = None,
+        alpha: float | None = None,
+        n_pseudo: int = 20,
+        pseudo_weight: float = 0.5,
+        cell_prior: float = 10.0,
+        seed: int = 0,
+    ):
         attributes = np.asarray(attributes, dtype=np.float32)
         if attributes.ndim != 2 or attributes.shape[1] != len(names) or not len(names):
-            raise ValueError(f"attributes must have shape (n_samples, len(names)) with at least one attribute, "
-                             f"got {attributes.shape} for {len(names)} names")
+            raise ValueError(
+                f"attributes must have shape (n_samples, len(names)) with at least one attribute, "
+                f"got {attributes.shape} for {len(names)} names"
+            )
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.names = list(names)
@@ -161,7 +173,9 @@ class IntentionLearner:
         group_prefixes = []
         code = np.zeros(self.n, dtype=np.int32)  # all groups' classes in one mixed-radix number
         n_combinations = 1
-        cell_groups_first = sorted(one_hot, key=lambda g: CELL_GROUPS.index(g) if g in CELL_GROUPS else len(CELL_GROUPS))
+        cell_groups_first = sorted(
+            one_hot, key=lambda g: CELL_GROUPS.index(g) if g in CELL_GROUPS else len(CELL_GROUPS)
+        )
         for prefix in cell_groups_first:
             columns, classes_of_group = one_hot[prefix]
             off, on = (0 - mean[columns]) / scale[columns], (1 - mean[columns]) / scale[columns]
@@ -187,17 +201,19 @@ class IntentionLearner:
         # Per combination: each group's class, and all groups' columns (standardised) in one row.
         classes = np.unravel_index(np.arange(n_combinations), [len(table) for _, table in self._groups] or [1])
         self._combination_rows = np.concatenate(
-            [table[c] for (_, table), c in zip(self._groups, classes)] or [np.zeros((n_combinations, 0))],
-            axis=1).astype(np.float32)
+            [table[c] for (_, table), c in zip(self._groups, classes)] or [np.zeros((n_combinations, 0))], axis=1
+        ).astype(np.float32)
         # Per combination: whether the given label differs from the prediction (both known).
         self._off_diagonal = None
         if {"label", "predicted"} <= set(group_prefixes):
+
             def class_names(group):  # per combination: the class name in group, and whether it has one
                 i = group_prefixes.index(group)
                 columns = self._groups[i][0]
                 known = classes[i] < len(columns)
                 names = np.array([self.names[j].split("=", 1)[1] for j in columns])
                 return names[np.where(known, classes[i], 0)], known
+
             (label, has_label), (predicted, has_prediction) = class_names("label"), class_names("predicted")
             self._off_diagonal = (label != predicted) & has_label & has_prediction
         # Per combination: its cell, the given label and the alternative where both groups
@@ -205,8 +221,8 @@ class IntentionLearner:
         # ("true 3 labelled 8") is one cell whether the model predicts the true class or has
         # memorised the wrong label.
         per_cell = 1
-        if group_prefixes[:len(CELL_GROUPS)] == list(CELL_GROUPS):
-            per_cell = n_combinations // np.prod([len(table) for _, table in self._groups[:len(CELL_GROUPS)]])
+        if group_prefixes[: len(CELL_GROUPS)] == list(CELL_GROUPS):
+            per_cell = n_combinations // np.prod([len(table) for _, table in self._groups[: len(CELL_GROUPS)]])
         self._cell_of = np.arange(n_combinations) // per_cell
         self._n_cells = n_combinations // per_cell
         # All groups' tables side by side (block-diagonal), so one product gives every part.
@@ -215,7 +231,7 @@ class IntentionLearner:
         start = column = 0
         for columns, table in self._groups:
             self._group_parts.append(slice(start, start + len(table)))
-            self._group_values[self._group_parts[-1], column:column + len(columns)] = table
+            self._group_values[self._group_parts[-1], column : column + len(columns)] = table
             start, column = start + len(table), column + len(columns)
 
     def _store_dense(self, attributes: np.ndarray) -> None:
@@ -230,7 +246,7 @@ class IntentionLearner:
         dense = np.column_stack([attributes[:, self._dense], jitter])[self._order]
         n_blocks = -(-self.n // BLOCK)
         padded = np.zeros((n_blocks * BLOCK, len(self._dense) + 1), dtype=np.float32)
-        padded[:self.n] = dense
+        padded[: self.n] = dense
         self._blocks = np.ascontiguousarray(padded.reshape(n_blocks, BLOCK, -1).transpose(0, 2, 1))
         self._buffer = np.empty((n_blocks, BLOCK), dtype=np.float32)  # scores land here
         self._coef = np.ones(len(self._dense) + 1, dtype=np.float32)  # the jitter's stays 1
@@ -275,8 +291,9 @@ class IntentionLearner:
     def check_prior(self, prior) -> None:
         """Raise unless ``prior`` is None or names attributes of this learner."""
         if prior is not None and not is_prior(prior, self.names):
-            raise ValueError(f"prior must be an attribute name, or names joined by '+', from {self.names}; "
-                             f"got {prior!r}")
+            raise ValueError(
+                f"prior must be an attribute name, or names joined by '+', from {self.names}; got {prior!r}"
+            )
 
     def prior_for(self, candidates: np.ndarray | None) -> str | None:
         """The prior the first round is ranked by: the one named, else (default mode) chosen
@@ -304,14 +321,18 @@ class IntentionLearner:
         if array.ndim > 1:
             raise ValueError(f"{name} must be a flat list of sample indices, got shape {array.shape}")
         array = array.reshape(-1)
-        if array.dtype.kind not in "iu" and array.size and (
-                array.dtype.kind != "f" or not np.all(np.isfinite(array) & (array == np.round(array)))):
+        if (
+            array.dtype.kind not in "iu"
+            and array.size
+            and (array.dtype.kind != "f" or not np.all(np.isfinite(array) & (array == np.round(array))))
+        ):
             raise TypeError(f"{name} must hold integer sample indices, got {array[:5].tolist()}")
         ints = np.unique(array.astype(np.int64, copy=False))  # sorted: the range check reads the ends
         if ints.size and (ints[0] < 0 or ints[-1] >= self.n):
             bad = ints[(ints < 0) | (ints >= self.n)]
-            raise IndexError(f"{name} holds {bad[:5].tolist()}, outside 0..{self.n - 1}; "
-                             f"pass indices of samples of this run")
+            raise IndexError(
+                f"{name} holds {bad[:5].tolist()}, outside 0..{self.n - 1}; pass indices of samples of this run"
+            )
         return ints
 
     def check_answers(self, accept, reject) -> tuple[np.ndarray, np.ndarray]:
@@ -320,8 +341,7 @@ class IntentionLearner:
         reject = self.check_indices(reject, "reject")
         both = sorted(set(accept.tolist()) & set(reject.tolist())) if accept.size and reject.size else []
         if both:
-            raise ValueError(f"samples {both[:5]} are in both accept and reject; "
-                             "give each sample one answer per call")
+            raise ValueError(f"samples {both[:5]} are in both accept and reject; give each sample one answer per call")
         return accept, reject
 
     def feedback(self, accept=(), reject=()) -> None:
@@ -333,7 +353,7 @@ class IntentionLearner:
         self.resolve_prior(None)
         indices = np.concatenate([accept, reject])
         answers = np.zeros(len(indices))
-        answers[:len(accept)] = 1
+        answers[: len(accept)] = 1
         again = self.answers[indices] >= 0
         redo = again.any()
         if redo:  # take the earlier answers out of the sums
@@ -354,7 +374,7 @@ class IntentionLearner:
 
     def _accumulate(self, indices: np.ndarray, y: np.ndarray, sign: float) -> None:
         z = np.empty((len(indices), self.d + 2))
-        z[:, :self.d] = self.rows(indices)
+        z[:, : self.d] = self.rows(indices)
         z[:, self.d] = 1
         z[:, self.d + 1] = y
         self._sums += sign * (z.T @ z)
@@ -379,13 +399,14 @@ class IntentionLearner:
         mean_x = sx / sw
         # Centred normal equations plus the ridge penalty (sw * outer(mean_x, mean_x) is outer(sx, mean_x)).
         gram = sxx - np.outer(sx, mean_x)
-        gram.flat[::d + 1] += self.alpha
+        gram.flat[:: d + 1] += self.alpha
         # The system is symmetric positive definite for alpha > 0: a Cholesky solve, called
         # directly (np.linalg.solve's checks cost more than the solve at this size).
         _, coef, info = dposv(gram, sxy - mean_x * sy + self.alpha * target)
         if info:
-            raise np.linalg.LinAlgError(f"the ridge system is singular (LAPACK info {info}); alpha must be > 0, "
-                                        f"got {self.alpha}")
+            raise np.linalg.LinAlgError(
+                f"the ridge system is singular (LAPACK info {info}); alpha must be > 0, got {self.alpha}"
+            )
         self.coef_ = coef
         self.intercept_ = float((sy - sx @ coef) / sw)
 
@@ -397,7 +418,7 @@ class IntentionLearner:
         """Like :meth:`scores`, per position, in a reused buffer (valid until the next call)."""
         self._coef[:-1] = self.coef_[self._dense]
         np.matmul(self._coef, self._blocks, out=self._buffer)
-        out = self._buffer.reshape(-1)[:self.n]
+        out = self._buffer.reshape(-1)[: self.n]
         if self._groups:
             # A group's part of a score depends only on the sample's class in it; the table
             # holds the sum over groups for every combination of classes.
@@ -414,8 +435,12 @@ class IntentionLearner:
     def _cell_correction(self, dense_scores: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Per combination of class codes: the mean residual under the linear model of the
         judged samples of its cell, shrunk as if ``cell_prior`` more had residual 0."""
-        residual = (self._judged_answers - dense_scores[self._judged_at] - table[self._judged_combinations]
-                    - np.float32(self.intercept_))
+        residual = (
+            self._judged_answers
+            - dense_scores[self._judged_at]
+            - table[self._judged_combinations]
+            - np.float32(self.intercept_)
+        )
         per_cell = np.bincount(self._judged_cells, residual, self._n_cells) * self._cell_shrink
         return per_cell[self._cell_of].astype(np.float32)
 
@@ -439,8 +464,10 @@ class IntentionLearner:
         if candidates is not None:
             candidates = np.asarray(candidates)
             if candidates.dtype != bool or candidates.shape != (self.n,):
-                raise ValueError(f"candidates must be a bool mask of shape ({self.n},), got {candidates.dtype} "
-                                 f"{candidates.shape}; from indices: np.isin(np.arange({self.n}), indices)")
+                raise ValueError(
+                    f"candidates must be a bool mask of shape ({self.n},), got {candidates.dtype} "
+                    f"{candidates.shape}; from indices: np.isin(np.arange({self.n}), indices)"
+                )
         open_ = self._open if candidates is None else self._in_positions(candidates) & self._open
         k = min(int(k), int(np.count_nonzero(open_)))
         if k == 0:  # before the prior is chosen: an empty pool says nothing about it
@@ -475,13 +502,13 @@ class IntentionLearner:
         cell = self._cell_of[self._code_at[confused]]
         sizes = np.bincount(cell, minlength=self._n_cells)
         extra = []
-        for c in np.argsort(-sizes, kind="stable")[:min(HEDGE, k // 10)]:  # at most a tenth of the round
+        for c in np.argsort(-sizes, kind="stable")[: min(HEDGE, k // 10)]:  # at most a tenth of the round
             if sizes[c] >= HEDGE_MIN_CELL:
                 members = confused[cell == c]
                 best = members[np.argmax(scores[members])]
                 if best not in top and scores[best] >= scores[reach[-1]]:
                     extra.append(best)
-        return np.concatenate([top[:k - len(extra)], np.array(extra, dtype=top.dtype)])
+        return np.concatenate([top[: k - len(extra)], np.array(extra, dtype=top.dtype)])
 
     def _explore(self, open_: np.ndarray, k: int) -> np.ndarray:
         """An exploring round (positions, like ``open_``, of which recommend made sure at
@@ -510,7 +537,7 @@ class IntentionLearner:
         for cell in np.argsort(-sizes, kind="stable")[:k]:
             if not sizes[cell]:
                 break
-            members = self._cell_random_order[starts[cell]:ends[cell]]
+            members = self._cell_random_order[starts[cell] : ends[cell]]
             chosen.append(_first_open(members, open_))
         return np.array(chosen, dtype=np.int64)
 
@@ -578,7 +605,7 @@ def top_k(scores: np.ndarray, k: int, among: np.ndarray | None = None) -> np.nda
         candidates = np.arange(n) if among is None else np.flatnonzero(among)
     values = scores[candidates]
     if k < len(candidates):
-        part = np.argpartition(values, len(values) - k)[len(values) - k:]
+        part = np.argpartition(values, len(values) - k)[len(values) - k :]
     else:
         part = np.arange(len(values))
     return candidates[part[np.argsort(-values[part], kind="stable")]]

@@ -22,8 +22,9 @@ from .neighbours import knn
 from .run import Run
 
 
-def neighbor_preserving_rate(high: np.ndarray, low: np.ndarray, k: int = 15,
-                             queries: np.ndarray | None = None) -> np.ndarray:
+def neighbor_preserving_rate(
+    high: np.ndarray, low: np.ndarray, k: int = 15, queries: np.ndarray | None = None
+) -> np.ndarray:
     """Per-query NPR@k between ``high`` (n, d) representations and ``low`` (n, 2) positions.
 
     ``queries`` (indices into the rows) limits the samples scored; their neighbours are
@@ -41,8 +42,9 @@ def neighbor_preserving_rate(high: np.ndarray, low: np.ndarray, k: int = 15,
     return shared / k
 
 
-def prediction_preserving_rate(head: torch.nn.Module, representations: np.ndarray,
-                               reconstructions: np.ndarray) -> float:
+def prediction_preserving_rate(
+    head: torch.nn.Module, representations: np.ndarray, reconstructions: np.ndarray
+) -> float:
     """Fraction of rows where ``head`` predicts the same class for the reconstruction as
     for the representation."""
     with torch.no_grad():
@@ -90,13 +92,23 @@ def temporal_smoothness(embedding: np.ndarray) -> dict[str, np.ndarray]:
         angle, flipped = procrustes_angle(b, a)
         rotation.append(angle)
         reflection.append(flipped)
-    return {"displacement": np.array(displacement), "rotation": np.array(rotation),
-            "reflection": np.array(reflection, dtype=bool)}
+    return {
+        "displacement": np.array(displacement),
+        "rotation": np.array(rotation),
+        "reflection": np.array(reflection, dtype=bool),
+    }
 
 
-def evaluate(run: Run, projection: Any, k: int = 15, splits: tuple[str, ...] = ("train", "test"),
-             max_queries: int | None = 2000, seed: int = 0, head_module: torch.nn.Module | None = None,
-             ppr: bool = True) -> dict[str, Any]:
+def evaluate(
+    run: Run,
+    projection: Any,
+    k: int = 15,
+    splits: tuple[str, ...] = ("train", "test"),
+    max_queries: int | None = 2000,
+    seed: int = 0,
+    head_module: torch.nn.Module | None = None,
+    ppr: bool = True,
+) -> dict[str, Any]:
     """Faithfulness of a fitted projection, per epoch of ``run``.
 
     Returns ``{"epochs": [...], "npr_<split>": (n_epochs,), "ppr_<split>": (n_epochs,),
@@ -108,8 +120,10 @@ def evaluate(run: Run, projection: Any, k: int = 15, splits: tuple[str, ...] = (
     """
     embedding = np.asarray(projection.embedding_)
     if embedding.shape[:2] != (len(run.epochs), run.n_samples):
-        raise ValueError(f"projection.embedding_ has shape {embedding.shape} but the run has "
-                         f"{len(run.epochs)} epochs and {run.n_samples} samples; fit the projection on this run")
+        raise ValueError(
+            f"projection.embedding_ has shape {embedding.shape} but the run has "
+            f"{len(run.epochs)} epochs and {run.n_samples} samples; fit the projection on this run"
+        )
     rng = np.random.default_rng(seed)
     present = [s for s in splits if s in run.splits and len(run.indices(s)) > k]
     result: dict[str, Any] = {"epochs": list(run.epochs)}

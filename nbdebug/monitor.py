@@ -56,16 +56,24 @@ class Monitor:
     Use it as a context manager (or call ``detach()``) to remove its hooks.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                 loss_fn: Any = None, *, cadence: int = 3, thresholds: dict | None = None,
-                 task: str | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        loss_fn: Any = None,
+        *,
+        cadence: int = 3,
+        thresholds: dict | None = None,
+        task: str | None = None,
+    ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
         if loss_fn is not None and not callable(loss_fn):
-            raise TypeError(f"loss_fn must be a loss module or function (e.g. nn.CrossEntropyLoss()), "
-                            f"got {type(loss_fn).__name__}")
+            raise TypeError(
+                f"loss_fn must be a loss module or function (e.g. nn.CrossEntropyLoss()), got {type(loss_fn).__name__}"
+            )
         if isinstance(cadence, bool) or not isinstance(cadence, int) or cadence < 1:
             raise ValueError(f"cadence must be a positive int (steps between tensor checks), got {cadence!r}")
         if task is not None and task not in checks.LOSS_SETS:
@@ -80,12 +88,18 @@ class Monitor:
         self.step_losses: list[float] = []
         self.epochs: list[dict[str, Any]] = []
         self._warnings: dict[str, TrainingWarning] = {}
-        self._layers = [(name, m) for name, m in model.named_modules()
-                        if isinstance(m, _PARAMETRIC) and isinstance(getattr(m, "weight", None), torch.Tensor)]
+        self._layers = [
+            (name, m)
+            for name, m in model.named_modules()
+            if isinstance(m, _PARAMETRIC) and isinstance(getattr(m, "weight", None), torch.Tensor)
+        ]
         # Only layers with their own parameters are hooked: their outputs carry the largest
         # values (activations only clip or squash them), and fewer hooks cost less per step.
-        self._hooked = [(name, m) for name, m in checks.leaf_modules(model)
-                        if m is not model and any(True for _ in m.parameters(recurse=False))]
+        self._hooked = [
+            (name, m)
+            for name, m in checks.leaf_modules(model)
+            if m is not model and any(True for _ in m.parameters(recurse=False))
+        ]
         self._hook_fns = [(module, self._leaf_hook(name)) for name, module in self._hooked]
         leaves = checks.leaf_modules(model)
         self._last_module = leaves[-1][1] if isinstance(model, nn.Sequential) and leaves else None
@@ -98,9 +112,11 @@ class Monitor:
         self._neuron_bias = [isinstance(getattr(m, "bias", None), torch.Tensor) for _, m in self._layers[:-1]]
         out_bias = getattr(self._layers[-1][1], "bias", None) if self._layers else None
         self._norm_params = [m.weight for _, m in self._layers] + (
-            [out_bias] if isinstance(out_bias, torch.Tensor) else [])
+            [out_bias] if isinstance(out_bias, torch.Tensor) else []
+        )
         self._grad_params = self._norm_params + [
-            m.bias if has_bias else m.weight for (_, m), has_bias in zip(self._layers[:-1], self._neuron_bias)]
+            m.bias if has_bias else m.weight for (_, m), has_bias in zip(self._layers[:-1], self._neuron_bias)
+        ]
         self._activation: str | None = None
         self._streak: dict[str, int] = {}
         self._epoch_correct = 0.0
@@ -113,8 +129,9 @@ class Monitor:
         self._widget = None
         self._in_notebook = _in_notebook()
         self._unshown: list[TrainingWarning] = []
-        self._opt_handle = (optimizer.register_step_pre_hook(self._before_optimizer_step)
-                            if optimizer is not None else None)
+        self._opt_handle = (
+            optimizer.register_step_pre_hook(self._before_optimizer_step) if optimizer is not None else None
+        )
         for code, evidence in checks.static_checks(model, optimizer, loss_fn, self.thresholds):
             self._report(code, evidence)
         self._arm()
@@ -126,8 +143,13 @@ class Monitor:
         """Warnings found so far, one per code, in the order first seen."""
         return list(self._warnings.values())
 
-    def step(self, loss: Any = None, inputs: torch.Tensor | None = None,
-             targets: torch.Tensor | None = None, outputs: torch.Tensor | None = None) -> None:
+    def step(
+        self,
+        loss: Any = None,
+        inputs: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        outputs: torch.Tensor | None = None,
+    ) -> None:
         """Record one training batch: call after ``loss.backward()`` (before or after
         ``optimizer.step()``). All arguments are optional; more arguments enable more checks."""
         if self._detached:
@@ -153,8 +175,9 @@ class Monitor:
         if self._widget is not None:
             self._widget.refresh()
 
-    def epoch_end(self, train_loss: Any = None, train_acc: Any = None,
-                  val_loss: Any = None, val_acc: Any = None) -> None:
+    def epoch_end(
+        self, train_loss: Any = None, train_acc: Any = None, val_loss: Any = None, val_acc: Any = None
+    ) -> None:
         """Record one finished epoch. Accuracies are fractions in [0, 1]; without
         ``train_acc`` the monitor uses the accuracy of the batches it sampled."""
         if self._detached:
@@ -162,12 +185,18 @@ class Monitor:
         if self._unshown:
             self._flush_unshown()
         values = {}
-        for name, value in (("train_loss", train_loss), ("train_acc", train_acc),
-                            ("val_loss", val_loss), ("val_acc", val_acc)):
+        for name, value in (
+            ("train_loss", train_loss),
+            ("train_acc", train_acc),
+            ("val_loss", val_loss),
+            ("val_acc", val_acc),
+        ):
             values[name] = None if value is None else self._scalar(value, name)
             if name.endswith("acc") and values[name] is not None and not 0 <= values[name] <= 1:
-                raise ValueError(f"epoch_end({name}=...) must be a fraction in [0, 1], got {values[name]!r}; "
-                                 "pass correct / total, not a percentage")
+                raise ValueError(
+                    f"epoch_end({name}=...) must be a fraction in [0, 1], got {values[name]!r}; "
+                    "pass correct / total, not a percentage"
+                )
         if values["train_acc"] is None and self._epoch_seen:
             values["train_acc"] = self._epoch_correct / self._epoch_seen
         self._epoch_correct, self._epoch_seen = 0.0, 0
@@ -204,6 +233,7 @@ class Monitor:
         """The live notebook widget (created on first use; needs ipywidgets and plotly)."""
         if self._widget is None:
             from .monitor_widget import MonitorWidget
+
             self._widget = MonitorWidget(self)
         return self._widget
 
@@ -212,8 +242,7 @@ class Monitor:
 
     def __repr__(self) -> str:
         codes = ", ".join(w.code for w in self._warnings.values()) or "none"
-        return (f"Monitor({type(self.model).__name__}, steps={self.step_count}, "
-                f"epochs={self.epoch}, warnings: {codes})")
+        return f"Monitor({type(self.model).__name__}, steps={self.step_count}, epochs={self.epoch}, warnings: {codes})"
 
     # ------------------------------------------------------------ hooks
 
@@ -239,6 +268,7 @@ class Monitor:
             # validation passes under no_grad are not training steps
             if torch.is_grad_enabled() and isinstance(output, torch.Tensor):
                 self._acts[name] = output
+
         return hook
 
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
@@ -272,8 +302,7 @@ class Monitor:
 
     # ------------------------------------------------------------ capture-step checks
 
-    def _capture(self, inputs: torch.Tensor | None, targets: torch.Tensor | None,
-                 outputs: torch.Tensor | None) -> None:
+    def _capture(self, inputs: torch.Tensor | None, targets: torch.Tensor | None, outputs: torch.Tensor | None) -> None:
         """Tensor statistics of one capture step, then the checks that use them.
 
         On small models PyTorch's per-operation overhead, not the arithmetic, is what the
@@ -309,7 +338,7 @@ class Monitor:
         best = self._best_acc()
         low_acc = best is None or best <= self.thresholds["theta"]
         if grads and any(values[:n_norms]):  # all zero: cleared by an in-place zero_grad(), skip
-            self._gradient_checks(values[:self._n_layers], grads[n_norms:], best, low_acc)
+            self._gradient_checks(values[: self._n_layers], grads[n_norms:], best, low_acc)
         if has_inputs:
             self._input_checks(rms.pop(), inputs, best)
         self._activation_checks(names, rms, best, low_acc)
@@ -330,14 +359,21 @@ class Monitor:
         self._streak[code] = self._streak.get(code, 0) + 1 if present else 0
         return self._streak[code] > (self.thresholds["alpha"] if alpha is None else alpha)
 
-    def _gradient_checks(self, norms: list[float], neuron_grads: list[torch.Tensor], best: float | None,
-                         low_acc: bool) -> None:
+    def _gradient_checks(
+        self, norms: list[float], neuron_grads: list[torch.Tensor], best: float | None, low_acc: bool
+    ) -> None:
         t = self.thresholds
         if not all(math.isfinite(v) for v in norms):
             bad = [n for (n, _), v in zip(self._layers, norms) if not math.isfinite(v)]
-            self._report("exploding_gradient", {
-                "detail": f"Gradients are NaN or infinite in {', '.join(bad)} at step {self.step_count}.",
-                "layers": bad, "best_acc": fmt_acc(best)}, severity=ERROR)
+            self._report(
+                "exploding_gradient",
+                {
+                    "detail": f"Gradients are NaN or infinite in {', '.join(bad)} at step {self.step_count}.",
+                    "layers": bad,
+                    "best_acc": fmt_acc(best),
+                },
+                severity=ERROR,
+            )
             return
         first, last = norms[0], norms[-1]
         ratio = first / last if last > 0 else (math.inf if first > 0 else 1.0)
@@ -346,32 +382,57 @@ class Monitor:
         exploding = self._observed("exploding_gradient", deep and ratio >= t["beta3"])
         if vanishing or exploding:
             names = [name for name, _ in self._layers]
-            evidence = {"first_layer": names[0], "last_layer": names[-1], "first_norm": first,
-                        "last_norm": last, "ratio": ratio, "best_acc": fmt_acc(best),
-                        "layer_norms": dict(zip(names, norms))}
+            evidence = {
+                "first_layer": names[0],
+                "last_layer": names[-1],
+                "first_norm": first,
+                "last_norm": last,
+                "ratio": ratio,
+                "best_acc": fmt_acc(best),
+                "layer_norms": dict(zip(names, norms)),
+            }
             if vanishing:
                 self._report("vanishing_gradient", evidence)
             if exploding:
-                self._report("exploding_gradient", {**evidence, "detail": (
-                    f"The gradient at the first layer ({names[0]}, norm {first:.3g}) is {ratio:.0f} times "
-                    f"the one at the last layer ({names[-1]}) at step {self.step_count}.")})
+                self._report(
+                    "exploding_gradient",
+                    {
+                        **evidence,
+                        "detail": (
+                            f"The gradient at the first layer ({names[0]}, norm {first:.3g}) is {ratio:.0f} times "
+                            f"the one at the last layer ({names[-1]}) at step {self.step_count}."
+                        ),
+                    },
+                )
         if not neuron_grads or not low_acc:
             return
         # A neuron's bias gradient sums its gradient over the batch: exactly 0 when it passed no
         # gradient for any sample (a dead ReLU), almost surely not otherwise. Without a bias,
         # the neuron's row of the weight gradient is used.
-        per_neuron = torch.cat([g if has_bias else torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1)
-                                for g, has_bias in zip(neuron_grads, self._neuron_bias)]).numpy()
+        per_neuron = torch.cat(
+            [
+                g if has_bias else torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1)
+                for g, has_bias in zip(neuron_grads, self._neuron_bias)
+            ]
+        ).numpy()
         total = per_neuron.size
         dead = total - np.count_nonzero(per_neuron)
         if self._observed("dying_relu", total > 0 and dead / total >= t["gamma"]):
             per_layer, at = {}, 0
             for name, m in self._layers[:-1]:
                 width = m.weight.shape[0]
-                per_layer[name] = int(width - np.count_nonzero(per_neuron[at:at + width]))
+                per_layer[name] = int(width - np.count_nonzero(per_neuron[at : at + width]))
                 at += width
-            self._report("dying_relu", {"dead": int(dead), "total": total, "dead_pct": 100 * dead / total,
-                                        "per_layer": per_layer, "best_acc": fmt_acc(best)})
+            self._report(
+                "dying_relu",
+                {
+                    "dead": int(dead),
+                    "total": total,
+                    "dead_pct": 100 * dead / total,
+                    "per_layer": per_layer,
+                    "best_acc": fmt_acc(best),
+                },
+            )
 
     def _input_checks(self, rms: float, inputs: torch.Tensor, best: float | None) -> None:
         """SCRAM's range check. Deviation: instead of every value within [-1, 1], the batch's
@@ -379,15 +440,20 @@ class Monitor:
         values beyond +-1), in two captures running so that one batch with rare outliers
         (z-scores of 20-40 occur in standardized pixel data) is not enough."""
         if not math.isfinite(rms):
-            self._report("abnormal_data", {"detail": f"The input batch at step {self.step_count} "
-                                           "contains NaN or infinite values.", "best_acc": fmt_acc(best)})
+            self._report(
+                "abnormal_data",
+                {
+                    "detail": f"The input batch at step {self.step_count} contains NaN or infinite values.",
+                    "best_acc": fmt_acc(best),
+                },
+            )
         elif self._observed("unnormalized_input", rms > self.thresholds["input_scale"], 1):
             x = inputs.detach()
-            self._report("unnormalized_input", {"rms": rms, "mean_abs": float(x.abs().mean()),
-                                                "max_abs": float(x.abs().max())})
+            self._report(
+                "unnormalized_input", {"rms": rms, "mean_abs": float(x.abs().mean()), "max_abs": float(x.abs().max())}
+            )
 
-    def _activation_checks(self, names: list[str], rms: list[float], best: float | None,
-                           low_acc: bool) -> None:
+    def _activation_checks(self, names: list[str], rms: list[float], best: float | None, low_acc: bool) -> None:
         """AutoTrainer AD on layer outputs. Deviation: the typical size (root-mean-square) is
         compared with omega instead of the largest output; on standardized data a few
         rare-valued inputs (z-scores of 20-40) push single outputs past omega in healthy runs."""
@@ -401,12 +467,17 @@ class Monitor:
         nonfinite = worst is not None and not math.isfinite(worst[1])
         if nonfinite or self._observed("abnormal_data", worst is not None and low_acc):
             name, value = worst
-            what = ("NaN or infinite values" if nonfinite else
-                    f"outputs of typical size {value:.3g} (root-mean-square)")
-            self._report("abnormal_data", {
-                "detail": f"Layer {name} produced {what} at step {self.step_count} "
-                          f"(threshold {self.thresholds['omega']:g}).",
-                "layer": name, "value": value, "best_acc": fmt_acc(best)})
+            what = "NaN or infinite values" if nonfinite else f"outputs of typical size {value:.3g} (root-mean-square)"
+            self._report(
+                "abnormal_data",
+                {
+                    "detail": f"Layer {name} produced {what} at step {self.step_count} "
+                    f"(threshold {self.thresholds['omega']:g}).",
+                    "layer": name,
+                    "value": value,
+                    "best_acc": fmt_acc(best),
+                },
+            )
 
     # ------------------------------------------------------------ epoch checks
 
@@ -430,16 +501,27 @@ class Monitor:
         if len(accs) >= t["trend_epochs"]:
             swings = checks.oscillation(accs, t["zeta"])
             if len(swings) / len(accs) >= t["eta"]:
-                self._report("oscillating_loss", {
-                    "epochs": len(accs), "zeta": t["zeta"], "swings": len(swings),
-                    "amplitudes": ", ".join(f"{s:.0%}" for s in swings[-6:])})
+                self._report(
+                    "oscillating_loss",
+                    {
+                        "epochs": len(accs),
+                        "zeta": t["zeta"],
+                        "swings": len(swings),
+                        "amplitudes": ", ".join(f"{s:.0%}" for s in swings[-6:]),
+                    },
+                )
             if low_acc and checks.slow(accs, t["delta"]):
                 self._report("slow_convergence", {"delta": t["delta"], "epochs": len(accs), "accs": shown})
         vals = [e["val_acc"] for e in self.epochs if e["val_acc"] is not None and e["train_acc"] is not None]
         trains = [e["train_acc"] for e in self.epochs if e["val_acc"] is not None and e["train_acc"] is not None]
         if checks.overfit(trains, vals, t["overfit_drop"], t["overfit_gap"]):
-            self._report("overfitting", {"val": " → ".join(f"{v:.1%}" for v in vals[-3:]),
-                                         "train": " → ".join(f"{v:.1%}" for v in trains[-3:])})
+            self._report(
+                "overfitting",
+                {
+                    "val": " → ".join(f"{v:.1%}" for v in vals[-3:]),
+                    "train": " → ".join(f"{v:.1%}" for v in trains[-3:]),
+                },
+            )
         if self.task and self.loss_name and self._activation and low_acc:
             mismatch = checks.output_mismatch(self.task, self.loss_name, self._activation)
             if mismatch:
@@ -454,8 +536,10 @@ class Monitor:
     def _scalar(value: Any, name: str) -> float:
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
-                raise ValueError(f"{name} must be a scalar (one number), got a tensor of shape {tuple(value.shape)}; "
-                                 f"pass e.g. loss (the mean over the batch), not the per-sample values")
+                raise ValueError(
+                    f"{name} must be a scalar (one number), got a tensor of shape {tuple(value.shape)}; "
+                    f"pass e.g. loss (the mean over the batch), not the per-sample values"
+                )
             return value.item()
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise TypeError(f"{name} must be a number or a one-element tensor, got {type(value).__name__}")
@@ -475,10 +559,17 @@ class Monitor:
                 self._emit(existing)
             return
         warning = TrainingWarning(
-            code=code, severity=severity, title=message.title,
-            explanation=message.explanation.format(**fields), fix=message.fix.format(**fields),
-            epoch=self.epoch, step=self.step_count, evidence=evidence,
-            last_epoch=self.epoch, last_step=self.step_count)
+            code=code,
+            severity=severity,
+            title=message.title,
+            explanation=message.explanation.format(**fields),
+            fix=message.fix.format(**fields),
+            epoch=self.epoch,
+            step=self.step_count,
+            evidence=evidence,
+            last_epoch=self.epoch,
+            last_step=self.step_count,
+        )
         self._warnings[code] = warning
         self._emit(warning)
 

@@ -41,15 +41,24 @@ class MonitorWidget(ipywidgets.VBox):
         fig.add_trace(go.Scatter(name="batch loss", mode="lines", line={"width": 1, "color": "#9ecae1"}), 1, 1)
         fig.add_trace(go.Scatter(name="train loss (epoch)", mode="lines+markers", line={"color": "#1f77b4"}), 1, 1)
         fig.add_trace(go.Scatter(name="val loss (epoch)", mode="lines+markers", line={"color": "#2ca02c"}), 1, 1)
-        fig.add_trace(go.Scatter(name="warnings", mode="markers", hoverinfo="text",
-                                 marker={"symbol": "x", "size": 11, "line": {"width": 1}}), 1, 1)
+        fig.add_trace(
+            go.Scatter(
+                name="warnings",
+                mode="markers",
+                hoverinfo="text",
+                marker={"symbol": "x", "size": 11, "line": {"width": 1}},
+            ),
+            1,
+            1,
+        )
         fig.add_trace(go.Scatter(name="train acc", mode="lines+markers", line={"color": "#1f77b4"}), 1, 2)
         fig.add_trace(go.Scatter(name="val acc", mode="lines+markers", line={"color": "#2ca02c"}), 1, 2)
         fig.update_xaxes(title_text="step", row=1, col=1)
         fig.update_xaxes(title_text="epoch", row=1, col=2)
         fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-        fig.update_layout(height=320, margin={"l": 40, "r": 10, "t": 30, "b": 40},
-                          legend={"orientation": "h", "y": -0.25})
+        fig.update_layout(
+            height=320, margin={"l": 40, "r": 10, "t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25}
+        )
         self.figure = go.FigureWidget(fig)
         self.status = ipywidgets.HTML()
         self.warning_list = ipywidgets.HTML()
@@ -82,8 +91,9 @@ class MonitorWidget(ipywidgets.VBox):
             data[3].marker.color = [m[3] for m in marks]
             data[4].x, data[4].y = e_nums, _finite([e["train_acc"] for e in epochs])
             data[5].x, data[5].y = e_nums, _finite([e["val_acc"] for e in epochs])
-        self.status.value = (f"<b>nbdebug monitor</b> · step {mon.step_count} · epoch {mon.epoch} · "
-                             f"{len(mon.warnings)} warning(s)")
+        self.status.value = (
+            f"<b>nbdebug monitor</b> · step {mon.step_count} · epoch {mon.epoch} · {len(mon.warnings)} warning(s)"
+        )
         self.warning_list.value = self._warnings_html()
 
     def _marker(self, warning) -> tuple[int, float, str, str]:
@@ -110,5 +120,6 @@ class MonitorWidget(ipywidgets.VBox):
                 f"<summary><b>{html.escape(w.severity.upper())}: {html.escape(w.title)}</b> "
                 f"<code>{html.escape(w.code)}</code> · epoch {w.epoch}, step {w.step}{seen}</summary>"
                 f"<p>{html.escape(w.explanation)}</p>"
-                f"<pre style='background:#f6f6f6;padding:6px'>{html.escape(w.fix)}</pre></details>")
+                f"<pre style='background:#f6f6f6;padding:6px'>{html.escape(w.fix)}</pre></details>"
+            )
         return "".join(items)

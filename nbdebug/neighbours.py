@@ -8,8 +8,13 @@ import numpy as np
 import torch
 
 
-def knn(points: torch.Tensor, k: int, reference: torch.Tensor | None = None, queries: np.ndarray | None = None,
-        chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+def knn(
+    points: torch.Tensor,
+    k: int,
+    reference: torch.Tensor | None = None,
+    queries: np.ndarray | None = None,
+    chunk: int = 2048,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest neighbours, in float32.
 
     With ``reference``: for every row of ``points``, its k nearest rows of ``reference``.
@@ -24,7 +29,7 @@ def knn(points: torch.Tensor, k: int, reference: torch.Tensor | None = None, que
     squared = (reference * reference).sum(1)
     distances, indices = [], []
     for start in range(0, len(rows), chunk):
-        q = rows[start:start + chunk]
+        q = rows[start : start + chunk]
         query = points[q]
         # |r|² - 2 q·r in one fused pass; |q|² is the same along a row, so it is added
         # only to the k values kept (a third of the time at 10,000 x 10,000).
@@ -37,8 +42,9 @@ def knn(points: torch.Tensor, k: int, reference: torch.Tensor | None = None, que
     return torch.cat(distances), torch.cat(indices)
 
 
-def clustered_knn(points: torch.Tensor, k: int, probes: int = 8, iterations: int = 8,
-                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def clustered_knn(
+    points: torch.Tensor, k: int, probes: int = 8, iterations: int = 8, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Approximate k nearest other rows of ``points``, the same result layout as :func:`knn`.
 
     The rows are split into about √n lists by k-means; the rows of a list are searched

@@ -45,8 +45,9 @@ class AlignedPCA:
             finite = np.isfinite(reps).all(axis=1)
             fit_rows = train[finite[train]]
             if len(fit_rows) < 2:
-                raise ValueError(f"epoch {epoch} has fewer than two training samples with finite "
-                                 "representations; nothing to project")
+                raise ValueError(
+                    f"epoch {epoch} has fewer than two training samples with finite representations; nothing to project"
+                )
             mean = reps[fit_rows].mean(axis=0)
             centred = reps[fit_rows] - mean
             # Top-2 principal axes from the (small) covariance matrix.
@@ -55,7 +56,7 @@ class AlignedPCA:
             if axes.shape[1] < 2:  # representation of dimension 1
                 axes = np.pad(axes, ((0, 0), (0, 2 - axes.shape[1])))
             points = centred @ axes
-            spread = float(np.sqrt((points ** 2).sum(axis=1).mean())) or 1.0
+            spread = float(np.sqrt((points**2).sum(axis=1).mean())) or 1.0
             axes /= spread
             if previous is not None:
                 # Align on the samples placed in both frames (a frame may have NaN rows).
@@ -77,7 +78,7 @@ class AlignedPCA:
     def transform(self, epoch: int, representations: np.ndarray) -> np.ndarray:
         """Place samples of ``epoch`` (n, dim) on the canvas (n, 2)."""
         i = self._index(epoch)
-        return ((np.asarray(representations, dtype=np.float32) - self.mean_[i]) @ self.weights_[i])
+        return (np.asarray(representations, dtype=np.float32) - self.mean_[i]) @ self.weights_[i]
 
     def inverse_transform(self, epoch: int, points: np.ndarray) -> np.ndarray:
         """Map canvas points (n, 2) back to representations (n, dim) of ``epoch``."""

@@ -21,8 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import head as head_module
-from .run import (EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, TMP_PREFIX,
-                  epoch_dirname)
+from .run import EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, TMP_PREFIX, epoch_dirname
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -44,7 +43,7 @@ class _Split:
         n = len(self.labels) if limit is None else min(limit, len(self.labels))
         if isinstance(self.inputs, torch.Tensor):
             for start in range(0, n, batch_size):
-                yield self.inputs[start:min(start + batch_size, n)]
+                yield self.inputs[start : min(start + batch_size, n)]
         else:
             subset = self.inputs if n == len(self.labels) else Subset(self.inputs, range(n))
             yield from DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate_inputs)
@@ -68,8 +67,10 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
 def _as_labels(y: Any, n: int, name: str) -> np.ndarray:
     labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if labels.ndim != 1:
-        raise ValueError(f"{name} must be one integer class index per sample (1-D), got shape {labels.shape}; "
-                         "for one-hot labels pass y.argmax(1)")
+        raise ValueError(
+            f"{name} must be one integer class index per sample (1-D), got shape {labels.shape}; "
+            "for one-hot labels pass y.argmax(1)"
+        )
     if labels.size and labels.dtype.kind not in "iu":
         if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
             labels = labels.astype(np.int64)
@@ -123,12 +124,14 @@ def _split_unchecked(name: str, value: Any, labelled: bool) -> _Split:
 
 def _jsonable(value: Any, name: str) -> Any:
     """Round-trip through JSON, turning numpy scalars and arrays into plain values."""
+
     def default(obj: Any) -> Any:
         if isinstance(obj, (np.ndarray, np.generic)):
             return obj.tolist()
         if isinstance(obj, torch.Tensor):
             return obj.tolist()
         raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
     try:
         return json.loads(json.dumps(value, default=default, allow_nan=False))
     except (TypeError, ValueError) as err:
@@ -173,22 +176,24 @@ class _RowWriter:
     def write(self, rows: np.ndarray) -> None:
         if self.array is None:
             dtype = np.float16 if self.compact else np.float32
-            self.array = np.lib.format.open_memmap(self.path, mode="w+", dtype=dtype,
-                                                   shape=(self.n_rows, rows.shape[1]))
+            self.array = np.lib.format.open_memmap(
+                self.path, mode="w+", dtype=dtype, shape=(self.n_rows, rows.shape[1])
+            )
         if rows.shape[1] != self.array.shape[1]:
-            raise RuntimeError(f"{self.path.stem} changed width within one epoch "
-                               f"({self.array.shape[1]} then {rows.shape[1]})")
+            raise RuntimeError(
+                f"{self.path.stem} changed width within one epoch ({self.array.shape[1]} then {rows.shape[1]})"
+            )
         finite = np.isfinite(rows)
         self.nonfinite += int((~finite).any(axis=1).sum())
         if self.array.dtype == np.float16 and finite.any() and float(np.abs(rows[finite]).max()) > FLOAT16_MAX:
             self._widen()
-        self.array[self.filled:self.filled + len(rows)] = rows
+        self.array[self.filled : self.filled + len(rows)] = rows
         self.filled += len(rows)
 
     def _widen(self) -> None:
         wide_path = self.path.with_name(f"{TMP_PREFIX}wide-{self.path.name}")
         wide = np.lib.format.open_memmap(wide_path, mode="w+", dtype=np.float32, shape=self.array.shape)
-        wide[:self.filled] = self.array[:self.filled]
+        wide[: self.filled] = self.array[: self.filled]
         self.array = None
         os.replace(wide_path, self.path)
         self.array = wide
@@ -214,8 +219,7 @@ def _to_probabilities(output: Any, batch: int, kind: str) -> np.ndarray:
     """(batch, n_classes) probabilities from the model's output; one unit means binary."""
     if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise RuntimeError(f"the model must return one row of scores per sample, shape (batch, n_classes), "
-                           f"got {shape}")
+        raise RuntimeError(f"the model must return one row of scores per sample, shape (batch, n_classes), got {shape}")
     out = output.detach().float()
     if kind == "log_probabilities":
         out = out.exp()
@@ -263,21 +267,35 @@ class Recorder:
         Replace an existing run at ``path`` instead of refusing.
     """
 
-    def __init__(self, model: nn.Module, *, head: nn.Module, path: str | Path,
-                 train: Any, test: Any = None, unlabeled: Any = None,
-                 classes: list[str] | None = None,
-                 thumbnails: dict[str, np.ndarray] | None = None,
-                 metadata: dict[str, Any] | None = None,
-                 output: str = "logits", batch_size: int = 512, overwrite: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        head: nn.Module,
+        path: str | Path,
+        train: Any,
+        test: Any = None,
+        unlabeled: Any = None,
+        classes: list[str] | None = None,
+        thumbnails: dict[str, np.ndarray] | None = None,
+        metadata: dict[str, Any] | None = None,
+        output: str = "logits",
+        batch_size: int = 512,
+        overwrite: bool = False,
+    ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(head, nn.Module):
-            raise TypeError(f"head must be the torch.nn.Module inside model that maps representations "
-                            f"to logits (e.g. head=model.fc), got {type(head).__name__}")
+            raise TypeError(
+                f"head must be the torch.nn.Module inside model that maps representations "
+                f"to logits (e.g. head=model.fc), got {type(head).__name__}"
+            )
         head_path = next((name for name, module in model.named_modules() if module is head), None)
         if head_path is None:
-            raise ValueError("head is not a submodule of model; pass the layer of this model that maps "
-                             "representations to logits, e.g. head=model.fc")
+            raise ValueError(
+                "head is not a submodule of model; pass the layer of this model that maps "
+                "representations to logits, e.g. head=model.fc"
+            )
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -297,8 +315,10 @@ class Recorder:
             if len(classes) < 2:
                 raise ValueError(f"classes must name at least two classes, got {classes}")
             if labels.max(initial=-1) >= len(classes):
-                raise ValueError(f"labels go up to {labels.max()} but classes names only {len(classes)} "
-                                 "classes; pass one name per class")
+                raise ValueError(
+                    f"labels go up to {labels.max()} but classes names only {len(classes)} "
+                    "classes; pass one name per class"
+                )
 
         metadata = _jsonable(metadata if metadata is not None else {}, "metadata")
         if not isinstance(metadata, dict):
@@ -346,16 +366,20 @@ class Recorder:
         n_classes = max(self.n_outputs, 2)
         top = int(self._labels.max(initial=-1))
         if top >= n_classes:
-            raise ValueError(f"labels go up to {top} but the model outputs {n_classes} classes; "
-                             "labels must be class indices 0..n_classes-1")
+            raise ValueError(
+                f"labels go up to {top} but the model outputs {n_classes} classes; "
+                "labels must be class indices 0..n_classes-1"
+            )
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes names {len(classes)} classes but the model outputs {n_classes}")
         last = list(self.model.modules())[-1]
         if self.output == "logits" and isinstance(last, (nn.Softmax, nn.Sigmoid, nn.LogSoftmax)):
             kind = "log_probabilities" if isinstance(last, nn.LogSoftmax) else "probabilities"
-            warnings.warn(f"the model ends with nn.{type(last).__name__}, so its outputs are not logits; "
-                          f"pass output={kind!r} to Recorder, or the recorded probabilities will be wrong",
-                          stacklevel=3)
+            warnings.warn(
+                f"the model ends with nn.{type(last).__name__}, so its outputs are not logits; "
+                f"pass output={kind!r} to Recorder, or the recorded probabilities will be wrong",
+                stacklevel=3,
+            )
         return n_classes
 
     @staticmethod
@@ -370,8 +394,10 @@ class Recorder:
                 raise ValueError(f"thumbnails has a split {name!r}; the recorded splits are {sorted(sizes)}")
             images = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
             if images.dtype != np.uint8:
-                raise ValueError(f"thumbnails[{name!r}] must be uint8 (0-255), got {images.dtype}; "
-                                 "scale and convert with (x * 255).astype(np.uint8)")
+                raise ValueError(
+                    f"thumbnails[{name!r}] must be uint8 (0-255), got {images.dtype}; "
+                    "scale and convert with (x * 255).astype(np.uint8)"
+                )
             if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)):
                 raise ValueError(f"thumbnails[{name!r}] must be (n, h, w) or (n, h, w, 3|4), got {images.shape}")
             if len(images) != sizes[name]:
@@ -385,11 +411,14 @@ class Recorder:
             raise FileExistsError(f"path {str(path)!r} is a file; choose a directory for the run")
         if path.is_dir() and any(path.iterdir()):
             if not (path / RUN_FILE).exists():
-                raise FileExistsError(f"path {str(path)!r} is a non-empty directory that is not an nbdebug run; "
-                                      "choose a new or empty directory")
+                raise FileExistsError(
+                    f"path {str(path)!r} is a non-empty directory that is not an nbdebug run; "
+                    "choose a new or empty directory"
+                )
             if not overwrite:
-                raise FileExistsError(f"path {str(path)!r} already holds a run; pass overwrite=True to replace it "
-                                      "or choose another path")
+                raise FileExistsError(
+                    f"path {str(path)!r} already holds a run; pass overwrite=True to replace it or choose another path"
+                )
             shutil.rmtree(path)
         (path / EPOCHS_DIR).mkdir(parents=True, exist_ok=True)
 
@@ -411,11 +440,15 @@ class Recorder:
         epoch = int(epoch)
         final = self.path / EPOCHS_DIR / epoch_dirname(epoch)
         if epoch in self._epochs or final.exists():
-            raise ValueError(f"epoch {epoch} was already captured; capture each epoch once, "
-                             "e.g. rec.capture(epoch) at the end of each epoch")
+            raise ValueError(
+                f"epoch {epoch} was already captured; capture each epoch once, "
+                "e.g. rec.capture(epoch) at the end of each epoch"
+            )
         if self._epochs and epoch < self._epochs[-1]:
-            raise ValueError(f"epoch {epoch} comes before the last captured epoch {self._epochs[-1]}; "
-                             "capture epochs in increasing order")
+            raise ValueError(
+                f"epoch {epoch} comes before the last captured epoch {self._epochs[-1]}; "
+                "capture epochs in increasing order"
+            )
         metrics = self._check_metrics(metrics)
 
         started = time.perf_counter()
@@ -426,8 +459,9 @@ class Recorder:
             probs = _RowWriter(tmp / "probabilities.npy", n, compact=False)
             for batch_reps, batch_probs in self._forward():
                 if batch_probs.shape[1] != self._info["n_classes"]:
-                    raise RuntimeError(f"the model now outputs {batch_probs.shape[1]} classes; the run has "
-                                       f"{self._info['n_classes']}")
+                    raise RuntimeError(
+                        f"the model now outputs {batch_probs.shape[1]} classes; the run has {self._info['n_classes']}"
+                    )
                 reps.write(batch_reps)
                 probs.write(batch_probs)
             reps.close()
@@ -438,9 +472,13 @@ class Recorder:
                 f.flush()
                 os.fsync(f.fileno())
             nonfinite = {"representations": reps.nonfinite, "probabilities": probs.nonfinite}
-            info = {"epoch": epoch, "metrics": metrics, "nonfinite": nonfinite,
-                    "seconds": round(time.perf_counter() - started, 4),
-                    "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            info = {
+                "epoch": epoch,
+                "metrics": metrics,
+                "nonfinite": nonfinite,
+                "seconds": round(time.perf_counter() - started, 4),
+                "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
             with open(tmp / "epoch.json", "w", encoding="utf-8") as f:
                 json.dump(info, f, indent=1)
                 f.flush()
@@ -458,7 +496,9 @@ class Recorder:
                 f"epoch {epoch}: {nonfinite['representations']} samples have NaN or Inf representations and "
                 f"{nonfinite['probabilities']} have NaN or Inf predictions. They were stored as they are. "
                 "Training has probably diverged: try a lower learning rate or gradient clipping.",
-                NonFiniteWarning, stacklevel=2)
+                NonFiniteWarning,
+                stacklevel=2,
+            )
 
     @staticmethod
     def _check_metrics(metrics: Any) -> dict[str, float | None]:
@@ -513,13 +553,17 @@ class Recorder:
     def _representation(captured: list[torch.Tensor], batch: int) -> np.ndarray:
         if len(captured) != 1:
             raise RuntimeError(
-                "head was called " + ("never" if not captured else f"{len(captured)} times") +
-                " in one forward pass; head must be the module called once per forward that maps "
-                "representations to logits")
+                "head was called "
+                + ("never" if not captured else f"{len(captured)} times")
+                + " in one forward pass; head must be the module called once per forward that maps "
+                "representations to logits"
+            )
         rep = captured[0]
         if rep.shape[0] != batch:
-            raise RuntimeError(f"head's input has {rep.shape[0]} rows for a batch of {batch}; "
-                               "head must see one representation per sample")
+            raise RuntimeError(
+                f"head's input has {rep.shape[0]} rows for a batch of {batch}; "
+                "head must see one representation per sample"
+            )
         return rep.reshape(batch, -1).float().cpu().numpy()
 
     def __repr__(self) -> str:

@@ -97,8 +97,7 @@ def open_array(path: Path) -> np.ndarray:
 class Run:
     """A recorded training run, read lazily from its directory. Use :func:`load_run`."""
 
-    def __init__(self, path: Path, info: dict[str, Any], labels: np.ndarray,
-                 epochs: list[int], dim: int):
+    def __init__(self, path: Path, info: dict[str, Any], labels: np.ndarray, epochs: list[int], dim: int):
         self.path = path
         self.info = info
         self.labels = labels
@@ -107,8 +106,10 @@ class Run:
 
     def __repr__(self) -> str:
         first_last = f"{self.epochs[0]}..{self.epochs[-1]}" if self.epochs else "none"
-        return (f"Run({str(self.path)!r}: {self.n_samples} samples, {self.n_classes} classes, "
-                f"{len(self.epochs)} epochs ({first_last}), representation dim {self.dim})")
+        return (
+            f"Run({str(self.path)!r}: {self.n_samples} samples, {self.n_classes} classes, "
+            f"{len(self.epochs)} epochs ({first_last}), representation dim {self.dim})"
+        )
 
     @property
     def n_samples(self) -> int:
@@ -185,8 +186,7 @@ class Run:
         custom head pass ``module``, an instance of its class, whose copy gets the weights.
         """
         spec = self.info["head"]["spec"]
-        return head_module.rebuild(spec, self.head_state(epoch), module,
-                                   what=f"the head ({self.info['head']['type']})")
+        return head_module.rebuild(spec, self.head_state(epoch), module, what=f"the head ({self.info['head']['type']})")
 
     def thumbnails(self, split: str) -> np.ndarray | None:
         """uint8 images of one split as recorded, or None if none were given."""
@@ -198,8 +198,9 @@ class Run:
         images = open_array(path)
         where = self.splits[split]
         if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != where.stop - where.start:
-            raise RunFormatError(f"{path} should hold {where.stop - where.start} uint8 images, "
-                                 f"got {images.dtype} {images.shape}")
+            raise RunFormatError(
+                f"{path} should hold {where.stop - where.start} uint8 images, got {images.dtype} {images.shape}"
+            )
         return images
 
 
@@ -219,8 +220,13 @@ def _check_run_info(info: dict[str, Any], where: Path) -> None:
         raise RunFormatError(f"{where}: head and metadata must be JSON objects")
     stop = 0
     for split in info["splits"] if isinstance(info["splits"], list) else [None]:
-        if not (isinstance(split, dict) and split.get("name") in ("train", "test", "unlabeled")
-                and split.get("start") == stop and isinstance(split.get("stop"), int) and split["stop"] > stop):
+        if not (
+            isinstance(split, dict)
+            and split.get("name") in ("train", "test", "unlabeled")
+            and split.get("start") == stop
+            and isinstance(split.get("stop"), int)
+            and split["stop"] > stop
+        ):
             raise RunFormatError(f"{where}: splits must cover the samples in order, got {info['splits']!r}")
         stop = split["stop"]
     if stop != n:

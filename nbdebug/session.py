@@ -12,8 +12,18 @@ from tqdm.auto import tqdm
 
 from . import feedback as feedback_log
 from .anomaly import AnomalyDetector
-from .features import ATTRIBUTES_VERSION, PROGRESS_MIN_SAMPLES, aggregate_attributes, confidence, \
-    dynamic_features, is_sigmoid, load_attributes, load_probabilities, save_attributes, select_epochs
+from .features import (
+    ATTRIBUTES_VERSION,
+    PROGRESS_MIN_SAMPLES,
+    aggregate_attributes,
+    confidence,
+    dynamic_features,
+    is_sigmoid,
+    load_attributes,
+    load_probabilities,
+    save_attributes,
+    select_epochs,
+)
 from .intention import MODES, IntentionLearner, is_prior
 from .projection import AlignedPCA
 from .run import Run, load_run
@@ -56,13 +66,23 @@ class Session:
         Seeds clustering subsets and tie-breaking.
     """
 
-    def __init__(self, run: Run | str | Path, projection=None, *, mode: str = "default", epochs=None,
-                 n_clusters: int = 30, threshold: float = 0.98, seed: int = 0):
+    def __init__(
+        self,
+        run: Run | str | Path,
+        projection=None,
+        *,
+        mode: str = "default",
+        epochs=None,
+        n_clusters: int = 30,
+        threshold: float = 0.98,
+        seed: int = 0,
+    ):
         if isinstance(run, (str, Path)):
             run = load_run(run)
         if not isinstance(run, Run):
-            raise TypeError(f"run must be a Run from nbdebug.load_run or a run directory path, "
-                            f"got {type(run).__name__}")
+            raise TypeError(
+                f"run must be a Run from nbdebug.load_run or a run directory path, got {type(run).__name__}"
+            )
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.run = run
@@ -124,8 +144,14 @@ class Session:
         (row 0 at the top), ``.predicted`` and ``.confidence`` the grid's classes and
         top-1 probabilities (for tooltips), ``.gap`` the top-1 / top-2 margin."""
         bounds = self.bounds  # fits the projection if needed
-        return paint_background(self.projection, self.run, epoch, bounds, resolution,
-                                head_module=getattr(self.projection, "head_module", None))
+        return paint_background(
+            self.projection,
+            self.run,
+            epoch,
+            bounds,
+            resolution,
+            head_module=getattr(self.projection, "head_module", None),
+        )
 
     def background(self, epoch: int, resolution: int = 256) -> np.ndarray:
         """(resolution, resolution, 4) uint8 RGBA: the class colour, lighter where the
@@ -143,6 +169,7 @@ class Session:
                 self._faithfulness = self.projection.faithfulness(self.run)  # also cached in the run directory
             else:
                 from .metrics import evaluate
+
                 self._faithfulness = evaluate(self.run, self.projection)
         return self._faithfulness
 
@@ -154,8 +181,9 @@ class Session:
 
     def _features(self, probabilities: np.ndarray) -> dict[str, np.ndarray]:
         """The paper's raw feature vectors of every sample (trajectories and confidence)."""
-        return dynamic_features(self._chosen_embedding(),
-                                confidence(probabilities, self.run.labels, is_sigmoid(self.run)))
+        return dynamic_features(
+            self._chosen_embedding(), confidence(probabilities, self.run.labels, is_sigmoid(self.run))
+        )
 
     def _seen(self) -> np.ndarray:
         """The samples the anomaly detector learns normality from: the training split."""
@@ -171,8 +199,10 @@ class Session:
             seen = self._seen()
             self._detector.fit(features, seen, on_feature=bar.update)
             self._detector_fitted = True
-            attributes = {name: values.astype(np.float32)
-                          for name, values in zip(features, self._detector.scores(features, seen).T)}
+            attributes = {
+                name: values.astype(np.float32)
+                for name, values in zip(features, self._detector.scores(features, seen).T)
+            }
             if self.mode == "default":
                 attributes.update(aggregate_attributes(run, self.epochs, progress=False, probabilities=probs))
                 bar.update()
@@ -182,11 +212,17 @@ class Session:
         """What the cached attributes depend on: the recorded data, the labels, the embedding of
         the chosen epochs, the parameters and the attribute code's version."""
         embedding = np.ascontiguousarray(self._chosen_embedding())
-        return {"version": ATTRIBUTES_VERSION, "mode": self.mode, "epochs": self.epochs,
-                "n_clusters": self._detector.n_clusters, "threshold": self._detector.threshold, "seed": self.seed,
-                "run": run_fingerprint(self.run),
-                "labels": hashlib.sha256(np.ascontiguousarray(self.run.labels).tobytes()).hexdigest(),
-                "embedding": hashlib.sha256(embedding.tobytes()).hexdigest()}
+        return {
+            "version": ATTRIBUTES_VERSION,
+            "mode": self.mode,
+            "epochs": self.epochs,
+            "n_clusters": self._detector.n_clusters,
+            "threshold": self._detector.threshold,
+            "seed": self.seed,
+            "run": run_fingerprint(self.run),
+            "labels": hashlib.sha256(np.ascontiguousarray(self.run.labels).tobytes()).hexdigest(),
+            "embedding": hashlib.sha256(embedding.tobytes()).hexdigest(),
+        }
 
     def _load_or_compute_attributes(self) -> dict[str, np.ndarray]:
         path = self.run.path / f"attributes-{self.mode}.npz"
@@ -271,14 +307,22 @@ class Session:
         else:
             probs = self._per_epoch(probabilities, "probabilities", run.n_classes)
             if probs.shape[1] != m:
-                raise ValueError(f"probabilities hold {probs.shape[1]} samples per epoch but representations hold "
-                                 f"{m}; pass both for the same samples")
+                raise ValueError(
+                    f"probabilities hold {probs.shape[1]} samples per epoch but representations hold "
+                    f"{m}; pass both for the same samples"
+                )
         if labels is not None:
             labels = np.asarray(labels)
-            if labels.shape != (m,) or labels.dtype.kind not in "iu" or (labels < -1).any() \
-                    or (labels >= run.n_classes).any():
-                raise ValueError(f"labels must be {m} integer class indices in -1..{run.n_classes - 1} "
-                                 f"(-1: no label), got {labels.dtype} {labels.shape}")
+            if (
+                labels.shape != (m,)
+                or labels.dtype.kind not in "iu"
+                or (labels < -1).any()
+                or (labels >= run.n_classes).any()
+            ):
+                raise ValueError(
+                    f"labels must be {m} integer class indices in -1..{run.n_classes - 1} "
+                    f"(-1: no label), got {labels.dtype} {labels.shape}"
+                )
         positions = np.stack([self.projection.transform(epoch, reps[i]) for i, epoch in enumerate(self.epochs)])
         features = dynamic_features(positions, confidence(probs, labels, is_sigmoid(run)))
         return self.detector.score(features).astype(np.float32)
@@ -288,16 +332,21 @@ class Session:
         if isinstance(values, dict):
             missing = [e for e in self.epochs if e not in values]
             if missing:
-                raise ValueError(f"{name} lacks epochs {missing}; give one array per epoch of session.epochs "
-                                 f"= {self.epochs}")
+                raise ValueError(
+                    f"{name} lacks epochs {missing}; give one array per epoch of session.epochs = {self.epochs}"
+                )
             values = [np.asarray(values[e], dtype=np.float32) for e in self.epochs]
             if len({v.shape for v in values}) > 1:
-                raise ValueError(f"{name} must hold arrays of one shape (m, {width}) for every epoch, "
-                                 f"got {sorted({v.shape for v in values})}")
+                raise ValueError(
+                    f"{name} must hold arrays of one shape (m, {width}) for every epoch, "
+                    f"got {sorted({v.shape for v in values})}"
+                )
         array = np.asarray(values, dtype=np.float32)
         if array.ndim != 3 or array.shape[0] != len(self.epochs) or array.shape[2] != width:
-            raise ValueError(f"{name} must have shape (n_epochs={len(self.epochs)}, m, {width}), one (m, {width}) "
-                             f"array per epoch of session.epochs, got {array.shape}")
+            raise ValueError(
+                f"{name} must have shape (n_epochs={len(self.epochs)}, m, {width}), one (m, {width}) "
+                f"array per epoch of session.epochs, got {array.shape}"
+            )
         return np.ascontiguousarray(array)
 
     # -- samples of interest ----------------------------------------------------------
@@ -310,9 +359,14 @@ class Session:
             # Every answer is in the log, so the learner is rebuilt from it (after a kernel
             # restart, or after fit() changed the embedding the attributes come from).
             self._intention, restored, prior = feedback_log.last_intention(self._log.read())
-            self._learner = IntentionLearner(self.anomaly_scores, names, mode=self.mode,
-                                             prior=prior if is_prior(prior, names) else None,
-                                             labelled=self.run.labels >= 0, seed=self.seed)
+            self._learner = IntentionLearner(
+                self.anomaly_scores,
+                names,
+                mode=self.mode,
+                prior=prior if is_prior(prior, names) else None,
+                labelled=self.run.labels >= 0,
+                seed=self.seed,
+            )
             valid = [(i, a) for i, a in restored.items() if 0 <= i < self.run.n_samples]
             none = np.zeros(0, dtype=np.int64)
             # Replayed in answer order, a run of equal answers at a time.
@@ -348,9 +402,18 @@ class Session:
         intention = (self._intention or events[0])["intention"]
         time = feedback_log.now()
         prior = learner.prior_for(None)  # what recording the answers fixes, if not fixed yet
-        events += [{"event": "answer", "intention": intention, "index": int(i),
-                    "answer": "accept" if ok else "reject", "prior": prior, "time": time}
-                   for indices, ok in ((accept_idx, True), (reject_idx, False)) for i in indices]
+        events += [
+            {
+                "event": "answer",
+                "intention": intention,
+                "index": int(i),
+                "answer": "accept" if ok else "reject",
+                "prior": prior,
+                "time": time,
+            }
+            for indices, ok in ((accept_idx, True), (reject_idx, False))
+            for i in indices
+        ]
         self._log.append(events)
         if self._intention is None:
             self._intention = events[0]
@@ -382,8 +445,14 @@ class Session:
             callback()
 
     def _intention_event(self, number: int, prior: str | None) -> dict:
-        return {"event": "intention", "format": feedback_log.FORMAT, "intention": number,
-                "mode": self.mode, "prior": prior, "time": feedback_log.now()}
+        return {
+            "event": "intention",
+            "format": feedback_log.FORMAT,
+            "intention": number,
+            "mode": self.mode,
+            "prior": prior,
+            "time": feedback_log.now(),
+        }
 
     @property
     def importance(self) -> dict[str, float]:
@@ -396,11 +465,13 @@ def _make_projection(projection):
         return TimeTravelVisualizer()
     if isinstance(projection, str):
         if projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {sorted(PROJECTIONS)} or a projection object, "
-                             f"got {projection!r}")
+            raise ValueError(
+                f"projection must be one of {sorted(PROJECTIONS)} or a projection object, got {projection!r}"
+            )
         return PROJECTIONS[projection]()
     missing = [name for name in ("fit", "transform", "inverse_transform") if not hasattr(projection, name)]
     if missing:
-        raise TypeError(f"projection lacks {missing}; pass 'visualizer', 'pca' or an object like "
-                        "nbdebug.projection.AlignedPCA")
+        raise TypeError(
+            f"projection lacks {missing}; pass 'visualizer', 'pca' or an object like nbdebug.projection.AlignedPCA"
+        )
     return projection

@@ -161,14 +161,22 @@ def neg_log_q(d2: torch.Tensor, curve: tuple[float, float]) -> torch.Tensor:
     return math.log(a) + b * torch.log(d2 + 1e-6)
 
 
-def neighbourhood_loss(y: torch.Tensor, sources: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
-                       valid: torch.Tensor, negative_rate: int, curve: tuple[float, float],
-                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+def neighbourhood_loss(
+    y: torch.Tensor,
+    sources: torch.Tensor,
+    targets: torch.Tensor,
+    weight: torch.Tensor,
+    valid: torch.Tensor,
+    negative_rate: int,
+    curve: tuple[float, float],
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """UMAP's fuzzy-graph cross-entropy on canvas positions ``y`` (n, 2): attraction along the
     edges ``sources -> targets`` weighted by their membership, and repulsion from one random
     node per edge weighted by ``negative_rate`` (the expected gradient of UMAP's
     ``negative_rate`` negatives per edge, at a fraction of the cost). Returns (attraction,
     repulsion or None when ``negative_rate`` is 0); ``valid`` (n,) masks nodes out of repulsion."""
+
     def squared_distances(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         # index_select: its backward is several times faster than fancy indexing on CPU
         return (y.index_select(0, i) - y.index_select(0, j)).pow(2).sum(1)
@@ -191,16 +199,24 @@ def _squared_and_similarity(difference: torch.Tensor, curve: tuple[float, float]
     return d2, d2.pow(b).mul_(a)
 
 
-def attraction_gradient(difference: torch.Tensor, weight: torch.Tensor, total: float,
-                        curve: tuple[float, float]) -> torch.Tensor:
+def attraction_gradient(
+    difference: torch.Tensor, weight: torch.Tensor, total: float, curve: tuple[float, float]
+) -> torch.Tensor:
     """Gradient of sum(weight · -log q(|difference|²)) / total with respect to the first end
     of each difference; ``difference`` is coordinate-major (2, ...), like the result."""
     d2, u = _squared_and_similarity(difference, curve)
     return difference * (weight * u / (d2 * (1 + u)) * (2 * curve[1] / total))
 
 
-def frame_gradient(y: torch.Tensor, neighbours: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor,
-                   negative_rate: int, curve: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+def frame_gradient(
+    y: torch.Tensor,
+    neighbours: torch.Tensor,
+    weights: torch.Tensor,
+    valid: torch.Tensor,
+    negative_rate: int,
+    curve: tuple[float, float],
+    generator: torch.Generator,
+) -> torch.Tensor:
     """The gradient of :func:`neighbourhood_loss` (edges: each row to its ``neighbours``
     (n, k) with ``weights``) with respect to the canvas positions, written out.
 
@@ -209,8 +225,9 @@ def frame_gradient(y: torch.Tensor, neighbours: torch.Tensor, weights: torch.Ten
     autograd's. It draws the same random negatives as neighbourhood_loss would."""
     n, k = neighbours.shape
     flat = neighbours.reshape(-1)
-    pull = attraction_gradient(y.unsqueeze(2) - y.index_select(1, flat).view(2, n, k), weights,
-                               float(weights.sum().clamp_min(1e-6)), curve)
+    pull = attraction_gradient(
+        y.unsqueeze(2) - y.index_select(1, flat).view(2, n, k), weights, float(weights.sum().clamp_min(1e-6)), curve
+    )
     grad = pull.sum(2)
     grad.index_add_(1, flat, pull.reshape(2, -1).neg())  # neg(): index_add_'s alpha is slow on CPU
     if not negative_rate:
@@ -241,7 +258,8 @@ def load_heads(run: Run, head_module: nn.Module | None = None) -> list[nn.Module
                 f"the head of epoch {epoch} maps a batch of 2 representations to shape {shape}, but the run "
                 f"has {run.n_classes} classes; head_module must map (batch, {run.dim}) representations to "
                 f"(batch, {run.n_classes}) logits (or (batch, 1) for a binary sigmoid head). Pass an instance "
-                "of the head's class as recorded, e.g. head_module=MyHead(...)")
+                "of the head's class as recorded, e.g. head_module=MyHead(...)"
+            )
         heads.append(head)
     return heads
 
@@ -256,16 +274,22 @@ def run_fingerprint(run: Run) -> dict[str, Any]:
         for name in ("representations.npy", "probabilities.npy", "head.npz"):
             digest.update(f"{name}:{(folder / name).stat().st_size};".encode())
         epochs[str(epoch)] = digest.hexdigest()[:16]
-    return {"n_samples": run.n_samples, "dim": run.dim, "n_classes": run.n_classes,
-            "created": run.info.get("created"), "epochs": epochs}
+    return {
+        "n_samples": run.n_samples,
+        "dim": run.dim,
+        "n_classes": run.n_classes,
+        "created": run.info.get("created"),
+        "epochs": epochs,
+    }
 
 
 # --------------------------------------------------------------------------- the networks
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out)
+    )
 
 
 class _AutoEncoder(nn.Module):
@@ -295,12 +319,18 @@ class _AutoEncoder(nn.Module):
 class _EpochData:
     """What training needs of one epoch, restricted to the training pool (fixed rows)."""
 
-    def __init__(self, x: torch.Tensor, valid: torch.Tensor, neighbours: torch.Tensor,
-                 weights: torch.Tensor, log_target: torch.Tensor):
-        self.x = x                    # (P, dim) normalised representations, float16 (0 where invalid)
-        self.valid = valid            # (P,) bool: finite representation
+    def __init__(
+        self,
+        x: torch.Tensor,
+        valid: torch.Tensor,
+        neighbours: torch.Tensor,
+        weights: torch.Tensor,
+        log_target: torch.Tensor,
+    ):
+        self.x = x  # (P, dim) normalised representations, float16 (0 where invalid)
+        self.valid = valid  # (P,) bool: finite representation
         self.neighbours = neighbours  # (P, k) pool indices
-        self.weights = weights        # (P, k) fuzzy membership, 0 for invalid rows
+        self.weights = weights  # (P, k) fuzzy membership, 0 for invalid rows
         self.log_target = log_target  # (P, C) the head's log-probabilities on the true representation
 
 
@@ -327,14 +357,15 @@ def grid_points(bounds: tuple[float, float, float, float], resolution: int) -> n
     return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
 
-def paint(probabilities: np.ndarray, resolution: int, boundary_width: float = 0.1,
-          palette: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def paint(
+    probabilities: np.ndarray, resolution: int, boundary_width: float = 0.1, palette: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Colour a grid of class probabilities (resolution², C): the predicted class's colour,
     faded towards white as confidence drops to chance and white where the top-1/top-2
     gap falls below ``boundary_width`` (the decision boundaries)."""
     if palette is None:
         from .widget import PALETTE as palette  # imported here: widget imports session, which imports us
-    colours = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in palette], dtype=np.float32)
+    colours = np.array([[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in palette], dtype=np.float32)
     n_classes = probabilities.shape[1]
     top2 = -np.sort(-probabilities, axis=1)[:, :2]
     predicted = probabilities.argmax(axis=1)
@@ -349,13 +380,23 @@ def paint(probabilities: np.ndarray, resolution: int, boundary_width: float = 0.
     image[:, :3] = np.round(rgb).astype(np.uint8)
     image[:, 3] = 255
     shape = (resolution, resolution)
-    return (image.reshape(*shape, 4), predicted.reshape(shape).astype(np.int64),
-            confidence.reshape(shape).astype(np.float32), gap.reshape(shape).astype(np.float32))
+    return (
+        image.reshape(*shape, 4),
+        predicted.reshape(shape).astype(np.int64),
+        confidence.reshape(shape).astype(np.float32),
+        gap.reshape(shape).astype(np.float32),
+    )
 
 
-def background(projection: Any, run: Run, epoch: int, bounds: tuple[float, float, float, float],
-               resolution: int = 256, head_module: nn.Module | None = None,
-               boundary_width: float = 0.1) -> Background:
+def background(
+    projection: Any,
+    run: Run,
+    epoch: int,
+    bounds: tuple[float, float, float, float],
+    resolution: int = 256,
+    head_module: nn.Module | None = None,
+    boundary_width: float = 0.1,
+) -> Background:
     """Paint the class territories of ``epoch`` over ``bounds`` = (x_min, x_max, y_min, y_max).
 
     Works with any fitted projection offering ``inverse_transform(epoch, points)``: the
@@ -364,9 +405,16 @@ def background(projection: Any, run: Run, epoch: int, bounds: tuple[float, float
     if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or not 2 <= resolution <= 4096:
         raise ValueError(f"resolution must be an integer between 2 and 4096 pixels, got {resolution!r}")
     bounds = tuple(float(b) for b in bounds)
-    if len(bounds) != 4 or not all(math.isfinite(b) for b in bounds) or bounds[0] >= bounds[1] or bounds[2] >= bounds[3]:
-        raise ValueError(f"bounds must be finite (x_min, x_max, y_min, y_max) with x_min < x_max and "
-                         f"y_min < y_max, got {bounds}; Session.bounds gives the canvas bounds")
+    if (
+        len(bounds) != 4
+        or not all(math.isfinite(b) for b in bounds)
+        or bounds[0] >= bounds[1]
+        or bounds[2] >= bounds[3]
+    ):
+        raise ValueError(
+            f"bounds must be finite (x_min, x_max, y_min, y_max) with x_min < x_max and "
+            f"y_min < y_max, got {bounds}; Session.bounds gives the canvas bounds"
+        )
     head = run.head(epoch, module=head_module)
     points = grid_points(bounds, int(resolution))
     probabilities = []
@@ -374,11 +422,14 @@ def background(projection: Any, run: Run, epoch: int, bounds: tuple[float, float
         for chunk in np.array_split(points, max(1, len(points) // 16384)):
             reps = torch.as_tensor(np.asarray(projection.inverse_transform(epoch, chunk), dtype=np.float32))
             logits = head(reps)
-            if logits.ndim != 2 or not (logits.shape[1] == run.n_classes or
-                                        (logits.shape[1] == 1 and run.n_classes == 2)):
-                raise ValueError(f"the head of epoch {epoch} outputs shape {tuple(logits.shape)} for "
-                                 f"{len(reps)} representations but the run has {run.n_classes} classes; "
-                                 "pass head_module, an instance of the recorded head's class")
+            if logits.ndim != 2 or not (
+                logits.shape[1] == run.n_classes or (logits.shape[1] == 1 and run.n_classes == 2)
+            ):
+                raise ValueError(
+                    f"the head of epoch {epoch} outputs shape {tuple(logits.shape)} for "
+                    f"{len(reps)} representations but the run has {run.n_classes} classes; "
+                    "pass head_module, an instance of the recorded head's class"
+                )
             probabilities.append(head_probabilities(logits.float()).numpy())
     image, predicted, confidence, gap = paint(np.concatenate(probabilities), int(resolution), boundary_width)
     return Background(image, predicted, confidence, gap, bounds)
@@ -453,14 +504,30 @@ class TimeTravelVisualizer:
         Show a progress bar while fitting.
     """
 
-    def __init__(self, *, n_neighbors: int = 15, steps: int | None = None, batch_size: int = 4096,
-                 max_samples: int = 10000, hidden: int = 128, epoch_dim: int = 8,
-                 learning_rate: float = 1e-2, negative_rate: int = 5, min_dist: float = 0.1,
-                 temporal_weight: float = 1.0, reconstruction_weight: float = 1.0,
-                 prediction_weight: float = 1.0, cross_edge_weight: float = 0.1, refine_steps: int = 40,
-                 seed: int = 0,
-                 device: str | torch.device | None = None, head_module: nn.Module | None = None,
-                 n_threads: int | None = 1, cache: bool = True, progress: bool = True):
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 15,
+        steps: int | None = None,
+        batch_size: int = 4096,
+        max_samples: int = 10000,
+        hidden: int = 128,
+        epoch_dim: int = 8,
+        learning_rate: float = 1e-2,
+        negative_rate: int = 5,
+        min_dist: float = 0.1,
+        temporal_weight: float = 1.0,
+        reconstruction_weight: float = 1.0,
+        prediction_weight: float = 1.0,
+        cross_edge_weight: float = 0.1,
+        refine_steps: int = 40,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        head_module: nn.Module | None = None,
+        n_threads: int | None = 1,
+        cache: bool = True,
+        progress: bool = True,
+    ):
         self.n_neighbors = n_neighbors
         self.steps = steps
         self.batch_size = batch_size
@@ -486,14 +553,23 @@ class TimeTravelVisualizer:
 
     def _config(self) -> dict[str, Any]:
         """The settings that change the fitted model (the cache key)."""
-        return {"n_neighbors": self.n_neighbors, "steps": self.steps, "batch_size": self.batch_size,
-                "max_samples": self.max_samples, "hidden": self.hidden, "epoch_dim": self.epoch_dim,
-                "learning_rate": self.learning_rate, "negative_rate": self.negative_rate,
-                "min_dist": self.min_dist, "temporal_weight": self.temporal_weight,
-                "reconstruction_weight": self.reconstruction_weight,
-                "prediction_weight": self.prediction_weight, "cross_edge_weight": self.cross_edge_weight,
-                "refine_steps": self.refine_steps,
-                "seed": self.seed}
+        return {
+            "n_neighbors": self.n_neighbors,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "max_samples": self.max_samples,
+            "hidden": self.hidden,
+            "epoch_dim": self.epoch_dim,
+            "learning_rate": self.learning_rate,
+            "negative_rate": self.negative_rate,
+            "min_dist": self.min_dist,
+            "temporal_weight": self.temporal_weight,
+            "reconstruction_weight": self.reconstruction_weight,
+            "prediction_weight": self.prediction_weight,
+            "cross_edge_weight": self.cross_edge_weight,
+            "refine_steps": self.refine_steps,
+            "seed": self.seed,
+        }
 
     def _check_params(self) -> None:
         def positive_int(name: str, value: Any, low: int = 1) -> None:
@@ -521,8 +597,9 @@ class TimeTravelVisualizer:
         if not isinstance(self.learning_rate, (int, float)) or not 0 < self.learning_rate < 1:
             raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}; about 1e-2 works")
         if not isinstance(self.cross_edge_weight, (int, float)) or not 0 <= self.cross_edge_weight <= 1:
-            raise ValueError(f"cross_edge_weight must be in [0, 1], got {self.cross_edge_weight!r}; "
-                             "1 keeps UMAP's graph")
+            raise ValueError(
+                f"cross_edge_weight must be in [0, 1], got {self.cross_edge_weight!r}; 1 keeps UMAP's graph"
+            )
         if not isinstance(self.min_dist, (int, float)) or not 0 < self.min_dist < 1:
             raise ValueError(f"min_dist must be in (0, 1), got {self.min_dist!r}; UMAP's default is 0.1")
 
@@ -581,8 +658,12 @@ class TimeTravelVisualizer:
         self._fit_decoder(data, heads, self._refine(data))
         refined = time.perf_counter()
         self.embedding_ = self._project_all(run)
-        self.timings_ = {"graphs": prepared - started, "training": trained - prepared,
-                         "refinement": refined - trained, "projection": time.perf_counter() - refined}
+        self.timings_ = {
+            "graphs": prepared - started,
+            "training": trained - prepared,
+            "refinement": refined - trained,
+            "projection": time.perf_counter() - refined,
+        }
         self.fit_seconds_ = time.perf_counter() - started
         if self.cache:
             self._write_cache(run, fingerprint)
@@ -595,8 +676,10 @@ class TimeTravelVisualizer:
             train = np.sort(rng.choice(train, self.max_samples, replace=False))
         self.pool_ = train.astype(np.int64)
         if len(self.pool_) <= self.n_neighbors:
-            raise ValueError(f"the run has {len(self.pool_)} training samples; the visualizer needs more than "
-                             f"n_neighbors={self.n_neighbors}: record more samples or lower n_neighbors")
+            raise ValueError(
+                f"the run has {len(self.pool_)} training samples; the visualizer needs more than "
+                f"n_neighbors={self.n_neighbors}: record more samples or lower n_neighbors"
+            )
         self.mean_ = np.zeros((len(self.epochs_), self.dim_), dtype=np.float32)
         self.scale_ = np.ones(len(self.epochs_), dtype=np.float32)
         with torch.random.fork_rng(devices=[]):
@@ -626,18 +709,20 @@ class TimeTravelVisualizer:
         head's predictions (all epochs: extending replays the old ones too)."""
         data: list[_EpochData | None] = []
         k = self.n_neighbors
-        for i, epoch in enumerate(tqdm(self.epochs_, desc="neighbour graphs", disable=not self.progress,
-                                       leave=False)):
+        for i, epoch in enumerate(tqdm(self.epochs_, desc="neighbour graphs", disable=not self.progress, leave=False)):
             reps = np.asarray(run.representations(epoch)[self.pool_], dtype=np.float32)
             valid = np.isfinite(reps).all(axis=1)
             if valid.sum() <= k:
-                warnings.warn(f"epoch {epoch} has {int(valid.sum())} training samples with finite "
-                              f"representations, too few for a {k}-neighbour graph; its samples are "
-                              "placed by the encoder but it does not shape the training", stacklevel=3)
+                warnings.warn(
+                    f"epoch {epoch} has {int(valid.sum())} training samples with finite "
+                    f"representations, too few for a {k}-neighbour graph; its samples are "
+                    "placed by the encoder but it does not shape the training",
+                    stacklevel=3,
+                )
             if valid.any():
                 self.mean_[i] = reps[valid].mean(axis=0)
                 centred = reps[valid] - self.mean_[i]
-                self.scale_[i] = float(np.sqrt((centred ** 2).mean())) or 1.0
+                self.scale_[i] = float(np.sqrt((centred**2).mean())) or 1.0
             if valid.sum() <= k:
                 data.append(None)
                 continue
@@ -658,9 +743,15 @@ class TimeTravelVisualizer:
             same = predicted[:, None] == predicted[neighbours]
             weights = torch.where(same, weights, weights * self.cross_edge_weight)
             # float16 halves the memory of many epochs; the networks see float32.
-            data.append(_EpochData(x.half().to(self._device), torch.from_numpy(valid).to(self._device),
-                                   neighbours.to(self._device), weights.to(self._device),
-                                   log_target.to(self._device)))
+            data.append(
+                _EpochData(
+                    x.half().to(self._device),
+                    torch.from_numpy(valid).to(self._device),
+                    neighbours.to(self._device),
+                    weights.to(self._device),
+                    log_target.to(self._device),
+                )
+            )
         return data
 
     def _schedule(self, pairs: list[tuple[int, int]], replay: bool, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -678,14 +769,17 @@ class TimeTravelVisualizer:
             order.extend(round_)
         return order[:n_steps]
 
-    def _train(self, data: list[_EpochData | None], heads: list[nn.Module],
-               pairs: list[tuple[int, int]], replay: bool) -> None:
+    def _train(
+        self, data: list[_EpochData | None], heads: list[nn.Module], pairs: list[tuple[int, int]], replay: bool
+    ) -> None:
         rng = np.random.default_rng(self.seed + 1)
         generator = torch.Generator().manual_seed(self.seed + 2)
         pairs_usable = [p for p in pairs if data[p[0]] is not None or data[p[1]] is not None]
         if not pairs_usable:
-            raise ValueError("no epoch of the run has enough training samples with finite representations "
-                             f"(more than n_neighbors={self.n_neighbors}); nothing to fit the visualizer on")
+            raise ValueError(
+                "no epoch of the run has enough training samples with finite representations "
+                f"(more than n_neighbors={self.n_neighbors}); nothing to fit the visualizer on"
+            )
         schedule = self._schedule(pairs_usable, replay, rng)
         schedule = [p for p in schedule if data[p[0]] is not None or data[p[1]] is not None]
         self._curve = umap_curve(self.min_dist)
@@ -693,8 +787,9 @@ class TimeTravelVisualizer:
         model = self.model_.train()
         heads = [h.to(self._device) for h in heads]
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate, fused=True)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(schedule),
-                                                               eta_min=self.learning_rate * 0.01)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=len(schedule), eta_min=self.learning_rate * 0.01
+        )
         history = []
         for first, second in tqdm(schedule, desc="fitting visualizer", disable=not self.progress):
             loss, parts = self._step_loss(data, heads, first, second, generator)
@@ -704,8 +799,9 @@ class TimeTravelVisualizer:
             scheduler.step()
             history.append(parts)
         names = dict.fromkeys(name for parts in history for name in parts)
-        self.loss_history_ = {name: np.array([h.get(name, np.nan) for h in history], dtype=np.float32)
-                              for name in names}
+        self.loss_history_ = {
+            name: np.array([h.get(name, np.nan) for h in history], dtype=np.float32) for name in names
+        }
         model.eval()
 
     def _refine(self, data: list[_EpochData | None]) -> dict[int, torch.Tensor]:
@@ -747,8 +843,9 @@ class TimeTravelVisualizer:
             refined[i] = previous[1].T
         return refined
 
-    def _decoder_loss(self, d: _EpochData, head: nn.Module, index: int, positions: torch.Tensor,
-                      rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _decoder_loss(
+        self, d: _EpochData, head: nn.Module, index: int, positions: torch.Tensor, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Reconstruction and prediction-preserving losses of decoding ``positions`` (len(rows), 2)
         of the pool rows ``rows`` of epoch ``index``; the second is None without prediction_weight."""
         x = d.x.index_select(0, rows).float()
@@ -763,8 +860,9 @@ class TimeTravelVisualizer:
         kl = (target.exp() * (target - log_p)).sum(1)
         return recon, (kl * valid).sum() / valid.sum().clamp_min(1)
 
-    def _fit_decoder(self, data: list[_EpochData | None], heads: list[nn.Module],
-                     refined: dict[int, torch.Tensor]) -> None:
+    def _fit_decoder(
+        self, data: list[_EpochData | None], heads: list[nn.Module], refined: dict[int, torch.Tensor]
+    ) -> None:
         """Train the decoder (only) on the ``refined`` positions of each epoch: the territories
         painted behind a refined frame must be those of the positions shown, not of the encoder's."""
         usable = list(refined)
@@ -775,8 +873,9 @@ class TimeTravelVisualizer:
         order = np.concatenate([rng.permutation(usable) for _ in range(DECODER_STEPS_PER_EPOCH)])
         decoder = list(self.model_.decoder.parameters())
         optimizer = torch.optim.Adam(decoder, lr=self.learning_rate, fused=True)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(order),
-                                                               eta_min=self.learning_rate * 0.001)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=len(order), eta_min=self.learning_rate * 0.001
+        )
         self.model_.train()
         for i in tqdm(order, desc="fitting decoder", disable=not self.progress, leave=False):
             rows = torch.randperm(len(self.pool_), generator=generator)[:DECODED_PER_STEP].to(self._device)
@@ -801,8 +900,9 @@ class TimeTravelVisualizer:
             self._kept[key] = same * (data[i].valid & data[j].valid).float()
         return self._kept[key]
 
-    def _step_loss(self, data: list[_EpochData | None], heads: list[nn.Module], first: int, second: int,
-                   generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def _step_loss(
+        self, data: list[_EpochData | None], heads: list[nn.Module], first: int, second: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one step on the adjacent epochs ``first`` and ``second`` (equal for a one-epoch run)."""
         epochs = [i for i in dict.fromkeys((first, second)) if data[i] is not None]
         n_pool = len(self.pool_)
@@ -830,15 +930,17 @@ class TimeTravelVisualizer:
             targets = local.index_select(0, d.neighbours.index_select(0, nodes).reshape(-1))
             weight = d.weights.index_select(0, nodes).reshape(-1) * (targets >= 0).float()
             targets = targets.clamp_min(0)
-            pull, push = neighbourhood_loss(y, sources, targets, weight, valid, self.negative_rate,
-                                            self._curve, generator)
+            pull, push = neighbourhood_loss(
+                y, sources, targets, weight, valid, self.negative_rate, self._curve, generator
+            )
             attract.append(pull)
             if push is not None:
                 repel.append(push)
             if self.reconstruction_weight or self.prediction_weight:
                 some = torch.randperm(len(nodes), generator=generator)[:DECODED_PER_STEP].to(dev)
-                loss_recon, loss_preserve = self._decoder_loss(d, heads[i], i, y.index_select(0, some),
-                                                               nodes.index_select(0, some))
+                loss_recon, loss_preserve = self._decoder_loss(
+                    d, heads[i], i, y.index_select(0, some), nodes.index_select(0, some)
+                )
                 recon.append(loss_recon)
                 if loss_preserve is not None:
                     preserve.append(loss_preserve)
@@ -874,8 +976,10 @@ class TimeTravelVisualizer:
     def _index(self, epoch: int) -> int:
         self._check_fitted()
         if epoch not in self.epochs_:
-            raise ValueError(f"epoch {epoch!r} was not fitted; fitted epochs are {self.epochs_}. "
-                             "Call fit(run) again after recording more epochs")
+            raise ValueError(
+                f"epoch {epoch!r} was not fitted; fitted epochs are {self.epochs_}. "
+                "Call fit(run) again after recording more epochs"
+            )
         return self.epochs_.index(epoch)
 
     def _normalised(self, index: int, reps: np.ndarray, chunk: int):
@@ -884,7 +988,7 @@ class TimeTravelVisualizer:
         finite = np.flatnonzero(np.isfinite(reps).all(axis=1))
         mean = torch.from_numpy(self.mean_[index]).to(self._device)
         for start in range(0, len(finite), chunk):
-            rows = finite[start:start + chunk]
+            rows = finite[start : start + chunk]
             x = torch.from_numpy(np.asarray(reps[rows], dtype=np.float32)).to(self._device) - mean
             yield rows, x / float(self.scale_[index])
 
@@ -895,8 +999,9 @@ class TimeTravelVisualizer:
                 out[rows] = self.model_.encode(x, index).float().cpu().numpy()
         return out
 
-    def _pool_reference(self, index: int, pool_reps: np.ndarray | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _pool_reference(
+        self, index: int, pool_reps: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The normalised finite pool representations of epoch ``index``, their offsets and
         their refined positions, which samples outside the pool are placed by (the last
         epoch asked for is kept). ``pool_reps``: the pool's representations, when the caller
@@ -912,8 +1017,9 @@ class TimeTravelVisualizer:
             self._pool_cache = (index, x, offsets, refined)
         return self._pool_cache[1:]
 
-    def _place(self, index: int, reps: np.ndarray, pool_reps: np.ndarray | None = None,
-               chunk: int = 4096) -> np.ndarray:
+    def _place(
+        self, index: int, reps: np.ndarray, pool_reps: np.ndarray | None = None, chunk: int = 4096
+    ) -> np.ndarray:
         """Canvas positions (m, 2) of representations (m, dim) of epoch ``index`` outside the
         training pool, NaN where not finite (``pool_reps`` as for :meth:`_pool_reference`).
 
@@ -972,8 +1078,14 @@ class TimeTravelVisualizer:
             decoded = self.model_.decode(torch.from_numpy(pts).to(self._device), index).float().cpu().numpy()
         return decoded * self.scale_[index] + self.mean_[index]
 
-    def background(self, run: Run, epoch: int, bounds: tuple[float, float, float, float],
-                   resolution: int = 256, boundary_width: float = 0.1) -> Background:
+    def background(
+        self,
+        run: Run,
+        epoch: int,
+        bounds: tuple[float, float, float, float],
+        resolution: int = 256,
+        boundary_width: float = 0.1,
+    ) -> Background:
         """Class territories of ``epoch`` over ``bounds``; see :func:`background`."""
         self._index(epoch)
         return background(self, run, epoch, bounds, resolution, self.head_module, boundary_width)
@@ -984,26 +1096,40 @@ class TimeTravelVisualizer:
         the cached model (with ``cache=True``) and reused while that model is."""
         self._check_fitted()
         if list(run.epochs) != self.epochs_:
-            raise ValueError(f"the run has epochs {run.epochs} but the visualizer was fitted on {self.epochs_}; "
-                             "call fit(run) first")
+            raise ValueError(
+                f"the run has epochs {run.epochs} but the visualizer was fitted on {self.epochs_}; call fit(run) first"
+            )
         file = run.path / CACHE_DIR / "metrics.json"
         settings = {"key": self._cache_key(), "epochs": self.epochs_, "k": k, "max_queries": max_queries}
         if self.cache and file.exists():
             try:
                 stored = json.loads(file.read_text(encoding="utf-8"))
                 if stored.get("settings") == settings:
-                    return {name: (value if name == "epochs" else
-                                   np.array([np.nan if v is None else v for v in value],
-                                            dtype=bool if name == "reflection" else float))
-                            for name, value in stored["metrics"].items()}
+                    return {
+                        name: (
+                            value
+                            if name == "epochs"
+                            else np.array(
+                                [np.nan if v is None else v for v in value],
+                                dtype=bool if name == "reflection" else float,
+                            )
+                        )
+                        for name, value in stored["metrics"].items()
+                    }
             except (OSError, ValueError, KeyError, TypeError):
                 pass  # unreadable: recompute and overwrite
         result = metrics.evaluate(run, self, k=k, max_queries=max_queries, head_module=self.head_module)
         if self.cache and (run.path / CACHE_DIR).is_dir():
-            serialisable = {name: (value if name == "epochs" else
-                                   [None if isinstance(v, float) and not math.isfinite(v) else v
-                                    for v in np.asarray(value).tolist()])
-                            for name, value in result.items()}
+            serialisable = {
+                name: (
+                    value
+                    if name == "epochs"
+                    else [
+                        None if isinstance(v, float) and not math.isfinite(v) else v for v in np.asarray(value).tolist()
+                    ]
+                )
+                for name, value in result.items()
+            }
             try:
                 tmp = file.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps({"settings": settings, "metrics": serialisable}), encoding="utf-8")
@@ -1032,25 +1158,38 @@ class TimeTravelVisualizer:
             old = info["fingerprint"]
             cached_epochs = [int(e) for e in info["epochs"]]
             same_run = all(old[key] == fingerprint[key] for key in ("n_samples", "dim", "n_classes", "created"))
-            prefix = cached_epochs == list(run.epochs)[:len(cached_epochs)]
+            prefix = cached_epochs == list(run.epochs)[: len(cached_epochs)]
             same_epochs = all(old["epochs"].get(str(e)) == fingerprint["epochs"].get(str(e)) for e in cached_epochs)
             if not (same_run and prefix and same_epochs):
                 return None
             with np.load(folder / "model.npz", allow_pickle=False) as arrays:
-                state = {name[len("model/"):]: torch.from_numpy(arrays[name].copy())
-                         for name in arrays.files if name.startswith("model/")}
+                state = {
+                    name[len("model/") :]: torch.from_numpy(arrays[name].copy())
+                    for name in arrays.files
+                    if name.startswith("model/")
+                }
                 mean, scale, pool = arrays["mean"].copy(), arrays["scale"].copy(), arrays["pool"].copy()
                 offsets = arrays["offsets"].copy()
             embedding = np.load(folder / "embedding.npy", allow_pickle=False)
-            if (embedding.shape != (len(cached_epochs), run.n_samples, 2) or mean.shape != (len(cached_epochs), run.dim)
-                    or offsets.shape != (len(cached_epochs), len(pool), 2)):
+            if (
+                embedding.shape != (len(cached_epochs), run.n_samples, 2)
+                or mean.shape != (len(cached_epochs), run.dim)
+                or offsets.shape != (len(cached_epochs), len(pool), 2)
+            ):
                 raise ValueError("shapes disagree with visualizer.json")
         except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as err:
-            warnings.warn(f"ignoring the unreadable visualizer cache in {folder} ({err}); refitting",
-                          stacklevel=3)
+            warnings.warn(f"ignoring the unreadable visualizer cache in {folder} ({err}); refitting", stacklevel=3)
             return None
-        return {"epochs": cached_epochs, "state": state, "mean": mean, "scale": scale, "pool": pool, "offsets": offsets,
-                "embedding": embedding, "info": info}
+        return {
+            "epochs": cached_epochs,
+            "state": state,
+            "mean": mean,
+            "scale": scale,
+            "pool": pool,
+            "offsets": offsets,
+            "embedding": embedding,
+            "info": info,
+        }
 
     def _restore(self, run: Run, cached: dict[str, Any]) -> None:
         self.epochs_ = list(run.epochs)
@@ -1072,8 +1211,9 @@ class TimeTravelVisualizer:
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f".{CACHE_DIR}-", dir=run.path))
         except OSError as err:
-            warnings.warn(f"cannot cache the visualizer in {run.path} ({err}); it will be refitted next time",
-                          stacklevel=3)
+            warnings.warn(
+                f"cannot cache the visualizer in {run.path} ({err}); it will be refitted next time", stacklevel=3
+            )
             return
         try:
             arrays = {f"model/{name}": value.detach().cpu().numpy() for name, value in self.model_.state_dict().items()}
@@ -1081,9 +1221,15 @@ class TimeTravelVisualizer:
             with open(tmp / "model.npz", "wb") as f:
                 np.savez(f, **arrays)
             np.save(tmp / "embedding.npy", self.embedding_, allow_pickle=False)
-            info = {"format": CACHE_FORMAT, "key": self._cache_key(), "config": self._config(),
-                    "epochs": self.epochs_, "fingerprint": fingerprint, "seconds": self.fit_seconds_,
-                    "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            info = {
+                "format": CACHE_FORMAT,
+                "key": self._cache_key(),
+                "config": self._config(),
+                "epochs": self.epochs_,
+                "fingerprint": fingerprint,
+                "seconds": self.fit_seconds_,
+                "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
             with open(tmp / "visualizer.json", "w", encoding="utf-8") as f:
                 json.dump(info, f, indent=1)
             old = None
@@ -1095,5 +1241,6 @@ class TimeTravelVisualizer:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
-            warnings.warn(f"cannot cache the visualizer in {folder} ({err}); it will be refitted next time",
-                          stacklevel=3)
+            warnings.warn(
+                f"cannot cache the visualizer in {folder} ({err}); it will be refitted next time", stacklevel=3
+            )

@@ -23,10 +23,26 @@ logger = logging.getLogger("nbdebug")
 
 # Tableau 10, then 10 lighter partners: distinct for up to 20 classes, then reused.
 PALETTE = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-    "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6", "#8cd17d",
-    "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e",
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+    "#a0cbe8",
+    "#ffbe7d",
+    "#ff9d9a",
+    "#86bcb6",
+    "#8cd17d",
+    "#f1ce63",
+    "#d4a6c8",
+    "#fabfd2",
+    "#d7b5a6",
+    "#79706e",
 ]
 SPLIT_CODES = {"train": 0, "test": 1, "unlabeled": 2}
 
@@ -35,7 +51,8 @@ def _check_bundle(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(
             f"the nbdebug frontend bundle {path} is missing: build it with `npm ci && npm run build` "
-            "in the nbdebug source tree (scripts/dev.sh does this)")
+            "in the nbdebug source tree (scripts/dev.sh does this)"
+        )
 
 
 def _frame_quality(session: Session) -> list[dict[str, float]]:
@@ -82,8 +99,8 @@ class Landscape(anywidget.AnyWidget):
     epochs = traitlets.List(traitlets.Int()).tag(sync=True)
     n_samples = traitlets.Int().tag(sync=True)
     positions = traitlets.Bytes().tag(sync=True)  # float32 (n_epochs, n_samples, 2), C order
-    labels = traitlets.Bytes().tag(sync=True)     # int16 (n_samples,), -1 for none
-    splits = traitlets.Bytes().tag(sync=True)     # uint8 (n_samples,), SPLIT_CODES
+    labels = traitlets.Bytes().tag(sync=True)  # int16 (n_samples,), -1 for none
+    splits = traitlets.Bytes().tag(sync=True)  # uint8 (n_samples,), SPLIT_CODES
     bounds = traitlets.List(traitlets.Float(), minlen=4, maxlen=4).tag(sync=True)
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
     palette = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -97,7 +114,7 @@ class Landscape(anywidget.AnyWidget):
     _accepted = traitlets.Bytes(b"").tag(sync=True)
     _rejected = traitlets.Bytes(b"").tag(sync=True)
     cards = traitlets.List(traitlets.Dict()).tag(sync=True)  # one per recommended sample
-    card_thumbnails = traitlets.Bytes(b"").tag(sync=True)   # uint8 (k, h, w, c)
+    card_thumbnails = traitlets.Bytes(b"").tag(sync=True)  # uint8 (k, h, w, c)
     thumbnail_shape = traitlets.List(traitlets.Int(), []).tag(sync=True)  # [h, w, c] or []
     importance = traitlets.Dict().tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)  # the last problem with a request from the page
@@ -188,7 +205,8 @@ class Landscape(anywidget.AnyWidget):
                 accept, reject = content.get("accept", []), content.get("reject", [])
                 for name, values in (("accept", accept), ("reject", reject)):
                     if not isinstance(values, list) or not all(
-                            isinstance(v, int) and not isinstance(v, bool) for v in values):
+                        isinstance(v, int) and not isinstance(v, bool) for v in values
+                    ):
                         raise ValueError(f"{name} must be a list of sample indices")
                 self.session.feedback(accept=accept, reject=reject)
             elif content.get("type") == "new_intention":
@@ -218,9 +236,14 @@ class Landscape(anywidget.AnyWidget):
         cards, thumbs = [], []
         for i in recommended:
             label = int(run.labels[i])
-            cards.append({"index": int(i), "split": str(run.split[i]),
-                          "label": run.classes[label] if label >= 0 else "none",
-                          "predicted": run.classes[int(np.argmax(probabilities[i]))]})
+            cards.append(
+                {
+                    "index": int(i),
+                    "split": str(run.split[i]),
+                    "label": run.classes[label] if label >= 0 else "none",
+                    "predicted": run.classes[int(np.argmax(probabilities[i]))],
+                }
+            )
             thumbs.append(self._thumbnail(int(i)))
         shapes = {t.shape for t in thumbs if t is not None}
         with self.hold_sync():
@@ -262,6 +285,5 @@ def show(obj: Run | Session | Monitor | str | Path, projection: Any = None, **kw
     elif isinstance(obj, (Run, str, Path)):
         session = Session(obj, projection=projection)
     else:
-        raise TypeError(f"show() takes a Run, a Session, a run directory path or a Monitor, "
-                        f"got {type(obj).__name__}")
+        raise TypeError(f"show() takes a Run, a Session, a run directory path or a Monitor, got {type(obj).__name__}")
     return Landscape(session, **kwargs)

@@ -120,5 +120,6 @@ def test_real_run_scores_share_clusters(digits_run_path):
     # Test samples are placed as unseen: their scores are cluster scores or the new-cluster score.
     test = run.indices("test")
     allowed = set(np.round(detector.detectors_["location"].cluster_scores_, 9)) | {
-        round(detector.detectors_["location"].new_cluster_score, 9)}
+        round(detector.detectors_["location"].new_cluster_score, 9)
+    }
     assert set(np.round(scores[test, 0], 9)) <= allowed

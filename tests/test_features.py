@@ -7,8 +7,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from nbdebug import load_run
-from nbdebug.features import aggregate_attributes, confidence, dynamic_features, load_attributes, \
-    save_attributes, select_epochs
+from nbdebug.features import (
+    aggregate_attributes,
+    confidence,
+    dynamic_features,
+    load_attributes,
+    save_attributes,
+    select_epochs,
+)
 
 
 def test_dynamic_features_follow_the_paper():
@@ -20,8 +26,9 @@ def test_dynamic_features_follow_the_paper():
     # r_loc = (x1, y1, x2, y2, ...); v_i = l_{i+1} - l_i; ac_i = v_{i+1} - v_i.
     np.testing.assert_allclose(f["location"][2], embedding[:, 2].reshape(-1))
     np.testing.assert_allclose(f["velocity"][2, :2], embedding[1, 2] - embedding[0, 2], rtol=1e-6)
-    np.testing.assert_allclose(f["acceleration"][2, :2],
-                               embedding[2, 2] - 2 * embedding[1, 2] + embedding[0, 2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        f["acceleration"][2, :2], embedding[2, 2] - 2 * embedding[1, 2] + embedding[0, 2], rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(f["confidence"], conf.T, rtol=1e-6)
 
 
@@ -45,8 +52,19 @@ def test_confidence_is_equation_one():
 def test_aggregated_attributes_on_a_real_run(digits_run_path):
     run = load_run(digits_run_path)
     attrs = aggregate_attributes(run)
-    core = ["datamaps_confidence", "datamaps_variability", "aum", "forgetting", "knn_disagreement",
-            "least_confidence", "margin", "entropy", "prediction_flips", "late_flip", "knn_distance"]
+    core = [
+        "datamaps_confidence",
+        "datamaps_variability",
+        "aum",
+        "forgetting",
+        "knn_disagreement",
+        "least_confidence",
+        "margin",
+        "entropy",
+        "prediction_flips",
+        "late_flip",
+        "knn_distance",
+    ]
     assert all(name in attrs for name in core)
     for name, values in attrs.items():
         assert values.shape == (run.n_samples,) and np.isfinite(values).all(), name

@@ -84,8 +84,8 @@ def test_default_first_round_is_the_prior_top_k_hedged_on_the_largest_confusions
     best = [np.flatnonzero(cell == c)[np.argmax(prior[cell == c])] for c in largest]
     rank = np.argsort(np.argsort(-np.where(train, prior, -np.inf), kind="stable"), kind="stable")
     hedged = [i for i in best if 50 <= rank[i] < HEDGE_REACH * 50]
-    assert hedged and set(rec[-len(hedged):].tolist()) == set(hedged)
-    head = rec[:-len(hedged)]
+    assert hedged and set(rec[-len(hedged) :].tolist()) == set(hedged)
+    head = rec[: -len(hedged)]
     others = np.setdiff1d(np.flatnonzero(train), rec)
     assert prior[head].min() >= prior[others].max() - 1e-4
     # One accept there takes its cell up in the next round.
@@ -111,8 +111,10 @@ def test_default_mode_finds_noisy_labels_and_resists_mistakes(digits):
     a, names, run, train, noisy = digits
     clean = rounds(IntentionLearner(a, names, labelled=run.labels >= 0), noisy, train).sum()
     mistaken = rounds(IntentionLearner(a, names, labelled=run.labels >= 0), noisy, train, flip=0.1).sum()
-    best_static = max(noisy[top_k(np.where(train, a[:, names.index(name)], -np.inf), 150)].sum()
-                      for name in ("aum", "datamaps_confidence", "knn_disagreement"))
+    best_static = max(
+        noisy[top_k(np.where(train, a[:, names.index(name)], -np.inf), 150)].sum()
+        for name in ("aum", "datamaps_confidence", "knn_disagreement")
+    )
     assert clean >= 0.95 * best_static and mistaken >= 0.9 * best_static
     paper = rounds(paper_learner(digits)[0], noisy, train).sum()
     assert paper > 3 * 150 * noisy[train].mean()  # several times random
@@ -162,8 +164,9 @@ def test_a_sample_without_a_last_prediction_keeps_the_class_indicators_compresse
     assert len(learner._grouped) == sum("=" in name for name in names)  # no group fell back to dense
     assert learner._off_diagonal is not None  # so the first round is still hedged
     assert not learner._off_diagonal[learner._code_at[learner._position[0]]]
-    np.testing.assert_allclose(learner.rows(np.arange(run.n_samples))[:, predicted],
-                               a[:, predicted] - a[:, predicted].mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(
+        learner.rows(np.arange(run.n_samples))[:, predicted], a[:, predicted] - a[:, predicted].mean(axis=0), atol=1e-6
+    )
     learner.coef_ = np.random.default_rng(0).normal(size=len(names))
     full = learner.rows(np.arange(run.n_samples)) @ learner.coef_.astype(np.float32)
     np.testing.assert_allclose(learner.scores(), full, atol=2e-4)
@@ -280,8 +283,7 @@ def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits,
     # Half the round: a random open sample (the jitter's best) of each of the 25 largest
     # (label, alternative) cells.
     label, alternative = _cells(a, names, run, ("label", "alternative"))
-    _, cell, size = np.unique((label * len(run.classes) + alternative)[open_], return_inverse=True,
-                              return_counts=True)
+    _, cell, size = np.unique((label * len(run.classes) + alternative)[open_], return_inverse=True, return_counts=True)
     # The 25 largest, leaving out ties at the edge (the thin pool has fewer cells: all of them).
     largest = np.flatnonzero(size > np.sort(size)[-26]) if len(size) > 25 else np.arange(len(size))
     assert len(largest) >= 15

@@ -8,8 +8,13 @@ import torch
 from torch import nn
 
 from nbdebug import load_run
-from nbdebug.metrics import (evaluate, neighbor_preserving_rate, prediction_preserving_rate,
-                             procrustes_angle, temporal_smoothness)
+from nbdebug.metrics import (
+    evaluate,
+    neighbor_preserving_rate,
+    prediction_preserving_rate,
+    procrustes_angle,
+    temporal_smoothness,
+)
 from nbdebug.projection import AlignedPCA
 
 

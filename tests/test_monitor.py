@@ -40,8 +40,14 @@ def digits():
     tr, va = order[:600], order[600:900]
     Xtr, Xva = _standardize(X[tr], X[va])
     f = lambda a: torch.tensor(a, dtype=torch.float32)
-    return {"X": f(Xtr), "y": torch.tensor(y[tr]), "Xv": f(Xva), "yv": torch.tensor(y[va]),
-            "raw": f(X[tr]), "raw_v": f(X[va])}
+    return {
+        "X": f(Xtr),
+        "y": torch.tensor(y[tr]),
+        "Xv": f(Xva),
+        "yv": torch.tensor(y[va]),
+        "raw": f(X[tr]),
+        "raw_v": f(X[va]),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +65,32 @@ def mlp(d_in, widths, d_out, act=nn.ReLU):
     return nn.Sequential(*layers, nn.Linear(d, d_out))
 
 
-def fit(model, X, y, *, lr=1e-3, opt="adam", epochs=3, batch=32, loss_fn=None, Xv=None, yv=None,
-        targets=None, mon_kwargs=None, order="monitor_last", seed=0):
+def fit(
+    model,
+    X,
+    y,
+    *,
+    lr=1e-3,
+    opt="adam",
+    epochs=3,
+    batch=32,
+    loss_fn=None,
+    Xv=None,
+    yv=None,
+    targets=None,
+    mon_kwargs=None,
+    order="monitor_last",
+    seed=0,
+):
     """Train with a Monitor attached; returns the monitor (detached)."""
     torch.manual_seed(seed)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     params = model.parameters()
-    optimizer = (torch.optim.Adam(params, lr=lr) if opt == "adam" else
-                 torch.optim.SGD(params, lr=lr, momentum=0.9 if opt == "sgdm" else 0.0))
+    optimizer = (
+        torch.optim.Adam(params, lr=lr)
+        if opt == "adam"
+        else torch.optim.SGD(params, lr=lr, momentum=0.9 if opt == "sgdm" else 0.0)
+    )
     targets = targets or (lambda out, yb: yb)
     gen = torch.Generator().manual_seed(seed)
     with Monitor(model, optimizer=optimizer, loss_fn=loss_fn, **(mon_kwargs or {})) as mon:
@@ -74,7 +98,7 @@ def fit(model, X, y, *, lr=1e-3, opt="adam", epochs=3, batch=32, loss_fn=None, X
             perm = torch.randperm(len(X), generator=gen)
             correct = 0
             for i in range(0, len(X), batch):
-                xb, yb = X[perm[i:i + batch]], y[perm[i:i + batch]]
+                xb, yb = X[perm[i : i + batch]], y[perm[i : i + batch]]
                 out = model(xb)
                 loss = loss_fn(out, targets(out, yb))
                 optimizer.zero_grad()
@@ -116,6 +140,7 @@ def biased(model, value):
 
 # ---------------------------------------------------------------- healthy baseline
 
+
 def test_healthy_digits_training_is_silent(digits):
     torch.manual_seed(0)
     mon = fit(mlp(64, [64], 10), digits["X"], digits["y"], epochs=6, Xv=digits["Xv"], yv=digits["yv"])
@@ -125,6 +150,7 @@ def test_healthy_digits_training_is_silent(digits):
 
 
 # ---------------------------------------------------------------- SCRAM's three
+
 
 def test_nan_loss_fires_on_huge_learning_rate_within_first_epoch(digits):
     torch.manual_seed(0)
@@ -144,8 +170,9 @@ def test_unnormalized_input_fires_on_raw_pixels(digits):
     # seen on the first two capture steps (1 and 4): one odd batch is not enough
     assert w.step == 4 and w.evidence["rms"] > 3 and w.evidence["max_abs"] > 200
     torch.manual_seed(0)
-    assert "unnormalized_input" not in codes(fit(mlp(64, [64], 10), digits["X"], digits["y"], lr=0.01,
-                                                 opt="sgd", epochs=1))
+    assert "unnormalized_input" not in codes(
+        fit(mlp(64, [64], 10), digits["X"], digits["y"], lr=0.01, opt="sgd", epochs=1)
+    )
 
 
 def test_overfitting_fires_on_large_network_with_noisy_labels(digits):
@@ -164,6 +191,7 @@ def test_overfitting_fires_on_large_network_with_noisy_labels(digits):
 
 
 # ---------------------------------------------------------------- AutoTrainer's eight
+
 
 def test_vanishing_gradient_in_deep_sigmoid_network(circles):
     torch.manual_seed(0)
@@ -240,13 +268,13 @@ def test_improper_output_activation_inferred_from_outputs(digits):
 def test_improper_loss_mse_on_classification(digits):
     one_hot = lambda out, yb: F.one_hot(yb, 10).float()
     torch.manual_seed(0)
-    mon = fit(mlp(64, [64], 10), digits["X"], digits["y"], lr=0.01, opt="sgd", epochs=2,
-              loss_fn=nn.MSELoss(), targets=one_hot)
+    mon = fit(
+        mlp(64, [64], 10), digits["X"], digits["y"], lr=0.01, opt="sgd", epochs=2, loss_fn=nn.MSELoss(), targets=one_hot
+    )
     w = next(w for w in mon.warnings if w.code == "improper_loss")
     assert w.evidence["loss"] == "MSELoss" and "CrossEntropyLoss" in w.fix
     torch.manual_seed(0)
-    assert "improper_loss" not in codes(fit(mlp(64, [64], 10), digits["X"], digits["y"], lr=0.01,
-                                            opt="sgd", epochs=2))
+    assert "improper_loss" not in codes(fit(mlp(64, [64], 10), digits["X"], digits["y"], lr=0.01, opt="sgd", epochs=2))
 
 
 def test_abnormal_data_with_nan_inputs(digits):
@@ -262,34 +290,60 @@ def test_abnormal_data_with_nan_inputs(digits):
 
 # ---------------------------------------------------------------- static checks
 
+
 def _static(model, loss_fn=None, opt=None):
     optimizer = opt(model) if opt else torch.optim.Adam(model.parameters(), lr=1e-3)
     return codes(Monitor(model, optimizer=optimizer, loss_fn=loss_fn or nn.CrossEntropyLoss()))
 
 
-@pytest.mark.parametrize("code, buggy, clean", [
-    ("softmax_before_cross_entropy",
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(dim=1)), None, None),
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), None, None)),
-    ("bce_without_sigmoid",
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)), nn.BCELoss(), None),
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1), nn.Sigmoid()), nn.BCELoss(), None)),
-    ("cross_entropy_one_output",
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)), None, None),
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), None, None)),
-    ("linear_without_activation",
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.1), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)), None, None),
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)), None, None)),
-    ("dropout_too_high",
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.8), nn.Linear(8, 3)), None, None),
-     lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3)), None, None)),
-    ("learning_rate_range",
-     lambda: (mlp(4, [8], 3), None, lambda m: torch.optim.Adam(m.parameters(), lr=0.5)),
-     lambda: (mlp(4, [8], 3), None, lambda m: torch.optim.Adam(m.parameters(), lr=3e-3))),
-    ("params_not_in_optimizer",
-     lambda: (mlp(4, [8], 3), None, lambda m: torch.optim.SGD(m[-1].parameters(), lr=0.1)),
-     lambda: (mlp(4, [8], 3), None, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))),
-])
+@pytest.mark.parametrize(
+    "code, buggy, clean",
+    [
+        (
+            "softmax_before_cross_entropy",
+            lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(dim=1)), None, None),
+            lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), None, None),
+        ),
+        (
+            "bce_without_sigmoid",
+            lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)), nn.BCELoss(), None),
+            lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1), nn.Sigmoid()), nn.BCELoss(), None),
+        ),
+        (
+            "cross_entropy_one_output",
+            lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)), None, None),
+            lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), None, None),
+        ),
+        (
+            "linear_without_activation",
+            lambda: (
+                nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.1), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)),
+                None,
+                None,
+            ),
+            lambda: (
+                nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)),
+                None,
+                None,
+            ),
+        ),
+        (
+            "dropout_too_high",
+            lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.8), nn.Linear(8, 3)), None, None),
+            lambda: (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3)), None, None),
+        ),
+        (
+            "learning_rate_range",
+            lambda: (mlp(4, [8], 3), None, lambda m: torch.optim.Adam(m.parameters(), lr=0.5)),
+            lambda: (mlp(4, [8], 3), None, lambda m: torch.optim.Adam(m.parameters(), lr=3e-3)),
+        ),
+        (
+            "params_not_in_optimizer",
+            lambda: (mlp(4, [8], 3), None, lambda m: torch.optim.SGD(m[-1].parameters(), lr=0.1)),
+            lambda: (mlp(4, [8], 3), None, lambda m: torch.optim.SGD(m.parameters(), lr=0.1)),
+        ),
+    ],
+)
 def test_static_check_fires_before_the_first_step(code, buggy, clean):
     assert code in STATIC_CODES
     found = _static(*buggy())
@@ -320,6 +374,7 @@ def test_static_warning_names_the_layer_and_learning_rate():
 
 # ---------------------------------------------------------------- hooking and reporting
 
+
 def test_monitor_does_not_change_training_and_detaches_cleanly(digits):
     torch.manual_seed(0)
     model = mlp(64, [32], 10)
@@ -333,7 +388,7 @@ def test_monitor_does_not_change_training_and_detaches_cleanly(digits):
     for _ in range(2):
         perm = torch.randperm(len(digits["X"]), generator=gen)
         for i in range(0, len(perm), 32):
-            xb, yb = digits["X"][perm[i:i + 32]], digits["y"][perm[i:i + 32]]
+            xb, yb = digits["X"][perm[i : i + 32]], digits["y"][perm[i : i + 32]]
             loss = F.cross_entropy(twin(xb), yb)
             opt.zero_grad()
             loss.backward()
@@ -355,7 +410,7 @@ def test_hooks_only_on_capture_steps_and_tensors_released(digits):
     armed = []
     for step in range(6):
         armed.append(bool(model[0]._forward_hooks) and len(model[0]._forward_hooks) > 1)
-        xb, yb = digits["X"][step * 32:(step + 1) * 32], digits["y"][step * 32:(step + 1) * 32]
+        xb, yb = digits["X"][step * 32 : (step + 1) * 32], digits["y"][step * 32 : (step + 1) * 32]
         out = model(xb)
         loss = F.cross_entropy(out, yb)
         opt.zero_grad()
@@ -382,13 +437,13 @@ def test_layer_statistics_stop_once_accuracy_passes_theta(digits):
     def one_epoch(inputs):
         hooked = 0
         for i in range(0, len(inputs), 32):
-            out = model(inputs[i:i + 32])
+            out = model(inputs[i : i + 32])
             hooked += bool(model[0]._forward_hooks)
-            loss = F.cross_entropy(out, y[i:i + 32])
+            loss = F.cross_entropy(out, y[i : i + 32])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            mon.step(loss=loss, inputs=inputs[i:i + 32], targets=y[i:i + 32], outputs=out)
+            mon.step(loss=loss, inputs=inputs[i : i + 32], targets=y[i : i + 32], outputs=out)
         return hooked
 
     # hooked from the first step on, until the sampled batch accuracy passes theta (0.6)
@@ -403,8 +458,7 @@ def test_layer_statistics_stop_once_accuracy_passes_theta(digits):
 def test_repeated_detections_are_merged_and_logged_once(digits, caplog):
     caplog.set_level(logging.WARNING, logger="nbdebug")
     torch.manual_seed(0)
-    mon = fit(biased(mlp(64, [64, 64], 10), -8.0), digits["X"], digits["y"], epochs=2,
-              mon_kwargs={"cadence": 1})
+    mon = fit(biased(mlp(64, [64, 64], 10), -8.0), digits["X"], digits["y"], epochs=2, mon_kwargs={"cadence": 1})
     dying = [w for w in mon.warnings if w.code == "dying_relu"]
     assert len(dying) == 1 and dying[0].count > 10 and dying[0].last_step > dying[0].step
     logged = [r for r in caplog.records if r.name == "nbdebug" and "dying_relu" in r.getMessage()]
@@ -422,16 +476,23 @@ def test_every_message_is_complete_and_hedged_where_heuristic():
 
 def test_thresholds_are_configurable(digits):
     torch.manual_seed(0)
-    strict = fit(mlp(64, [64], 10), digits["raw"], digits["y"], lr=0.01, opt="sgd", epochs=1,
-                 mon_kwargs={"thresholds": {"input_scale": 100.0}})
+    strict = fit(
+        mlp(64, [64], 10),
+        digits["raw"],
+        digits["y"],
+        lr=0.01,
+        opt="sgd",
+        epochs=1,
+        mon_kwargs={"thresholds": {"input_scale": 100.0}},
+    )
     assert "unnormalized_input" not in codes(strict)
 
 
 def test_task_inference():
     logits = torch.randn(8, 3)
     assert infer_task(torch.tensor([0, 1, 2, 1, 0, 2, 1, 0]), logits) == "multiclass"
-    assert infer_task(torch.tensor([0., 1, 1, 0]), torch.randn(4, 1)) == "binary"
-    assert infer_task(torch.tensor([[1., 0, 1], [0, 1, 1]]), torch.randn(2, 3)) == "multilabel"
+    assert infer_task(torch.tensor([0.0, 1, 1, 0]), torch.randn(4, 1)) == "binary"
+    assert infer_task(torch.tensor([[1.0, 0, 1], [0, 1, 1]]), torch.randn(2, 3)) == "multilabel"
     assert infer_task(torch.tensor([0.3, 2.5]), torch.randn(2)) == "regression"
     assert infer_output_activation(logits.softmax(1), None) == "softmax"
     assert infer_output_activation(logits.log_softmax(1), None) == "log_softmax"
@@ -440,19 +501,22 @@ def test_task_inference():
     assert infer_output_activation(logits, None) == "linear"
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: Monitor("not a model"), "model must be a torch.nn.Module"),
-    (lambda: Monitor(nn.Linear(2, 2), optimizer="adam"), "optimizer must be"),
-    (lambda: Monitor(nn.Linear(2, 2), loss_fn="cross_entropy"), "loss_fn must be"),
-    (lambda: Monitor(nn.Linear(2, 2), cadence=0), "cadence must be a positive int"),
-    (lambda: Monitor(nn.Linear(2, 2), task="classify"), "task must be one of"),
-    (lambda: Monitor(nn.Linear(2, 2), thresholds={"gama": 0.5}), "unknown name 'gama'"),
-    (lambda: Monitor(nn.Linear(2, 2), thresholds={"gamma": -1}), r"thresholds\['gamma'\] must be"),
-    (lambda: Monitor(nn.Linear(2, 2)).step(loss=torch.ones(3)), "loss must be a scalar"),
-    (lambda: Monitor(nn.Linear(2, 2)).step(loss=1.0, inputs=[1, 2]), r"step\(inputs=...\) must be a torch.Tensor"),
-    (lambda: Monitor(nn.Linear(2, 2)).epoch_end(train_acc=97.5), "fraction in"),
-    (lambda: Monitor(nn.Linear(2, 2)).epoch_end(val_loss="low"), "val_loss must be a number"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: Monitor("not a model"), "model must be a torch.nn.Module"),
+        (lambda: Monitor(nn.Linear(2, 2), optimizer="adam"), "optimizer must be"),
+        (lambda: Monitor(nn.Linear(2, 2), loss_fn="cross_entropy"), "loss_fn must be"),
+        (lambda: Monitor(nn.Linear(2, 2), cadence=0), "cadence must be a positive int"),
+        (lambda: Monitor(nn.Linear(2, 2), task="classify"), "task must be one of"),
+        (lambda: Monitor(nn.Linear(2, 2), thresholds={"gama": 0.5}), "unknown name 'gama'"),
+        (lambda: Monitor(nn.Linear(2, 2), thresholds={"gamma": -1}), r"thresholds\['gamma'\] must be"),
+        (lambda: Monitor(nn.Linear(2, 2)).step(loss=torch.ones(3)), "loss must be a scalar"),
+        (lambda: Monitor(nn.Linear(2, 2)).step(loss=1.0, inputs=[1, 2]), r"step\(inputs=...\) must be a torch.Tensor"),
+        (lambda: Monitor(nn.Linear(2, 2)).epoch_end(train_acc=97.5), "fraction in"),
+        (lambda: Monitor(nn.Linear(2, 2)).epoch_end(val_loss="low"), "val_loss must be a number"),
+    ],
+)
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((TypeError, ValueError), match=match):
         call()

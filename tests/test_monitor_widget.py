@@ -23,13 +23,13 @@ def _train(mon, model, opt, X, y, epochs):
     for _ in range(epochs):
         correct = 0
         for i in range(0, len(X), 32):
-            out = model(X[i:i + 32])
-            loss = F.cross_entropy(out, y[i:i + 32])
+            out = model(X[i : i + 32])
+            loss = F.cross_entropy(out, y[i : i + 32])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            mon.step(loss=loss, inputs=X[i:i + 32], targets=y[i:i + 32], outputs=out)
-            correct += int((out.argmax(1) == y[i:i + 32]).sum())
+            mon.step(loss=loss, inputs=X[i : i + 32], targets=y[i : i + 32], outputs=out)
+            correct += int((out.argmax(1) == y[i : i + 32]).sum())
         mon.epoch_end(train_loss=loss.item(), train_acc=correct / len(X))
 
 
@@ -95,4 +95,3 @@ def test_monitor_displays_as_its_widget():
     bundle = mon._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == mon.widget.model_id
-

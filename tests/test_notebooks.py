@@ -18,8 +18,7 @@ def test_quickstart_runs_and_records_the_demo(tmp_path):
     nb = nbformat.read(folder / "quickstart.ipynb", as_version=4)
     NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
     assert (tmp_path / "runs" / "demo" / "run.json").exists()
-    outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-                      for o in cell.outputs)
+    outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "the widget shows epoch 30" in outputs
     assert "144 flipped labels" in outputs
     share = int(outputs.split("% of the first 50 recommendations")[0].split()[-1])
@@ -30,8 +29,7 @@ def test_monitor_notebook_shows_the_three_scram_scenarios(tmp_path):
     shutil.copy(NOTEBOOKS / "monitor.ipynb", tmp_path)
     nb = nbformat.read(tmp_path / "monitor.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-                      for o in cell.outputs)
+    outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "nan_loss" in outputs and "learning_rate_range" in outputs
     assert "unnormalized_input" in outputs and "overfitting" in outputs
     assert "warnings: [] |" in outputs  # the healthy run stays quiet

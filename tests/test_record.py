@@ -44,9 +44,16 @@ def test_capture_stores_what_the_model_computes(tmp_path):
     torch.manual_seed(0)
     x, y = blobs()
     model = Net(dropout=0.5)
-    rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run",
-                           train=(x[:100], y[:100]), test=(x[100:], y[100:]), unlabeled=x[:7],
-                           classes=["a", "b", "c"], metadata={"note": "blobs", "n": np.int64(3)})
+    rec = nbdebug.Recorder(
+        model,
+        head=model.fc,
+        path=tmp_path / "run",
+        train=(x[:100], y[:100]),
+        test=(x[100:], y[100:]),
+        unlabeled=x[:7],
+        classes=["a", "b", "c"],
+        metadata={"note": "blobs", "n": np.int64(3)},
+    )
     for epoch in range(3):
         train_epoch(model, x[:100], y[:100])
         model.train()  # capture must not leave the model in eval mode
@@ -56,8 +63,7 @@ def test_capture_stores_what_the_model_computes(tmp_path):
     run = nbdebug.load_run(tmp_path / "run")
     assert run.epochs == [0, 1, 2]
     assert run.n_samples == 127 and run.n_classes == 3 and run.classes == ["a", "b", "c"]
-    assert list(run.split[[0, 99, 100, 119, 120, 126]]) == ["train", "train", "test", "test",
-                                                           "unlabeled", "unlabeled"]
+    assert list(run.split[[0, 99, 100, 119, 120, 126]]) == ["train", "train", "test", "test", "unlabeled", "unlabeled"]
     assert np.array_equal(run.labels[:120], y) and (run.labels[120:] == -1).all()
     assert run.metadata == {"note": "blobs", "n": 3}
     assert run.metrics(1) == {"loss": 0.5, "acc": pytest.approx(0.9)}
@@ -76,8 +82,12 @@ def test_capture_stores_what_the_model_computes(tmp_path):
     # The head of an epoch is rebuilt with that epoch's weights.
     head = run.head(2)
     with torch.no_grad():
-        np.testing.assert_allclose(head(torch.from_numpy(expected_reps)).numpy(),
-                                   model.fc(torch.from_numpy(expected_reps)).numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            head(torch.from_numpy(expected_reps)).numpy(),
+            model.fc(torch.from_numpy(expected_reps)).numpy(),
+            rtol=1e-5,
+            atol=1e-5,
+        )
     assert not torch.equal(run.head_state(0)["weight"], run.head_state(2)["weight"])
 
 
@@ -86,8 +96,7 @@ def test_datasets_and_sequential_head(tmp_path):
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)))
     train = TensorDataset(torch.from_numpy(x[:90]), torch.from_numpy(y[:90]))
     unlabeled = TensorDataset(torch.from_numpy(x[90:]))
-    rec = nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=train,
-                           unlabeled=unlabeled, batch_size=16)
+    rec = nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=train, unlabeled=unlabeled, batch_size=16)
     rec.capture(0)
     run = nbdebug.load_run(tmp_path / "run")
     assert run.classes == ["0", "1", "2"]  # named after the model's outputs
@@ -155,21 +164,24 @@ def test_huge_representations_fall_back_to_float32(tmp_path):
     assert reps.dtype == np.float32 and np.isfinite(reps).all()
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(head=nn.Linear(16, 3)), ValueError, "not a submodule of model"),
-    (dict(head="fc"), TypeError, "head must be the torch.nn.Module"),
-    (dict(train=(np.zeros((10, 6), np.float32), np.zeros(9, int))), ValueError, "9 labels for 10 inputs"),
-    (dict(train=(np.zeros((10, 6), np.float32), -np.ones(10, int))), ValueError, "negative label"),
-    (dict(train=(np.zeros((10, 6), np.float32), np.full(10, 0.5))), ValueError, "integer class indices"),
-    (dict(train=(np.zeros((10, 6), np.float32), np.zeros((10, 3)))), ValueError, "argmax"),
-    (dict(train=[[0.0] * 6] * 10), TypeError, r"\(inputs, labels\) pair"),
-    (dict(classes=["a", "b"]), ValueError, "classes names only 2"),
-    (dict(metadata={"f": object()}), ValueError, "metadata must be JSON-serialisable"),
-    (dict(thumbnails={"train": np.zeros((120, 8, 8))}), ValueError, "must be uint8"),
-    (dict(thumbnails={"valid": np.zeros((120, 8, 8), np.uint8)}), ValueError, "recorded splits"),
-    (dict(thumbnails={"train": np.zeros((3, 8, 8), np.uint8)}), ValueError, "3 images for 120"),
-    (dict(batch_size=0), ValueError, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(head=nn.Linear(16, 3)), ValueError, "not a submodule of model"),
+        (dict(head="fc"), TypeError, "head must be the torch.nn.Module"),
+        (dict(train=(np.zeros((10, 6), np.float32), np.zeros(9, int))), ValueError, "9 labels for 10 inputs"),
+        (dict(train=(np.zeros((10, 6), np.float32), -np.ones(10, int))), ValueError, "negative label"),
+        (dict(train=(np.zeros((10, 6), np.float32), np.full(10, 0.5))), ValueError, "integer class indices"),
+        (dict(train=(np.zeros((10, 6), np.float32), np.zeros((10, 3)))), ValueError, "argmax"),
+        (dict(train=[[0.0] * 6] * 10), TypeError, r"\(inputs, labels\) pair"),
+        (dict(classes=["a", "b"]), ValueError, "classes names only 2"),
+        (dict(metadata={"f": object()}), ValueError, "metadata must be JSON-serialisable"),
+        (dict(thumbnails={"train": np.zeros((120, 8, 8))}), ValueError, "must be uint8"),
+        (dict(thumbnails={"valid": np.zeros((120, 8, 8), np.uint8)}), ValueError, "recorded splits"),
+        (dict(thumbnails={"train": np.zeros((3, 8, 8), np.uint8)}), ValueError, "3 images for 120"),
+        (dict(batch_size=0), ValueError, "batch_size"),
+    ],
+)
 def test_bad_arguments_name_the_argument_and_fix(tmp_path, kwargs, error, message):
     x, y = blobs()
     model = Net()
@@ -243,8 +255,9 @@ def test_float64_numpy_inputs_follow_the_model_dtype(tmp_path):
     assert nbdebug.load_run(tmp_path / "run").representations(0).shape == (120, 16)
 
 
-@pytest.mark.parametrize("last, output", [(nn.Softmax(dim=1), "probabilities"),
-                                          (nn.LogSoftmax(dim=1), "log_probabilities")])
+@pytest.mark.parametrize(
+    "last, output", [(nn.Softmax(dim=1), "probabilities"), (nn.LogSoftmax(dim=1), "log_probabilities")]
+)
 def test_models_that_end_in_softmax(tmp_path, last, output):
     x, y = blobs()
     torch.manual_seed(0)

@@ -104,8 +104,11 @@ def test_missing_epoch_file_is_named(digits_run_path, tmp_path):
 def test_shapes_must_agree_across_epochs(digits_run_path, tmp_path):
     path = copy_run(digits_run_path, tmp_path)
     np.save(path / "epochs" / "000004" / "representations.npy", np.zeros((1797, 64), np.float16))
-    with pytest.raises(RunFormatError, match=r"000004/representations.npy has shape \(1797, 64\), "
-                                             r"expected \(1797, 128\)"):
+    with pytest.raises(
+        RunFormatError,
+        match=r"000004/representations.npy has shape \(1797, 64\), "
+        r"expected \(1797, 128\)",
+    ):
         nbdebug.load_run(path)
     np.save(path / "epochs" / "000004" / "representations.npy", np.zeros((1797, 128), np.float16))
     np.save(path / "epochs" / "000005" / "probabilities.npy", np.zeros((1797, 9), np.float32))
@@ -159,10 +162,17 @@ def test_unknown_epoch_and_split(digits_run_path):
     assert run.thumbnails("test").shape == (360, 8, 8)
 
 
-@pytest.mark.parametrize("change", [
-    {"splits": [1]}, {"n_classes": "10"}, {"classes": ["a"]}, {"n_samples": -3}, {"metadata": []},
-    {"splits": [{"name": "train", "start": 0, "stop": 5}]},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"splits": [1]},
+        {"n_classes": "10"},
+        {"classes": ["a"]},
+        {"n_samples": -3},
+        {"metadata": []},
+        {"splits": [{"name": "train", "start": 0, "stop": 5}]},
+    ],
+)
 def test_malformed_run_json_is_named(digits_run_path, tmp_path, change):
     path = copy_run(digits_run_path, tmp_path)
     info = json.loads((path / "run.json").read_text())

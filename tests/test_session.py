@@ -29,12 +29,22 @@ def record_tiny(path, epochs=3, n_outputs=3, labels=None, nan_row=None, seed=0):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
     finite = torch.isfinite(xt).all(dim=1)
-    rec = Recorder(model, head=model[2], path=path, train=(x, y), test=(x[:10], y[:10]),
-                   unlabeled=x[10:20], classes=None if n_outputs > 1 else ["no", "yes"])
+    rec = Recorder(
+        model,
+        head=model[2],
+        path=path,
+        train=(x, y),
+        test=(x[:10], y[:10]),
+        unlabeled=x[10:20],
+        classes=None if n_outputs > 1 else ["no", "yes"],
+    )
     for epoch in range(epochs):
         out = model(xt[finite])
-        loss = (nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt[finite].float()) if n_outputs == 1
-                else nn.functional.cross_entropy(out, yt[finite]))
+        loss = (
+            nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt[finite].float())
+            if n_outputs == 1
+            else nn.functional.cross_entropy(out, yt[finite])
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -218,8 +228,9 @@ def test_nan_in_a_trajectory(tmp_path):
     dense = [j for j, n in enumerate(session.attribute_names) if "=" not in n]
     assert (scores[7, dense] == 1).all()  # a sample that blew up is always worth a look
     names, classes = session.attribute_names, session.run.classes
-    label, alternative = (np.argmax(scores[7, [names.index(f"{group}={c}") for c in classes]])
-                          for group in ("label", "alternative"))
+    label, alternative = (
+        np.argmax(scores[7, [names.index(f"{group}={c}") for c in classes]]) for group in ("label", "alternative")
+    )
     assert alternative != label  # another class, even with no usable epoch
     assert session.anomalous[7]
     assert 7 in session.recommend(10).tolist()
@@ -232,6 +243,7 @@ def test_attributes_are_cached_in_the_run_and_recomputed_when_it_changes(digits_
     def counting(self):
         computed.append(self.mode)
         return original(self)
+
     monkeypatch.setattr(Session, "_compute_attributes", counting)
 
     first = quiet(Session(digits_copy, projection="pca"))
@@ -277,8 +289,9 @@ def test_score_unseen_places_a_new_batch_by_centroid_and_radius(digits_copy):
     reps = {epoch: np.asarray(run.representations(epoch))[test] for epoch in run.epochs}
     probs = {epoch: np.asarray(run.probabilities(epoch))[test] for epoch in run.epochs}
     restored = quiet(Session(run))  # attributes from the cache: the detector is fitted on demand
-    np.testing.assert_array_equal(restored.score_unseen(reps, labels=run.labels[test], probabilities=probs),
-                                  scores[test, :n_paper])
+    np.testing.assert_array_equal(
+        restored.score_unseen(reps, labels=run.labels[test], probabilities=probs), scores[test, :n_paper]
+    )
     from_head = restored.score_unseen(np.stack([reps[e] for e in run.epochs]), labels=run.labels[test])
     assert (from_head == scores[test, :n_paper]).all(axis=1).mean() >= 0.95
     # The same samples with their representation's features shuffled are mostly anomalous.

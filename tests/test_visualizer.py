@@ -15,8 +15,14 @@ from nbdebug.metrics import evaluate, neighbor_preserving_rate
 from nbdebug.run import EPOCHS_DIR, epoch_dirname
 from nbdebug import visualizer
 from nbdebug.neighbours import knn
-from nbdebug.visualizer import (CACHE_DIR, TimeTravelVisualizer, frame_gradient, fuzzy_weights,
-                                 neighbourhood_loss, umap_curve)
+from nbdebug.visualizer import (
+    CACHE_DIR,
+    TimeTravelVisualizer,
+    frame_gradient,
+    fuzzy_weights,
+    neighbourhood_loss,
+    umap_curve,
+)
 
 FAST = dict(steps=25, max_samples=300, hidden=32, progress=False)
 
@@ -230,13 +236,16 @@ def test_head_with_wrong_output_size_is_refused(digits_run_path):
         vis.fit(run)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(n_neighbors=1), "n_neighbors must be an integer >= 2"),
-    (dict(learning_rate=5.0), "learning_rate must be in"),
-    (dict(temporal_weight=-1), "temporal_weight must be a finite number >= 0"),
-    (dict(steps=0), "steps must be an integer >= 1"),
-    (dict(cross_edge_weight=2.0), "cross_edge_weight must be in"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_neighbors=1), "n_neighbors must be an integer >= 2"),
+        (dict(learning_rate=5.0), "learning_rate must be in"),
+        (dict(temporal_weight=-1), "temporal_weight must be a finite number >= 0"),
+        (dict(steps=0), "steps must be an integer >= 1"),
+        (dict(cross_edge_weight=2.0), "cross_edge_weight must be in"),
+    ],
+)
 def test_bad_settings_are_named(digits_run_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         TimeTravelVisualizer(cache=False, progress=False, **kwargs).fit(load_run(digits_run_path))
@@ -267,8 +276,9 @@ def test_refinement_sharpens_neighbourhoods_of_pool_and_outside_samples(digits_r
     refined = TimeTravelVisualizer(cache=False, **FAST).fit(run)
     assert not plain.offsets_.any() and np.abs(refined.offsets_).max() > 0.1
     # Same network (the refinement comes after training): pool samples sit at encoder + offset.
-    np.testing.assert_allclose(refined.embedding_[:, refined.pool_] - refined.offsets_,
-                               plain.embedding_[:, plain.pool_], atol=1e-4)
+    np.testing.assert_allclose(
+        refined.embedding_[:, refined.pool_] - refined.offsets_, plain.embedding_[:, plain.pool_], atol=1e-4
+    )
     outside = np.setdiff1d(run.indices("train"), refined.pool_)
     last = np.asarray(run.representations(run.epochs[-1]), dtype=np.float32)
     for rows in (refined.pool_, outside):
@@ -288,8 +298,16 @@ def test_refinement_gradient_is_the_neighbourhood_loss_gradient(digits_run_path)
     curve = umap_curve(0.1)
     y = torch.randn(len(x), 2, generator=torch.Generator().manual_seed(0)) * 3
     leaf = y.clone().requires_grad_(True)
-    attract, repel = neighbourhood_loss(leaf, torch.arange(len(x)).repeat_interleave(15), neighbours.reshape(-1),
-                                        weights.reshape(-1), valid, 5, curve, torch.Generator().manual_seed(1))
+    attract, repel = neighbourhood_loss(
+        leaf,
+        torch.arange(len(x)).repeat_interleave(15),
+        neighbours.reshape(-1),
+        weights.reshape(-1),
+        valid,
+        5,
+        curve,
+        torch.Generator().manual_seed(1),
+    )
     (attract + repel).backward()
     written = frame_gradient(y.T.contiguous(), neighbours, weights, valid, 5, curve, torch.Generator().manual_seed(1))
     torch.testing.assert_close(written.T, leaf.grad, rtol=1e-4, atol=1e-7)

@@ -69,8 +69,11 @@ def test_feedback_messages_are_validated_and_rerank(digits_run_path, tmp_path):
     assert np.frombuffer(widget._accepted, np.uint32).tolist() == [first]
     assert first not in [card["index"] for card in widget.cards]
     # Malformed or out-of-range requests change nothing and say why.
-    for bad in ({"type": "feedback", "accept": ["7"]}, {"type": "feedback", "reject": [10**6]},
-                {"type": "feedback", "accept": [True]}):
+    for bad in (
+        {"type": "feedback", "accept": ["7"]},
+        {"type": "feedback", "reject": [10**6]},
+        {"type": "feedback", "accept": [True]},
+    ):
         widget._on_message(widget, bad, [])
         assert widget.message
     assert np.frombuffer(widget._accepted, np.uint32).tolist() == [first]
@@ -92,8 +95,9 @@ def test_show_gives_a_monitor_its_live_widget():
     import torch
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    with nbdebug.Monitor(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-                         loss_fn=torch.nn.CrossEntropyLoss()) as monitor:
+    with nbdebug.Monitor(
+        model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=torch.nn.CrossEntropyLoss()
+    ) as monitor:
         assert nbdebug.show(monitor) is monitor.widget
 
 

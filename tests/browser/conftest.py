@@ -23,8 +23,14 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _free_port() -> int:
@@ -45,11 +51,25 @@ def lab(tmp_path_factory):
     log = open(root.parent / "jupyterlab.log", "w")
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root.parent / "jupyter-config")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
-         "--ServerApp.ip=127.0.0.1", "--ServerApp.allow_root=True", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.allow_root=True",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.disable_check_xsrf=True",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -100,7 +120,8 @@ class Notebook:
         self.page.keyboard.press("Shift+Enter")
         prompt = cell.locator(".jp-InputArea-prompt")
         self.page.wait_for_function(
-            "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout)
+            "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout
+        )
 
     def output_text(self, index: int) -> str:
         return self.cell(index).locator(".jp-OutputArea").inner_text()
@@ -113,10 +134,13 @@ def notebook(lab, browser, request):
     def open_notebook(cells: list[str], name: str | None = None) -> Notebook:
         name = name or f"{request.node.name}.ipynb".replace("[", "-").replace("]", "")
         nb = {
-            "cells": [{"cell_type": "code", "metadata": {}, "source": src, "outputs": [],
-                       "execution_count": None} for src in cells],
+            "cells": [
+                {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+                for src in cells
+            ],
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-            "nbformat": 4, "nbformat_minor": 5,
+            "nbformat": 4,
+            "nbformat_minor": 5,
         }
         (lab.root / name).write_text(json.dumps(nb))
         page = browser.new_page(viewport={"width": 1280, "height": 1000})

@@ -26,11 +26,13 @@ def coloured_fraction(png: bytes, saturation: int) -> float:
 
 
 def test_show_draws_dots_and_timeline_reaches_kernel(notebook, digits_run_path):
-    nb = notebook([
-        f"import nbdebug\nrun = nbdebug.load_run({str(digits_run_path)!r})\nw = nbdebug.show(run)\nw",
-        "print('EPOCH', w.epoch)",
-        "w.epoch = run.epochs[1]",
-    ])
+    nb = notebook(
+        [
+            f"import nbdebug\nrun = nbdebug.load_run({str(digits_run_path)!r})\nw = nbdebug.show(run)\nw",
+            "print('EPOCH', w.epoch)",
+            "w.epoch = run.epochs[1]",
+        ]
+    )
     nb.run(0)
     canvas = nb.cell(0).locator("canvas.nbdebug-canvas")
     canvas.wait_for(timeout=60_000)
@@ -64,10 +66,12 @@ def test_show_draws_dots_and_timeline_reaches_kernel(notebook, digits_run_path):
 
 
 def test_play_button_animates_to_the_last_epoch(notebook, digits_run_path):
-    nb = notebook([
-        f"import nbdebug\nw = nbdebug.show({str(digits_run_path)!r})\nw.epoch = 1\nw",
-        "print('EPOCH', w.epoch)",
-    ])
+    nb = notebook(
+        [
+            f"import nbdebug\nw = nbdebug.show({str(digits_run_path)!r})\nw.epoch = 1\nw",
+            "print('EPOCH', w.epoch)",
+        ]
+    )
     nb.run(0)
     play = nb.cell(0).locator(".nbdebug-play")
     play.wait_for(timeout=60_000)
@@ -76,28 +80,29 @@ def test_play_button_animates_to_the_last_epoch(notebook, digits_run_path):
     play.click()
     # Five tweens of 350 ms, then it stops on the last epoch and reports it.
     wait_for_value(nb, slider, "5", timeout=15_000)
-    nb.page.wait_for_function(
-        "el => el.textContent.includes('play')", arg=play.element_handle(), timeout=5_000)
+    nb.page.wait_for_function("el => el.textContent.includes('play')", arg=play.element_handle(), timeout=5_000)
     nb.run(1)
     assert "EPOCH 6" in nb.output_text(1)
 
 
 def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path, tmp_path):
     path = shutil.copytree(digits_run_path, tmp_path / "run")  # feedback is saved into the run
-    nb = notebook([
-        f"import nbdebug\nw = nbdebug.show({str(path)!r}, recommendations=10)\nw",
-        # The canvas centre is the centre of the bounds (one scale for both axes, centred),
-        # so the upper-left quarter of the canvas is x < CX and y > CY in data coordinates.
-        "import numpy as np\n"
-        "b = w.bounds\nCX, CY = (b[0] + b[1]) / 2, (b[2] + b[3]) / 2\n"
-        "tol = 0.005 * max(b[1] - b[0], b[3] - b[2])  # a pixel or so\n"
-        "emb = w.session.embedding[-1]\n"
-        "print('SELECTED', len(w.selection))\n"
-        "print('INSIDE', int(((emb[:, 0] < CX + tol) & (emb[:, 1] > CY - tol))[w.selection].all()))",
-        "print('ANSWERS', sorted(np.flatnonzero(w.session.learner.answers >= 0).tolist()))\n"
-        "print('CARDS', [c['index'] for c in w.cards])\n"
-        "print('SELECTION', w.selection.tolist())",
-    ])
+    nb = notebook(
+        [
+            f"import nbdebug\nw = nbdebug.show({str(path)!r}, recommendations=10)\nw",
+            # The canvas centre is the centre of the bounds (one scale for both axes, centred),
+            # so the upper-left quarter of the canvas is x < CX and y > CY in data coordinates.
+            "import numpy as np\n"
+            "b = w.bounds\nCX, CY = (b[0] + b[1]) / 2, (b[2] + b[3]) / 2\n"
+            "tol = 0.005 * max(b[1] - b[0], b[3] - b[2])  # a pixel or so\n"
+            "emb = w.session.embedding[-1]\n"
+            "print('SELECTED', len(w.selection))\n"
+            "print('INSIDE', int(((emb[:, 0] < CX + tol) & (emb[:, 1] > CY - tol))[w.selection].all()))",
+            "print('ANSWERS', sorted(np.flatnonzero(w.session.learner.answers >= 0).tolist()))\n"
+            "print('CARDS', [c['index'] for c in w.cards])\n"
+            "print('SELECTION', w.selection.tolist())",
+        ]
+    )
     nb.run(0)
     canvas = nb.cell(0).locator("canvas.nbdebug-canvas")
     canvas.wait_for(timeout=60_000)
@@ -117,8 +122,7 @@ def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path
         mouse.move(x, y, steps=8)
     mouse.up()
     selected_text = nb.cell(0).locator(".nbdebug-selection span")
-    nb.page.wait_for_function("el => /^[1-9]/.test(el.textContent)", arg=selected_text.element_handle(),
-                              timeout=10_000)
+    nb.page.wait_for_function("el => /^[1-9]/.test(el.textContent)", arg=selected_text.element_handle(), timeout=10_000)
     shown = int(selected_text.inner_text().split()[0])
     assert 0 < shown < 1797
 
@@ -132,8 +136,9 @@ def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path
     cards.first.locator(".nbdebug-accept").click()
     # The list element stays while its cards are replaced: wait for a new first card.
     listing = nb.cell(0).locator(".nbdebug-recommendations").element_handle()
-    nb.page.wait_for_function("([el, first]) => el.firstElementChild.dataset.index !== String(first)",
-                              arg=[listing, first], timeout=30_000)
+    nb.page.wait_for_function(
+        "([el, first]) => el.firstElementChild.dataset.index !== String(first)", arg=[listing, first], timeout=30_000
+    )
     nb.cell(0).locator(".nbdebug-reject-selection").click()
     nb.run(2)
     out = nb.output_text(2)

@@ -81,8 +81,7 @@ def test_monitor_widget_updates_while_training_runs(notebook, lab):
         # The loss curve grows while the cell is still running.
         nb.page.wait_for_function(f"el => ({POINTS})(el) >= 10", arg=plot.element_handle(), timeout=60_000)
         first = plot.evaluate(POINTS)
-        nb.page.wait_for_function(f"el => ({POINTS})(el) >= {first + 20}", arg=plot.element_handle(),
-                                  timeout=60_000)
+        nb.page.wait_for_function(f"el => ({POINTS})(el) >= {first + 20}", arg=plot.element_handle(), timeout=60_000)
         assert running(), "the cell finished before the widget was seen updating"
         assert cell.locator(".nbdebug-warning").count() == 0
 
@@ -95,8 +94,7 @@ def test_monitor_widget_updates_while_training_runs(notebook, lab):
         assert plot.evaluate("el => el.data[3].x.length") >= 1  # its marker on the loss curve
     finally:
         (lab.root / "stop").touch()
-    nb.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
-                              timeout=60_000)
+    nb.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=60_000)
     steps = int(nb.output_text(1).split("DONE ", 1)[1].split()[0])
     assert steps < 1500, "training ran to its limit instead of being stopped by the test"
     nb.page.wait_for_function(f"el => ({POINTS})(el) === {steps}", arg=plot.element_handle(), timeout=30_000)
