@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nbdebug import Recorder, load_run  # noqa: E402
 from nbdebug.demo import digits_mlp, flip_labels  # noqa: E402
-from nbdebug.intention import IntentionLearner, top_k  # noqa: E402
+from nbdebug.interest.intention import IntentionLearner, top_k  # noqa: E402
 from nbdebug.session import PAPER_ATTRIBUTES, Session  # noqa: E402
 
 ROUNDS, K = 10, 50
@@ -434,7 +434,7 @@ def part_rq1(args, data_cache):
         corrupted = pool_idx[truth["kind"] == "corrupted"]
         # Synthesized abnormal movement: start where a test sample starts, move with random
         # accelerations of the same size as real ones; random confidence in [0, 1].
-        from nbdebug.features import dynamic_features
+        from nbdebug.interest.features import dynamic_features
 
         rng = np.random.default_rng(0)
         emb = session.embedding  # (E, n, 2)

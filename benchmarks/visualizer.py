@@ -54,9 +54,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _runs import digits_run, synthetic_run  # noqa: E402
 from record import peak_rss_mb  # noqa: E402  (the process's peak memory so far)
 
-from nbdebug.metrics import evaluate  # noqa: E402
-from nbdebug.projection import AlignedPCA, procrustes_rotation  # noqa: E402
-from nbdebug.visualizer import TimeTravelVisualizer, background  # noqa: E402
+from nbdebug.landscape.metrics import evaluate  # noqa: E402
+from nbdebug.landscape.projection import AlignedPCA, procrustes_rotation  # noqa: E402
+from nbdebug.landscape.visualizer import TimeTravelVisualizer, background  # noqa: E402
 
 K = 15
 torch.set_num_threads(1)
@@ -65,7 +65,7 @@ warnings.filterwarnings("ignore", message="n_jobs value")
 
 
 class Frames:
-    """An embedding given directly, for :func:`nbdebug.metrics.evaluate`."""
+    """An embedding given directly, for :func:`nbdebug.landscape.metrics.evaluate`."""
 
     def __init__(self, embedding):
         self.embedding_ = embedding

@@ -1,10 +1,10 @@
 """nbdebug: a time-travelling debugger for PyTorch classifiers in Jupyter notebooks."""
 
+from .landscape.visualizer import TimeTravelVisualizer
 from .monitor import Monitor
 from .record import NonFiniteWarning, Recorder
 from .run import Run, RunFormatError, load_run
 from .session import Session
-from .visualizer import TimeTravelVisualizer
 from .widget import Landscape, show
 
 __all__ = [

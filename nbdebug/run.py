@@ -16,7 +16,7 @@ This docstring is the one description of the on-disk format (version 1)::
           epoch.json            {"epoch", "metrics", "nonfinite": {...}, "seconds", "written"}
       epochs/.tmp-*             an epoch being written; readers ignore it
       feedback.jsonl            the user's accept / reject answers, appended as given
-                                (written by Session; format in nbdebug.feedback)
+                                (written by Session; format in nbdebug.interest.feedback)
       attributes-<mode>.npz     Session's per-sample attributes for mode "default" or "paper", a
                                 cache: "scores" float32 (n, n_attributes), "names" str
                                 (n_attributes,), "key" a JSON string of what they were computed
@@ -24,7 +24,7 @@ This docstring is the one description of the on-disk format (version 1)::
                                 the run's fingerprint, hashes of labels.npy and of the embedding);
                                 recomputed when the key differs; .attributes-*.tmp while written
       visualizer/               the fitted time-travelling visualizer, a cache written whole and
-                                swapped in (format in nbdebug.visualizer); .visualizer-* while written
+                                swapped in (format in nbdebug.landscape.visualizer); .visualizer-* while written
 
 ``run.json`` holds ``format``, ``n_samples``, ``n_classes``, ``classes``,
 ``splits`` (a list of ``{"name", "start", "stop"}``; samples are ordered

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import feedback as feedback_log
-from .anomaly import AnomalyDetector
-from .features import (
+from .interest import feedback as feedback_log
+from .interest.anomaly import AnomalyDetector
+from .interest.features import (
     ATTRIBUTES_VERSION,
     PROGRESS_MIN_SAMPLES,
     aggregate_attributes,
@@ -24,11 +24,11 @@ from .features import (
     save_attributes,
     select_epochs,
 )
-from .intention import MODES, IntentionLearner, is_prior
-from .projection import AlignedPCA
+from .interest.intention import MODES, IntentionLearner, is_prior
+from .landscape.projection import AlignedPCA
+from .landscape.visualizer import Background, TimeTravelVisualizer, head_probabilities, run_fingerprint
+from .landscape.visualizer import background as paint_background
 from .run import Run, load_run
-from .visualizer import Background, TimeTravelVisualizer, head_probabilities, run_fingerprint
-from .visualizer import background as paint_background
 
 PROJECTIONS = {"visualizer": TimeTravelVisualizer, "pca": AlignedPCA}
 
@@ -41,7 +41,7 @@ class Session:
     (recommendations refined by the user's accept / reject answers).
 
     Answers are saved in the run directory as they are given (see
-    :mod:`nbdebug.feedback`) and restored when the run is opened again. The attributes
+    :mod:`nbdebug.interest.feedback`) and restored when the run is opened again. The attributes
     are cached there too (``attributes-<mode>.npz``), and recomputed when the run, the
     embedding or the parameters below change.
 
@@ -51,13 +51,13 @@ class Session:
         A run from :func:`nbdebug.load_run`, or the path of a run directory.
     projection : "visualizer", "pca" or a projection object, optional
         What places samples on the canvas: by default the time-travelling
-        :class:`~nbdebug.visualizer.TimeTravelVisualizer` (fitted once, cached in the run
-        directory); "pca" is the fast :class:`~nbdebug.projection.AlignedPCA`. Anything with
+        :class:`~nbdebug.landscape.visualizer.TimeTravelVisualizer` (fitted once, cached in the run
+        directory); "pca" is the fast :class:`~nbdebug.landscape.projection.AlignedPCA`. Anything with
         ``fit(run)``, ``embedding_``, ``transform`` and ``inverse_transform`` fits here.
     mode : "default" or "paper"
         "paper" recommends from the paper's four anomaly scores alone, as DeepDebugger
-        does; "default" adds the aggregated attributes of :mod:`nbdebug.features` and
-        the robust learner of :mod:`nbdebug.intention`.
+        does; "default" adds the aggregated attributes of :mod:`nbdebug.interest.features` and
+        the robust learner of :mod:`nbdebug.interest.intention`.
     epochs : list of int, optional
         The epochs the attributes are computed from; default all recorded ones.
     n_clusters, threshold : int, float
@@ -168,7 +168,7 @@ class Session:
             if hasattr(self.projection, "faithfulness"):
                 self._faithfulness = self.projection.faithfulness(self.run)  # also cached in the run directory
             else:
-                from .metrics import evaluate
+                from .landscape.metrics import evaluate
 
                 self._faithfulness = evaluate(self.run, self.projection)
         return self._faithfulness
@@ -472,6 +472,6 @@ def _make_projection(projection):
     missing = [name for name in ("fit", "transform", "inverse_transform") if not hasattr(projection, name)]
     if missing:
         raise TypeError(
-            f"projection lacks {missing}; pass 'visualizer', 'pca' or an object like nbdebug.projection.AlignedPCA"
+            f"projection lacks {missing}; pass 'visualizer', 'pca' or an object like nbdebug.landscape.projection.AlignedPCA"
         )
     return projection

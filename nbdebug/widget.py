@@ -16,7 +16,7 @@ from .run import Run
 from .session import Session
 
 if TYPE_CHECKING:
-    from .monitor_widget import MonitorWidget
+    from .monitor.widget import MonitorWidget
 
 STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger("nbdebug")

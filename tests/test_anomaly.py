@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from nbdebug import load_run
-from nbdebug.anomaly import MAX_INCOMPRESSIBLE, AnomalyDetector, FeatureDetector, abnormality
-from nbdebug.features import confidence, dynamic_features
+from nbdebug.interest.anomaly import MAX_INCOMPRESSIBLE, AnomalyDetector, FeatureDetector, abnormality
+from nbdebug.interest.features import confidence, dynamic_features
 from nbdebug.session import Session
 
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from nbdebug import load_run
-from nbdebug.features import (
+from nbdebug.interest.features import (
     aggregate_attributes,
     confidence,
     dynamic_features,

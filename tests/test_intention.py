@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from nbdebug import load_run
-from nbdebug.intention import HEDGE, HEDGE_REACH, PRIOR_UNLABELLED, IntentionLearner, top_k
+from nbdebug.interest.intention import HEDGE, HEDGE_REACH, PRIOR_UNLABELLED, IntentionLearner, top_k
 from nbdebug.session import PAPER_ATTRIBUTES, Session
 
 

@@ -8,14 +8,14 @@ import torch
 from torch import nn
 
 from nbdebug import load_run
-from nbdebug.metrics import (
+from nbdebug.landscape.metrics import (
     evaluate,
     neighbor_preserving_rate,
     prediction_preserving_rate,
     procrustes_angle,
     temporal_smoothness,
 )
-from nbdebug.projection import AlignedPCA
+from nbdebug.landscape.projection import AlignedPCA
 
 
 def rotate(points, degrees):

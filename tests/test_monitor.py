@@ -14,8 +14,8 @@ from sklearn.datasets import load_digits, make_circles
 from torch import nn
 from torch.nn import functional as F
 
-from nbdebug.checks import MESSAGES, RUNTIME_CODES, STATIC_CODES, infer_output_activation, infer_task
 from nbdebug.monitor import Monitor
+from nbdebug.monitor.checks import MESSAGES, RUNTIME_CODES, STATIC_CODES, infer_output_activation, infer_task
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nbdebug.monitor import Monitor
-from nbdebug.monitor_widget import MonitorWidget
+from nbdebug.monitor.widget import MonitorWidget
 
 
 def _digits(n=320):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits, make_blobs
 
-from nbdebug.neighbours import clustered_knn, knn
+from nbdebug.landscape.neighbours import clustered_knn, knn
 
 
 def brute_force(points: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nbdebug
-from nbdebug.projection import AlignedPCA, procrustes_rotation
+from nbdebug.landscape.projection import AlignedPCA, procrustes_rotation
 
 
 def test_procrustes_undoes_a_rotation_and_a_flip():

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from nbdebug import Recorder, load_run
-from nbdebug.feedback import FILE
-from nbdebug.intention import PRIOR_UNLABELLED
+from nbdebug.interest.feedback import FILE
+from nbdebug.interest.intention import PRIOR_UNLABELLED
 from nbdebug.session import Session
 
 

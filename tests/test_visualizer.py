@@ -11,11 +11,10 @@ import torch
 from torch import nn
 
 from nbdebug import Recorder, load_run
-from nbdebug.metrics import evaluate, neighbor_preserving_rate
-from nbdebug.run import EPOCHS_DIR, epoch_dirname
-from nbdebug import visualizer
-from nbdebug.neighbours import knn
-from nbdebug.visualizer import (
+from nbdebug.landscape import visualizer
+from nbdebug.landscape.metrics import evaluate, neighbor_preserving_rate
+from nbdebug.landscape.neighbours import knn
+from nbdebug.landscape.visualizer import (
     CACHE_DIR,
     TimeTravelVisualizer,
     frame_gradient,
@@ -23,6 +22,7 @@ from nbdebug.visualizer import (
     neighbourhood_loss,
     umap_curve,
 )
+from nbdebug.run import EPOCHS_DIR, epoch_dirname
 
 FAST = dict(steps=25, max_samples=300, hidden=32, progress=False)
 

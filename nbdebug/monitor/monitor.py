@@ -3,7 +3,7 @@
 ``Monitor`` attaches to an unchanged model through hooks, lints the setup before the first
 step, then checks every step cheaply (the loss) and every ``cadence`` steps more deeply
 (per-layer gradient norms, layer outputs, inputs, batch accuracy), following AutoTrainer's
-eight problems and SCRAM's three heuristics (see :mod:`nbdebug.checks`). AutoTrainer reports
+eight problems and SCRAM's three heuristics (see :mod:`nbdebug.monitor.checks`). AutoTrainer reports
 most problems only while the best training accuracy is at most theta; once it is above, the
 monitor stops hooking layers and reading gradients and keeps only the loss, input and
 epoch-level checks. Warnings are merged per code, shown live in a notebook widget, and logged
@@ -36,7 +36,7 @@ def _in_notebook() -> bool:
 
 
 class Monitor:
-    """Watch a training loop and report problems as :class:`~nbdebug.checks.TrainingWarning`.
+    """Watch a training loop and report problems as :class:`~nbdebug.monitor.checks.TrainingWarning`.
 
     Parameters
     ----------
@@ -47,7 +47,7 @@ class Monitor:
         as ``F.cross_entropy``); optional, enables the output-activation and loss checks.
     cadence : tensor statistics are computed every ``cadence`` steps (AutoTrainer's default 3);
         the loss is checked on every step.
-    thresholds : overrides of :data:`nbdebug.checks.DEFAULT_THRESHOLDS`, e.g. ``{"theta": 0.9}``.
+    thresholds : overrides of :data:`nbdebug.monitor.checks.DEFAULT_THRESHOLDS`, e.g. ``{"theta": 0.9}``.
     task : "multiclass", "binary", "multilabel" or "regression"; inferred from targets and
         outputs when None.
 
@@ -232,7 +232,7 @@ class Monitor:
     def widget(self):
         """The live notebook widget (created on first use; needs ipywidgets and plotly)."""
         if self._widget is None:
-            from .monitor_widget import MonitorWidget
+            from .widget import MonitorWidget
 
             self._widget = MonitorWidget(self)
         return self._widget

@@ -7,7 +7,7 @@ Two families, each an ``(n_samples,)`` score where higher means "more worth a lo
   the softmax probability of the sample's label -- the given one, or the
   predicted class where there is none -- and ``2|p - 0.5|`` for a sigmoid output).
   They are raw vectors here (:func:`dynamic_features`); the anomaly detector
-  (:mod:`nbdebug.anomaly`) turns each into a cluster-rarity score.
+  (:mod:`nbdebug.interest.anomaly`) turns each into a cluster-rarity score.
 * aggregated attributes (:func:`aggregate_attributes`), each in [0, 1]:
 
   =============================  =================================================================
@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .run import Run
+from ..run import Run
 
 MAX_INDICATOR_CLASSES = 32
 N_NEIGHBOURS = 10

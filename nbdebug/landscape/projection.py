@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from .run import Run
+from ..run import Run
 
 
 def procrustes_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ positions. Samples outside the pool (test, unlabeled, new) are placed from the e
 and their nearest pool samples in representation space, without refitting.
 
 Pools larger than EXACT_GRAPH_MAX get approximate kNN graphs
-(:func:`nbdebug.neighbours.clustered_knn`), as UMAP's are.
+(:func:`nbdebug.landscape.neighbours.clustered_knn`), as UMAP's are.
 
 The fitted model and its embedding are cached in ``<run>/visualizer/`` (see
 :meth:`TimeTravelVisualizer.fit`); nothing is pickled. The folder is written whole as
@@ -70,9 +70,9 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ..run import EPOCHS_DIR, Run, epoch_dirname
 from . import metrics
 from .neighbours import clustered_knn, knn
-from .run import EPOCHS_DIR, Run, epoch_dirname
 
 CACHE_DIR = "visualizer"
 CACHE_FORMAT = 3
@@ -364,7 +364,7 @@ def paint(
     faded towards white as confidence drops to chance and white where the top-1/top-2
     gap falls below ``boundary_width`` (the decision boundaries)."""
     if palette is None:
-        from .widget import PALETTE as palette  # imported here: widget imports session, which imports us
+        from ..widget import PALETTE as palette  # imported here: widget imports session, which imports us
     colours = np.array([[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in palette], dtype=np.float32)
     n_classes = probabilities.shape[1]
     top2 = -np.sort(-probabilities, axis=1)[:, :2]
@@ -440,7 +440,7 @@ def background(
 
 class TimeTravelVisualizer:
     """Encoder/decoder over all recorded epochs of a run; the same interface as
-    :class:`nbdebug.projection.AlignedPCA` plus :meth:`background`.
+    :class:`nbdebug.landscape.projection.AlignedPCA` plus :meth:`background`.
 
     Parameters
     ----------
@@ -1092,7 +1092,7 @@ class TimeTravelVisualizer:
 
     def faithfulness(self, run: Run, k: int = 15, max_queries: int | None = 2000) -> dict[str, Any]:
         """Per-epoch NPR@k, PPR (train and test) and temporal smoothness of this fit, from
-        :func:`nbdebug.metrics.evaluate`; kept in ``<run>/visualizer/metrics.json`` next to
+        :func:`nbdebug.landscape.metrics.evaluate`; kept in ``<run>/visualizer/metrics.json`` next to
         the cached model (with ``cache=True``) and reused while that model is."""
         self._check_fitted()
         if list(run.epochs) != self.epochs_:

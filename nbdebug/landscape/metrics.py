@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..run import Run
 from .neighbours import knn
-from .run import Run
 
 
 def neighbor_preserving_rate(

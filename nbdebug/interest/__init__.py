@@ -1,0 +1,2 @@
+"""Samples of interest: per-sample attributes, anomaly scores, the intention learner and
+the saved answers."""
