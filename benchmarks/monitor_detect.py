@@ -12,8 +12,8 @@ A bug counts only if it manifests in its run:
     accuracy is >= 5 points below the healthy reference on the same data.
 Any warning on a healthy run makes that run a false positive.
 
-    .venv/bin/python benchmarks/monitor_detect.py            # everything
-    .venv/bin/python benchmarks/monitor_detect.py --only dying_relu healthy_digits_adam
+    .venv/bin/python -m benchmarks.monitor_detect            # everything
+    .venv/bin/python -m benchmarks.monitor_detect --only dying_relu healthy_digits_adam
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from nbdebug.monitor import Monitor
+
+from ._common import SmallCNN
 
 logging.getLogger("nbdebug").setLevel(logging.CRITICAL)  # the table is the output
 
@@ -106,19 +108,6 @@ class SoftmaxMLP(nn.Module):
 
     def forward(self, x):
         return F.softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, n_classes=10):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
-        self.fc = nn.Linear(16 * 2 * 2, n_classes)
-
-    def forward(self, x):
-        x = x.view(-1, 1, 8, 8)
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc(x.flatten(1))
 
 
 def scaled_init(model, gain):

@@ -11,7 +11,7 @@ loss/accuracy, epoch_end after each pass. The small MLP is the worst case (least
 to hide the monitor behind). Each measurement starts from a fresh model; after a warm-up of two
 blocks the rest of its first epoch (accuracy-gated statistics still on) is measured too.
 
-    .venv/bin/python benchmarks/monitor_overhead.py [--blocks 300]
+    .venv/bin/python -m benchmarks.monitor_overhead [--blocks 300]
 """
 
 from __future__ import annotations
@@ -29,20 +29,9 @@ from torch.nn import functional as F
 
 from nbdebug.monitor import Monitor
 
+from ._common import SmallCNN
+
 logging.getLogger("nbdebug").setLevel(logging.CRITICAL)
-
-
-class SmallCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
-        self.fc = nn.Linear(16 * 2 * 2, 10)
-
-    def forward(self, x):
-        x = x.view(-1, 1, 8, 8)
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc(x.flatten(1))
 
 
 class Loop:

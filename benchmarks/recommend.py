@@ -1,6 +1,6 @@
-"""Benchmark of the samples-of-interest engine (issue 4): DeepDebugger §6 at CPU scale.
+"""Benchmark of the samples-of-interest engine: DeepDebugger §6 at CPU scale.
 
-    .venv/bin/python benchmarks/recommend.py [--datasets digits mnist1d] [--seeds 0 1 2]
+    .venv/bin/python -m benchmarks.recommend [--datasets digits mnist1d] [--seeds 0 1 2]
         [--noise 0.05 0.1 0.2] [--labelled 0.1 0.2 0.3] [--open-seeds 0] [--parts noisy wild rq1 open latency]
         [--epochs N] [--out /tmp/nbdebug-bench/recommend] [--reuse]
 
@@ -56,12 +56,12 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nbdebug import Recorder, load_run
+from nbdebug.demo import digits_mlp, flip_labels
+from nbdebug.interest.intention import IntentionLearner, top_k
+from nbdebug.session import PAPER_ATTRIBUTES, Session
 
-from nbdebug import Recorder, load_run  # noqa: E402
-from nbdebug.demo import digits_mlp, flip_labels  # noqa: E402
-from nbdebug.interest.intention import IntentionLearner, top_k  # noqa: E402
-from nbdebug.session import PAPER_ATTRIBUTES, Session  # noqa: E402
+from ._common import markdown_table
 
 ROUNDS, K = 10, 50
 REUSE = False  # set by --reuse
@@ -204,10 +204,8 @@ def summary(hits, n_targets):
 
 def table(title, rows, header=("P@1", "P@3", "P@10", "R@10")):
     print(f"\n### {title}\n")
-    print("| " + " | ".join(["setting", "method", *header]) + " |")
-    print("|" + "---|" * (len(header) + 2))
-    for setting, method, values in rows:
-        print(f"| {setting} | {method} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    cells = [[setting, method, *(f"{v:.3f}" for v in values)] for setting, method, values in rows]
+    print("\n".join(markdown_table(["setting", "method", *header], cells)))
     sys.stdout.flush()
 
 
@@ -229,9 +227,7 @@ def paper_ratio_table(title, results, shares):
 def session_for(run):
     """The session every part uses: the AlignedPCA embedding (fast and deterministic; the
     attributes are cached in the run directory, so --reuse also skips computing them)."""
-    session = Session(run, projection="pca", seed=0)
-    session.projection.progress = False
-    return session
+    return Session(run, projection="pca", seed=0, progress=False)
 
 
 # -- parts ------------------------------------------------------------------------------------
@@ -707,7 +703,7 @@ def main(argv=None):
         return cache[name]
 
     started = time.perf_counter()
-    print(f"benchmarks/recommend.py {' '.join(sys.argv[1:])}")
+    print(f"python -m benchmarks.recommend {' '.join(sys.argv[1:])}")
     for part in args.parts:
         globals()[f"part_{part}"](args, data_cache)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")

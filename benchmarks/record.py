@@ -1,6 +1,6 @@
 """What recording costs: the demo run, capture time against training time, and lazy reading.
 
-    .venv/bin/python benchmarks/record.py [--large-epochs 5]
+    .venv/bin/python -m benchmarks.record [--large-epochs 5]
 
 1. The demo run (digits MLP, 30 epochs) recorded end to end, as `python -m nbdebug.demo` does.
 2. The same training loop without the Recorder, so the ratio is capture overhead.
@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
@@ -27,9 +26,7 @@ from torch import nn
 import nbdebug
 from nbdebug.demo import record_demo
 
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from ._common import markdown_table, peak_rss_mb
 
 
 def train_demo_without_recorder(epochs: int = 30) -> float:
@@ -80,7 +77,8 @@ def large_run(folder: Path, epochs: int) -> dict[str, float]:
     del rec, model, x, y
     # Read back in a fresh process so its peak memory is the reading's alone.
     out = subprocess.run(
-        [sys.executable, __file__, "--read", str(folder / "large"), str(epochs - 1)],
+        [sys.executable, "-m", "benchmarks.record", "--read", str(folder / "large"), str(epochs - 1)],
+        cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,
         check=True,
@@ -121,19 +119,20 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    print("| measurement | value |")
-    print("|---|---|")
-    print(f"| demo run recorded (digits MLP, 30 epochs, 1,797 samples) | {recorded:.2f} s |")
-    print(f"| same training without the Recorder | {plain:.2f} s |")
-    print(f"| ratio recorded / plain | {recorded / plain:.2f}x |")
-    print(f"| large run: capture of one epoch (60,000 x 512) | {large['capture_s']:.2f} s |")
-    print(f"| large run: on disk for {args.large_epochs} epochs | {large['disk_mb']:.0f} MiB |")
-    print(f"| large run: load_run (validates every epoch) | {large['load_s'] * 1000:.0f} ms |")
-    print(f"| large run: stream one epoch's representations | {large['read_epoch_s'] * 1000:.0f} ms |")
-    print(
-        f"| large run: peak memory growth while loading and reading | "
-        f"{large['peak_rss_growth_mb']:.0f} MiB (one epoch is {60_000 * 512 * 2 / 2**20:.0f} MiB) |"
-    )
+    rows = [
+        ["demo run recorded (digits MLP, 30 epochs, 1,797 samples)", f"{recorded:.2f} s"],
+        ["same training without the Recorder", f"{plain:.2f} s"],
+        ["ratio recorded / plain", f"{recorded / plain:.2f}x"],
+        ["large run: capture of one epoch (60,000 x 512)", f"{large['capture_s']:.2f} s"],
+        [f"large run: on disk for {args.large_epochs} epochs", f"{large['disk_mb']:.0f} MiB"],
+        ["large run: load_run (validates every epoch)", f"{large['load_s'] * 1000:.0f} ms"],
+        ["large run: stream one epoch's representations", f"{large['read_epoch_s'] * 1000:.0f} ms"],
+        [
+            "large run: peak memory growth while loading and reading",
+            f"{large['peak_rss_growth_mb']:.0f} MiB (one epoch is {60_000 * 512 * 2 / 2**20:.0f} MiB)",
+        ],
+    ]
+    print("\n".join(markdown_table(["measurement", "value"], rows)))
 
 
 if __name__ == "__main__":

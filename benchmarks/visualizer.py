@@ -1,9 +1,9 @@
-"""Benchmark of the time-travelling visualizer (issue 3) against umap-learn and AlignedPCA.
+"""Benchmark of the time-travelling visualizer against umap-learn and AlignedPCA.
 
-    .venv/bin/python benchmarks/visualizer.py [--runs digits synthetic] [--methods umap aligned_umap pca nbdebug]
+    .venv/bin/python -m benchmarks.visualizer [--runs digits synthetic] [--methods umap aligned_umap pca nbdebug]
         [--umap-epochs N] [--aligned-epochs N] [--out /tmp/nbdebug-bench/visualizer]
 
-Runs (recorded once into --out, see benchmarks/_runs.py): the digits demo run
+Runs (recorded once into --out, see benchmarks/_common.py): the digits demo run
 (1,437 train + 360 test, 30 epochs) and a ``make_classification`` run (10,000 train +
 2,000 test, 64 features, 10 classes, MLP, 30 epochs); both have 128-d representations.
 ``--runs scale`` is the same kind of run at 60,000 train + 12,000 test x 100 epochs, to
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from datetime import datetime, timezone
@@ -49,14 +48,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nbdebug.landscape.metrics import evaluate
+from nbdebug.landscape.projection import AlignedPCA, procrustes_rotation
+from nbdebug.landscape.visualizer import TimeTravelVisualizer, background
 
-from _runs import digits_run, synthetic_run  # noqa: E402
-from record import peak_rss_mb  # noqa: E402  (the process's peak memory so far)
-
-from nbdebug.landscape.metrics import evaluate  # noqa: E402
-from nbdebug.landscape.projection import AlignedPCA, procrustes_rotation  # noqa: E402
-from nbdebug.landscape.visualizer import TimeTravelVisualizer, background  # noqa: E402
+from ._common import digits_run, markdown_table, peak_rss_mb, synthetic_run
 
 K = 15
 torch.set_num_threads(1)
@@ -199,13 +195,25 @@ def fmt(value, spec):
     return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else format(value, spec)
 
 
+HEADER = [
+    "method",
+    "epochs",
+    "fit s",
+    "NPR@15 train",
+    "NPR@15 test",
+    "PPR train",
+    "PPR test",
+    "displacement",
+    "rotation mean / max deg",
+    "reflections",
+    "place ms",
+    "256² paint ms",
+    "measured",
+]
+
+
 def table(name, rows):
-    lines = [
-        f"\n### {name}\n",
-        "| method | epochs | fit s | NPR@15 train | NPR@15 test | PPR train | PPR test | displacement | "
-        "rotation mean / max deg | reflections | place ms | 256² paint ms | measured |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    cells = []
     order = ["umap", "aligned_umap", "pca", "nbdebug"]
     for method in [m for m in order if m in rows]:
         row = rows[method]
@@ -225,31 +233,39 @@ def table(name, rows):
             reflections = int(np.nansum(row["per_epoch"]["reflection"])) if epochs is None else "—"
             if "reflections_before_alignment" in row:
                 reflections = f"{reflections} ({row['reflections_before_alignment']} before Procrustes)"
-            lines.append(
-                f"| {label} | {len(epochs or row['epochs'])} | {fit_text if epochs is None else '—'} | "
-                f"{fmt(mean_over(row, 'npr_train', epochs), '.3f')} | {fmt(mean_over(row, 'npr_test', epochs), '.3f')} | "
-                f"{fmt(mean_over(row, 'ppr_train', epochs), '.3f')} | {fmt(mean_over(row, 'ppr_test', epochs), '.3f')} | "
-                f"{fmt(mean_over(row, 'displacement', epochs), '.3f')} | "
+            rotation_text = (
                 f"{fmt(float(rotation.mean()) if len(rotation) else None, '.2f')} / "
-                f"{fmt(float(rotation.max()) if len(rotation) else None, '.2f')} | {reflections} | "
-                f"{fmt(row['place_ms'], '.1f')} | {fmt(row['paint_ms'], '.0f')} | {row.get('measured', '')} |"
+                f"{fmt(float(rotation.max()) if len(rotation) else None, '.2f')}"
             )
+            cells.append(
+                [
+                    label,
+                    str(len(epochs or row["epochs"])),
+                    fit_text if epochs is None else "—",
+                    *(fmt(mean_over(row, key, epochs), ".3f") for key in ("npr_train", "npr_test")),
+                    *(fmt(mean_over(row, key, epochs), ".3f") for key in ("ppr_train", "ppr_test")),
+                    fmt(mean_over(row, "displacement", epochs), ".3f"),
+                    rotation_text,
+                    str(reflections),
+                    fmt(row["place_ms"], ".1f"),
+                    fmt(row["paint_ms"], ".0f"),
+                    row.get("measured", ""),
+                ]
+            )
+    lines = [f"\n### {name}\n", *markdown_table(HEADER, cells)]
     baselines = [m for m in ("umap", "aligned_umap", "pca") if m in rows]
     if "nbdebug" in rows and baselines:
-        lines += [
-            "",
-            "| nbdebug against | NPR@15 train ratio | NPR@15 test ratio | times faster (all epochs) |",
-            "|---|---|---|---|",
-        ]
         ours = rows["nbdebug"]
+        ratio_cells = []
         for base in baselines:
             theirs, epochs = rows[base], rows[base]["epochs"]
             ratios = [mean_over(ours, key, epochs) / mean_over(theirs, key) for key in ("npr_train", "npr_test")]
             speedup = theirs.get("fit_s_all_epochs_extrapolated", theirs["fit_s"]) / ours["fit_s"]
-            lines.append(
-                f"| {base} | {fmt(ratios[0], '.2f')} | {fmt(ratios[1], '.2f')} | "
-                f"{fmt(speedup, '.1f' if speedup >= 1 else '.3f')} |"
+            ratio_cells.append(
+                [base, fmt(ratios[0], ".2f"), fmt(ratios[1], ".2f"), fmt(speedup, ".1f" if speedup >= 1 else ".3f")]
             )
+        header = ["nbdebug against", "NPR@15 train ratio", "NPR@15 test ratio", "times faster (all epochs)"]
+        lines += ["", *markdown_table(header, ratio_cells)]
     print("\n".join(lines))
 
 

@@ -64,6 +64,9 @@ class Session:
         The anomaly detector's k and ``th_ab`` (30 and 0.98 in the paper).
     seed : int
         Seeds clustering subsets and tie-breaking.
+    progress : bool
+        Show progress bars while fitting the projection (when it is made from ``projection``
+        = None or a name; an object given keeps its own setting) and computing attributes.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Session:
         n_clusters: int = 30,
         threshold: float = 0.98,
         seed: int = 0,
+        progress: bool = True,
     ):
         if isinstance(run, (str, Path)):
             run = load_run(run)
@@ -86,7 +90,8 @@ class Session:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.run = run
-        self.projection = _make_projection(projection)
+        self.projection = _make_projection(projection, progress)
+        self.progress = progress
         self.mode = mode
         self.epochs = select_epochs(run, epochs)
         self._detector = AnomalyDetector(n_clusters, threshold, seed)
@@ -193,7 +198,9 @@ class Session:
         run = self.run
         n_features = 2 + min(len(self.epochs) - 1, 2)  # location, confidence, velocity?, acceleration?
         steps = len(self.epochs) + n_features + (self.mode == "default")
-        with tqdm(total=steps, desc="computing attributes", disable=run.n_samples < PROGRESS_MIN_SAMPLES) as bar:
+        with tqdm(
+            total=steps, desc="computing attributes", disable=not self.progress or run.n_samples < PROGRESS_MIN_SAMPLES
+        ) as bar:
             probs = load_probabilities(self.run, self.epochs, on_epoch=bar.update)
             features = self._features(probs)
             seen = self._seen()
@@ -460,15 +467,15 @@ class Session:
         return self.learner.importance
 
 
-def _make_projection(projection):
+def _make_projection(projection, progress: bool):
     if projection is None:
-        return TimeTravelVisualizer()
+        return TimeTravelVisualizer(progress=progress)
     if isinstance(projection, str):
         if projection not in PROJECTIONS:
             raise ValueError(
                 f"projection must be one of {sorted(PROJECTIONS)} or a projection object, got {projection!r}"
             )
-        return PROJECTIONS[projection]()
+        return PROJECTIONS[projection](progress=progress)
     missing = [name for name in ("fit", "transform", "inverse_transform") if not hasattr(projection, name)]
     if missing:
         raise TypeError(

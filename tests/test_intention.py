@@ -15,8 +15,7 @@ from nbdebug.session import PAPER_ATTRIBUTES, Session
 def digits(digits_run_path):
     """(attributes, names, run, train mask, noisy mask) of the shared digits run."""
     run = load_run(digits_run_path)
-    session = Session(run)
-    session.projection.progress = False
+    session = Session(run, progress=False)
     train = np.zeros(run.n_samples, bool)
     train[run.indices("train")] = True
     noisy = np.zeros(run.n_samples, bool)

@@ -5,17 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import make_blobs
 from torch import nn
 from torch.utils.data import TensorDataset
 
 import nbdebug
 from nbdebug.record import NonFiniteWarning, _umask
-
-
-def blobs(n=120, classes=3, features=6, seed=0):
-    x, y = make_blobs(n_samples=n, centers=classes, n_features=features, random_state=seed)
-    return x.astype(np.float32), y
 
 
 class Net(nn.Module):
@@ -40,7 +34,7 @@ def train_epoch(model, x, y, lr=0.05):
     return loss.item()
 
 
-def test_capture_stores_what_the_model_computes(tmp_path):
+def test_capture_stores_what_the_model_computes(tmp_path, blobs):
     torch.manual_seed(0)
     x, y = blobs()
     model = Net(dropout=0.5)
@@ -91,7 +85,7 @@ def test_capture_stores_what_the_model_computes(tmp_path):
     assert not torch.equal(run.head_state(0)["weight"], run.head_state(2)["weight"])
 
 
-def test_datasets_and_sequential_head(tmp_path):
+def test_datasets_and_sequential_head(tmp_path, blobs):
     x, y = blobs()
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)))
     train = TensorDataset(torch.from_numpy(x[:90]), torch.from_numpy(y[:90]))
@@ -105,7 +99,7 @@ def test_datasets_and_sequential_head(tmp_path):
     assert isinstance(rebuilt, nn.Sequential) and not rebuilt.training
 
 
-def test_binary_sigmoid_output(tmp_path):
+def test_binary_sigmoid_output(tmp_path, blobs):
     x, y = blobs(classes=2)
     model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 1))
     nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=(x, y)).capture(0)
@@ -114,7 +108,7 @@ def test_binary_sigmoid_output(tmp_path):
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-6)
 
 
-def test_custom_head_needs_a_module_to_rebuild(tmp_path):
+def test_custom_head_needs_a_module_to_rebuild(tmp_path, blobs):
     class Head(nn.Module):
         def __init__(self):
             super().__init__()
@@ -140,7 +134,7 @@ def test_custom_head_needs_a_module_to_rebuild(tmp_path):
     assert torch.equal(run.head(0, module=Head()).w, model.head.w.detach())
 
 
-def test_nonfinite_representations_are_stored_and_reported(tmp_path):
+def test_nonfinite_representations_are_stored_and_reported(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     with torch.no_grad():
@@ -153,7 +147,7 @@ def test_nonfinite_representations_are_stored_and_reported(tmp_path):
     assert run.epoch_info(0)["nonfinite"]["representations"] > 0
 
 
-def test_huge_representations_fall_back_to_float32(tmp_path):
+def test_huge_representations_fall_back_to_float32(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     with torch.no_grad():
@@ -182,7 +176,7 @@ def test_huge_representations_fall_back_to_float32(tmp_path):
         (dict(batch_size=0), ValueError, "batch_size"),
     ],
 )
-def test_bad_arguments_name_the_argument_and_fix(tmp_path, kwargs, error, message):
+def test_bad_arguments_name_the_argument_and_fix(tmp_path, kwargs, error, message, blobs):
     x, y = blobs()
     model = Net()
     args = dict(head=model.fc, path=tmp_path / "run", train=(x, y))
@@ -191,7 +185,7 @@ def test_bad_arguments_name_the_argument_and_fix(tmp_path, kwargs, error, messag
         nbdebug.Recorder(model, **args)
 
 
-def test_labels_beyond_the_model_outputs(tmp_path):
+def test_labels_beyond_the_model_outputs(tmp_path, blobs):
     x, y = blobs(classes=3)
     model = Net(classes=2)
     # Found by the trial forward pass, before any training.
@@ -202,7 +196,7 @@ def test_labels_beyond_the_model_outputs(tmp_path):
         nbdebug.Recorder(three, head=three.fc, path=tmp_path / "run", train=(x, y), classes=list("abcd"))
 
 
-def test_capture_twice_or_out_of_order(tmp_path):
+def test_capture_twice_or_out_of_order(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
@@ -218,7 +212,7 @@ def test_capture_twice_or_out_of_order(tmp_path):
     assert rec.epochs == [3]
 
 
-def test_head_not_called_or_bad_output_fail_before_training(tmp_path):
+def test_head_not_called_or_bad_output_fail_before_training(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     model.extra = nn.Linear(16, 3)
@@ -236,7 +230,7 @@ def test_head_not_called_or_bad_output_fail_before_training(tmp_path):
     assert not pair.fc._forward_pre_hooks and not model.extra._forward_pre_hooks
 
 
-def test_every_submodule_keeps_its_mode_and_no_hook_stays(tmp_path):
+def test_every_submodule_keeps_its_mode_and_no_hook_stays(tmp_path, blobs):
     x, y = blobs()
     model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
     model.train()
@@ -247,7 +241,7 @@ def test_every_submodule_keeps_its_mode_and_no_hook_stays(tmp_path):
     assert not model[3]._forward_pre_hooks
 
 
-def test_float64_numpy_inputs_follow_the_model_dtype(tmp_path):
+def test_float64_numpy_inputs_follow_the_model_dtype(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x.astype(np.float64), y))
@@ -258,7 +252,7 @@ def test_float64_numpy_inputs_follow_the_model_dtype(tmp_path):
 @pytest.mark.parametrize(
     "last, output", [(nn.Softmax(dim=1), "probabilities"), (nn.LogSoftmax(dim=1), "log_probabilities")]
 )
-def test_models_that_end_in_softmax(tmp_path, last, output):
+def test_models_that_end_in_softmax(tmp_path, last, output, blobs):
     x, y = blobs()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3), last)
@@ -270,7 +264,7 @@ def test_models_that_end_in_softmax(tmp_path, last, output):
     np.testing.assert_allclose(nbdebug.load_run(tmp_path / "run").probabilities(0), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_sigmoid_output(tmp_path):
+def test_sigmoid_output(tmp_path, blobs):
     x, y = blobs(classes=2)
     model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 1), nn.Sigmoid())
     nbdebug.Recorder(model, head=model[2], path=tmp_path / "run", train=(x, y), output="probabilities").capture(0)
@@ -281,14 +275,14 @@ def test_sigmoid_output(tmp_path):
         nbdebug.Recorder(model, head=model[2], path=tmp_path / "r2", train=(x, y), output="softmax")
 
 
-def test_empty_split(tmp_path):
+def test_empty_split(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     with pytest.raises(ValueError, match="test has no samples"):
         nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y), test=(x[:0], y[:0]))
 
 
-def test_dataset_targets_are_used_without_loading_items(tmp_path):
+def test_dataset_targets_are_used_without_loading_items(tmp_path, blobs):
     x, y = blobs()
 
     class Images(TensorDataset):
@@ -305,7 +299,7 @@ def test_dataset_targets_are_used_without_loading_items(tmp_path):
     assert Images.loads == 2  # only the trial forward pass
 
 
-def test_an_epoch_already_on_disk_is_not_overwritten(tmp_path):
+def test_an_epoch_already_on_disk_is_not_overwritten(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
@@ -315,7 +309,7 @@ def test_an_epoch_already_on_disk_is_not_overwritten(tmp_path):
         rec.capture(0)
 
 
-def test_epochs_sort_as_numbers_and_are_readable_by_others(tmp_path):
+def test_epochs_sort_as_numbers_and_are_readable_by_others(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     rec = nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y))
@@ -326,7 +320,7 @@ def test_epochs_sort_as_numbers_and_are_readable_by_others(tmp_path):
     assert mode & 0o044 == (0o777 & ~_umask()) & 0o044
 
 
-def test_existing_directory_is_protected(tmp_path):
+def test_existing_directory_is_protected(tmp_path, blobs):
     x, y = blobs()
     model = Net()
     nbdebug.Recorder(model, head=model.fc, path=tmp_path / "run", train=(x, y)).capture(0)

@@ -4,69 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from nbdebug import Recorder, load_run
+from nbdebug import load_run
 from nbdebug.interest.feedback import FILE
 from nbdebug.interest.intention import PRIOR_UNLABELLED
 from nbdebug.session import Session
 
 
-def record_tiny(path, epochs=3, n_outputs=3, labels=None, nan_row=None, seed=0):
-    """A small real run: an MLP on 60 random points in 3 clusters, recorded every epoch."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, 60) if labels is None else np.asarray(labels)
-    x = (rng.normal(size=(60, 4)) + np.eye(3, 4)[rng.integers(0, 3, 60)] * 3).astype(np.float32)
-    if nan_row is not None:
-        x[nan_row] = np.nan
-    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, n_outputs))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    finite = torch.isfinite(xt).all(dim=1)
-    rec = Recorder(
-        model,
-        head=model[2],
-        path=path,
-        train=(x, y),
-        test=(x[:10], y[:10]),
-        unlabeled=x[10:20],
-        classes=None if n_outputs > 1 else ["no", "yes"],
-    )
-    for epoch in range(epochs):
-        out = model(xt[finite])
-        loss = (
-            nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt[finite].float())
-            if n_outputs == 1
-            else nn.functional.cross_entropy(out, yt[finite])
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rec.capture(epoch)
-    return path
-
-
-@pytest.fixture
-def digits_copy(digits_run_path, tmp_path):
-    return shutil.copytree(digits_run_path, tmp_path / "digits")
-
-
-def quiet(session):
-    session.projection.progress = False
-    return session
-
-
 def test_existing_api_and_attributes(digits_run_path):
     run = load_run(digits_run_path)
-    session = quiet(Session(run))
+    session = Session(run, progress=False)
     assert session.embedding.shape == (len(run.epochs), run.n_samples, 2)
     assert len(session.bounds) == 4 and session.run is run and session.projection is not None
     names = session.attribute_names
@@ -75,7 +25,7 @@ def test_existing_api_and_attributes(digits_run_path):
     scores = session.anomaly_scores
     assert scores.shape == (run.n_samples, len(names)) and np.isfinite(scores).all()
     assert session.anomalous.shape == (run.n_samples,)
-    paper = quiet(Session(run, mode="paper"))
+    paper = Session(run, mode="paper", progress=False)
     assert paper.attribute_names == ["location", "velocity", "acceleration", "confidence"]
     assert paper.importance == pytest.approx({n: 0.25 for n in paper.attribute_names})
     with pytest.raises(ValueError, match="mode"):
@@ -83,7 +33,7 @@ def test_existing_api_and_attributes(digits_run_path):
 
 
 def test_feedback_is_saved_and_restored(digits_copy):
-    session = quiet(Session(digits_copy))
+    session = Session(digits_copy, progress=False)
     noisy = set(load_run(digits_copy).metadata["noisy"])
     first = session.recommend(20, among="train")
     accept = [int(i) for i in first if i in noisy]
@@ -99,7 +49,7 @@ def test_feedback_is_saved_and_restored(digits_copy):
     importance = session.importance
 
     # The kernel restarts: a new Session on the same directory picks up where it was.
-    restored = quiet(Session(digits_copy))
+    restored = Session(digits_copy, progress=False)
     answers = restored.learner.answers
     assert (answers[accept] == 1).all()
     if reject:
@@ -112,13 +62,13 @@ def test_feedback_is_saved_and_restored(digits_copy):
 
 
 def test_new_intention_resets_and_persists(digits_copy):
-    session = quiet(Session(digits_copy))
+    session = Session(digits_copy, progress=False)
     rec = session.recommend(10)
     session.feedback(accept=rec[:3], reject=rec[3:])
     session.new_intention(prior="knn_distance")
     assert (session.learner.answers == -1).all()
     assert session.importance["knn_distance"] == 0.25
-    restored = quiet(Session(digits_copy))
+    restored = Session(digits_copy, progress=False)
     assert (restored.learner.answers == -1).all() and restored.learner.prior == "knn_distance"
     restored.feedback(reject=[int(restored.recommend(1)[0])])
     events = [json.loads(line) for line in (digits_copy / FILE).read_text().splitlines()]
@@ -128,30 +78,30 @@ def test_new_intention_resets_and_persists(digits_copy):
         session.new_intention(prior="no such attribute")
 
 
-def test_the_prior_of_an_intention_survives_a_restart(tmp_path, digits_copy):
+def test_the_prior_of_an_intention_survives_a_restart(tmp_path, digits_copy, record_tiny):
     # Chosen by the user, of several attributes.
-    session = quiet(Session(digits_copy))
+    session = Session(digits_copy, progress=False)
     session.new_intention(prior="margin+knn_distance")
     session.feedback(reject=session.recommend(3))
-    assert quiet(Session(digits_copy)).learner.prior == "margin+knn_distance"
+    assert Session(digits_copy, progress=False).learner.prior == "margin+knn_distance"
     # Chosen by nbdebug: from all samples when answers come first (mostly labelled), from the
     # pool of the first recommendation otherwise (here unlabeled).
     path = record_tiny(tmp_path / "run")
     unlabeled = load_run(path).indices("unlabeled")
     for pool, prior in ((None, "datamaps_confidence+knn_disagreement"), ("unlabeled", PRIOR_UNLABELLED)):
-        session = quiet(Session(path))
+        session = Session(path, progress=False)
         session.new_intention()
         if pool:
             session.recommend(5, among=pool)
         session.feedback(accept=unlabeled[:1], reject=unlabeled[1:5])
-        restored = quiet(Session(path))
+        restored = Session(path, progress=False)
         assert session.learner.prior == restored.learner.prior == prior
         np.testing.assert_array_equal(restored.recommend(10), session.recommend(10))
         np.testing.assert_array_equal(restored.learner.judged, session.learner.judged)  # in answer order
 
 
 def test_an_intention_that_cannot_be_saved_leaves_the_current_one(digits_copy):
-    session = quiet(Session(digits_copy))
+    session = Session(digits_copy, progress=False)
     rec = session.recommend(5)
     session.feedback(accept=rec[:2], reject=rec[2:])
     (digits_copy / FILE).unlink()
@@ -162,23 +112,23 @@ def test_an_intention_that_cannot_be_saved_leaves_the_current_one(digits_copy):
 
 
 def test_a_crash_mid_write_loses_only_the_cut_line(digits_copy):
-    session = quiet(Session(digits_copy))
+    session = Session(digits_copy, progress=False)
     rec = session.recommend(4)
     session.feedback(accept=rec[:2], reject=rec[2:])
     with open(digits_copy / FILE, "a") as f:
         f.write('{"event": "answer", "intention": 1, "ind')  # the kernel died mid-line
-    restored = quiet(Session(digits_copy))
+    restored = Session(digits_copy, progress=False)
     assert (restored.learner.answers[rec[:2]] == 1).all() and (restored.learner.answers[rec[2:]] == 0).all()
     # The next answer after the crash starts a line of its own, so it survives the next restart.
     more = restored.recommend(1)
     restored.feedback(accept=more)
     with pytest.warns(UserWarning, match="line 6 is not a feedback event"):  # the cut line, now ended
-        answers = quiet(Session(digits_copy)).learner.answers
+        answers = Session(digits_copy, progress=False).learner.answers
     assert answers[more[0]] == 1 and (answers[rec[:2]] == 1).all()
 
 
 def test_bad_feedback_is_refused_and_not_saved(digits_copy):
-    session = quiet(Session(digits_copy))
+    session = Session(digits_copy, progress=False)
     n = session.run.n_samples
     with pytest.raises(ValueError, match="both accept and reject"):
         session.feedback(accept=[3], reject=[3])
@@ -190,8 +140,8 @@ def test_bad_feedback_is_refused_and_not_saved(digits_copy):
 
 
 @pytest.mark.parametrize("epochs", [1, 2])
-def test_runs_with_one_or_two_epochs(tmp_path, epochs):
-    session = quiet(Session(record_tiny(tmp_path / "run", epochs=epochs)))
+def test_runs_with_one_or_two_epochs(tmp_path, epochs, record_tiny):
+    session = Session(record_tiny(tmp_path / "run", epochs=epochs), progress=False)
     names = session.attribute_names
     assert "acceleration" not in names and ("velocity" in names) == (epochs == 2)
     assert np.isfinite(session.anomaly_scores).all()
@@ -200,19 +150,19 @@ def test_runs_with_one_or_two_epochs(tmp_path, epochs):
     assert len(session.recommend(100)) == session.run.n_samples - 5
 
 
-def test_single_class_sigmoid_run(tmp_path):
+def test_single_class_sigmoid_run(tmp_path, record_tiny):
     # One sigmoid output and every label the same class.
-    session = quiet(Session(record_tiny(tmp_path / "run", n_outputs=1, labels=np.zeros(60, int))))
+    session = Session(record_tiny(tmp_path / "run", n_outputs=1, labels=np.zeros(60, int)), progress=False)
     scores = session.anomaly_scores
     assert np.isfinite(scores).all()
     assert (scores[:, session.attribute_names.index("knn_disagreement")][session.run.indices("train")] == 0).all()
     assert len(session.recommend(10)) == 10
 
 
-def test_run_without_labels(tmp_path):
+def test_run_without_labels(tmp_path, record_tiny):
     path = record_tiny(tmp_path / "run")
     np.save(path / "labels.npy", np.full(80, -1, dtype=np.int64))  # the run as if nothing were labelled
-    session = quiet(Session(path))
+    session = Session(path, progress=False)
     assert np.isfinite(session.anomaly_scores).all()
     rec = session.recommend(10)
     assert session.learner.prior == PRIOR_UNLABELLED
@@ -220,8 +170,8 @@ def test_run_without_labels(tmp_path):
     assert len(set(session.recommend(10).tolist()) & set(rec.tolist())) == 0
 
 
-def test_nan_in_a_trajectory(tmp_path):
-    session = quiet(Session(record_tiny(tmp_path / "run", nan_row=7)))
+def test_nan_in_a_trajectory(tmp_path, record_tiny):
+    session = Session(record_tiny(tmp_path / "run", nan_row=7), progress=False)
     assert np.isnan(session.embedding[:, 7]).all()
     scores = session.anomaly_scores
     assert np.isfinite(scores).all()
@@ -246,41 +196,43 @@ def test_attributes_are_cached_in_the_run_and_recomputed_when_it_changes(digits_
 
     monkeypatch.setattr(Session, "_compute_attributes", counting)
 
-    first = quiet(Session(digits_copy, projection="pca"))
+    first = Session(digits_copy, projection="pca", progress=False)
     scores = first.anomaly_scores
     assert computed == ["default"] and (digits_copy / "attributes-default.npz").exists()
-    again = quiet(Session(digits_copy, projection="pca"))
+    again = Session(digits_copy, projection="pca", progress=False)
     np.testing.assert_array_equal(again.anomaly_scores, scores)  # read back, not recomputed
     assert again.attribute_names == first.attribute_names and computed == ["default"]
     with np.load(digits_copy / "attributes-default.npz", allow_pickle=False) as saved:
         assert set(saved.files) == {"scores", "names", "key"}
 
     # Other parameters, another mode, changed labels, a longer run: recomputed.
-    quiet(Session(digits_copy, projection="pca", n_clusters=10)).anomaly_scores
-    quiet(Session(digits_copy, projection="pca", mode="paper")).anomaly_scores
+    Session(digits_copy, projection="pca", n_clusters=10, progress=False).anomaly_scores
+    Session(digits_copy, projection="pca", mode="paper", progress=False).anomaly_scores
     assert computed == ["default", "default", "paper"]
     run = load_run(digits_copy)
     last = digits_copy / "epochs" / f"{run.epochs[-1]:06d}"
     shutil.move(last, digits_copy / "aside")  # the run as it was one epoch earlier
-    shorter = quiet(Session(digits_copy, projection="pca"))
+    shorter = Session(digits_copy, projection="pca", progress=False)
     assert len(shorter.anomaly_scores) == run.n_samples and len(computed) == 4
     shutil.move(digits_copy / "aside", last)  # training went on: one more epoch
-    quiet(Session(digits_copy, projection="pca")).anomaly_scores
+    Session(digits_copy, projection="pca", progress=False).anomaly_scores
     labels = run.labels.copy()
     labels[:5] = (labels[:5] + 1) % run.n_classes
     np.save(digits_copy / "labels.npy", labels)
-    quiet(Session(digits_copy, projection="pca")).anomaly_scores
+    Session(digits_copy, projection="pca", progress=False).anomaly_scores
     assert len(computed) == 6
 
     # A damaged cache file is recomputed, not trusted.
     (digits_copy / "attributes-default.npz").write_bytes(b"not a zip")
-    np.testing.assert_array_equal(quiet(Session(digits_copy, projection="pca")).anomaly_scores.shape, scores.shape)
+    np.testing.assert_array_equal(
+        Session(digits_copy, projection="pca", progress=False).anomaly_scores.shape, scores.shape
+    )
     assert len(computed) == 7
 
 
 def test_score_unseen_places_a_new_batch_by_centroid_and_radius(digits_copy):
     run = load_run(digits_copy)
-    session = quiet(Session(run))
+    session = Session(run, progress=False)
     scores = session.anomaly_scores
     n_paper = sum(name in ("location", "velocity", "acceleration", "confidence") for name in session.attribute_names)
     # The test split as if it were a new batch: the session placed it as unseen, so the
@@ -288,7 +240,7 @@ def test_score_unseen_places_a_new_batch_by_centroid_and_radius(digits_copy):
     test = run.indices("test")
     reps = {epoch: np.asarray(run.representations(epoch))[test] for epoch in run.epochs}
     probs = {epoch: np.asarray(run.probabilities(epoch))[test] for epoch in run.epochs}
-    restored = quiet(Session(run))  # attributes from the cache: the detector is fitted on demand
+    restored = Session(run, progress=False)  # attributes from the cache: the detector is fitted on demand
     np.testing.assert_array_equal(
         restored.score_unseen(reps, labels=run.labels[test], probabilities=probs), scores[test, :n_paper]
     )

@@ -27,12 +27,6 @@ from nbdebug.run import EPOCHS_DIR, epoch_dirname
 FAST = dict(steps=25, max_samples=300, hidden=32, progress=False)
 
 
-def copy_run(src, tmp_path, name="run"):
-    dst = tmp_path / name
-    shutil.copytree(src, dst)
-    return dst
-
-
 @pytest.fixture(scope="module")
 def fitted(digits_run_path):
     run = load_run(digits_run_path)
@@ -153,8 +147,8 @@ def test_toy_background_boundary_is_where_the_model_decision_changes(tmp_path):
     assert bg.gap[change].mean() < 0.3 < bg.gap[~change].mean()
 
 
-def test_cache_is_reused_refitted_on_new_settings_and_extended_with_new_epochs(digits_run_path, tmp_path):
-    path = copy_run(digits_run_path, tmp_path)
+def test_cache_is_reused_refitted_on_new_settings_and_extended_with_new_epochs(digits_run_path, tmp_path, copy_run):
+    path = copy_run(digits_run_path)
     last = load_run(path).epochs[-1]
     held = tmp_path / "held"
     shutil.move(path / EPOCHS_DIR / epoch_dirname(last), held)
@@ -186,8 +180,8 @@ def test_cache_is_reused_refitted_on_new_settings_and_extended_with_new_epochs(d
     assert TimeTravelVisualizer(**dict(FAST, seed=1)).fit(grown).from_cache_ == "reused"
 
 
-def test_a_run_with_one_epoch_fits(digits_run_path, tmp_path):
-    path = copy_run(digits_run_path, tmp_path)
+def test_a_run_with_one_epoch_fits(digits_run_path, tmp_path, copy_run):
+    path = copy_run(digits_run_path)
     for epoch in load_run(path).epochs[1:]:
         shutil.rmtree(path / EPOCHS_DIR / epoch_dirname(epoch))
     run = load_run(path)
@@ -198,8 +192,8 @@ def test_a_run_with_one_epoch_fits(digits_run_path, tmp_path):
     assert 0 < metrics["npr_train"][0] <= 1
 
 
-def test_nan_representations_get_nan_positions(digits_run_path, tmp_path):
-    path = copy_run(digits_run_path, tmp_path)
+def test_nan_representations_get_nan_positions(digits_run_path, tmp_path, copy_run):
+    path = copy_run(digits_run_path)
     run = load_run(path)
     bad_epoch = run.epochs[1]
     file = path / EPOCHS_DIR / epoch_dirname(bad_epoch) / "representations.npy"
@@ -258,8 +252,8 @@ def test_misuse_is_explained(digits_run_path):
         TimeTravelVisualizer().transform(1, np.zeros((1, 128), np.float32))
 
 
-def test_faithfulness_is_computed_once_and_cached(digits_run_path, tmp_path):
-    run = load_run(copy_run(digits_run_path, tmp_path))
+def test_faithfulness_is_computed_once_and_cached(digits_run_path, tmp_path, copy_run):
+    run = load_run(copy_run(digits_run_path))
     vis = TimeTravelVisualizer(**FAST).fit(run)
     first = vis.faithfulness(run, max_queries=200)
     assert (run.path / CACHE_DIR / "metrics.json").exists()

@@ -39,10 +39,9 @@ def test_show_rejects_other_objects():
         nbdebug.show([1, 2, 3])
 
 
-def test_selection_from_the_page_is_validated(digits_run_path, tmp_path):
-    import shutil
+def test_selection_from_the_page_is_validated(digits_run_path, tmp_path, copy_run):
 
-    widget = nbdebug.show(shutil.copytree(digits_run_path, tmp_path / "run"), recommendations=5)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
     # What the page sends: uint32 indices as a binary buffer (a memoryview in the kernel).
     widget.set_state({"_selection": memoryview(np.array([7, 3, 3, 1500], dtype=np.uint32).tobytes())})
     assert widget.selection.tolist() == [3, 7, 1500]
@@ -57,10 +56,9 @@ def test_selection_from_the_page_is_validated(digits_run_path, tmp_path):
         widget.selection = [-1]
 
 
-def test_feedback_messages_are_validated_and_rerank(digits_run_path, tmp_path):
-    import shutil
+def test_feedback_messages_are_validated_and_rerank(digits_run_path, tmp_path, copy_run):
 
-    widget = nbdebug.show(shutil.copytree(digits_run_path, tmp_path / "run"), recommendations=5)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
     first = widget.cards[0]["index"]
     assert len(widget.cards) == 5 and np.frombuffer(widget._recommended, np.uint32)[0] == first
     assert widget.thumbnail_shape == [8, 8, 1] and len(widget.card_thumbnails) == 5 * 64
@@ -101,10 +99,9 @@ def test_show_gives_a_monitor_its_live_widget():
         assert nbdebug.show(monitor) is monitor.widget
 
 
-def test_answers_given_in_python_show_in_the_widget(digits_run_path, tmp_path):
-    import shutil
+def test_answers_given_in_python_show_in_the_widget(digits_run_path, tmp_path, copy_run):
 
-    widget = nbdebug.show(shutil.copytree(digits_run_path, tmp_path / "run"), recommendations=5)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
     first = widget.cards[0]["index"]
     widget.session.feedback(reject=[first])
     assert np.frombuffer(widget._rejected, np.uint32).tolist() == [first]
@@ -113,10 +110,9 @@ def test_answers_given_in_python_show_in_the_widget(digits_run_path, tmp_path):
     assert len(np.frombuffer(widget._rejected, np.uint32)) == 0
 
 
-def test_a_closed_widget_no_longer_follows_the_session(digits_run_path, tmp_path):
-    import shutil
+def test_a_closed_widget_no_longer_follows_the_session(digits_run_path, tmp_path, copy_run):
 
-    widget = nbdebug.show(shutil.copytree(digits_run_path, tmp_path / "run"), recommendations=5)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
     cards = widget.cards
     widget.close()
     widget.session.feedback(reject=[cards[0]["index"]])

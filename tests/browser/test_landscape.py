@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import time
 
 import numpy as np
@@ -85,8 +84,8 @@ def test_play_button_animates_to_the_last_epoch(notebook, digits_run_path):
     assert "EPOCH 6" in nb.output_text(1)
 
 
-def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path, tmp_path):
-    path = shutil.copytree(digits_run_path, tmp_path / "run")  # feedback is saved into the run
+def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path, tmp_path, copy_run):
+    path = copy_run(digits_run_path)  # feedback is saved into the run
     nb = notebook(
         [
             f"import nbdebug\nw = nbdebug.show({str(path)!r}, recommendations=10)\nw",

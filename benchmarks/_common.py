@@ -1,23 +1,54 @@
-"""Record the runs the visualizer benchmark needs (reused when already on disk)."""
+"""What the benchmarks share: recorded runs (reused when already on disk), small models,
+markdown tables and the process's peak memory."""
 
 from __future__ import annotations
 
-import sys
+import resource
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nbdebug import Recorder, load_run  # noqa: E402
-from nbdebug.demo import record_demo  # noqa: E402
-from nbdebug.run import RunFormatError  # noqa: E402
+from nbdebug import Recorder, load_run
+from nbdebug.demo import record_demo
+from nbdebug.run import Run, RunFormatError
 
 
-def _existing(path: Path, epochs: int):
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a markdown table of already formatted cells."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
+
+
+class SmallCNN(nn.Module):
+    """Two 3x3 convolutions and a linear layer over 8x8 images (digits as 64 features)."""
+
+    def __init__(self, n_classes: int = 10):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16 * 2 * 2, n_classes)
+
+    def forward(self, x):
+        x = x.view(-1, 1, 8, 8)
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc(x.flatten(1))
+
+
+# -- recorded runs, reused when already on disk ---------------------------------------------
+
+
+def existing_run(path: Path, epochs: int) -> Run | None:
+    """The run at ``path`` if it holds ``epochs`` captured epochs, else None."""
     try:
         run = load_run(path)
     except (FileNotFoundError, RunFormatError):
@@ -25,18 +56,18 @@ def _existing(path: Path, epochs: int):
     return run if len(run.epochs) == epochs else None
 
 
-def digits_run(root: Path, epochs: int = 30):
+def digits_run(root: Path, epochs: int = 30) -> Run:
     """The digits demo run: MLP 64-128-128-10, 10% label noise, 1,437 train + 360 test."""
     path = root / f"digits-{epochs}"
-    return _existing(path, epochs) or load_run(record_demo(path, epochs=epochs, noise=0.1, seed=0))
+    return existing_run(path, epochs) or load_run(record_demo(path, epochs=epochs, noise=0.1, seed=0))
 
 
-def synthetic_run(root: Path, n_samples: int = 10000, epochs: int = 30, seed: int = 0):
+def synthetic_run(root: Path, n_samples: int = 10000, epochs: int = 30, seed: int = 0) -> Run:
     """``make_classification`` (64 features, 12 informative, 10 classes, 2 clusters per class,
     5% of labels flipped) learned by an MLP 64-128-128-10; ``n_samples`` train plus 20% as
     many test samples; 128-d representations."""
     path = root / f"classification-{n_samples}-{epochs}"
-    run = _existing(path, epochs)
+    run = existing_run(path, epochs)
     if run is not None:
         return run
     from sklearn.datasets import make_classification
