@@ -1,18 +1,103 @@
-"""Describe a classifier head as JSON so the head of any recorded epoch can be rebuilt.
+"""The head contract: what a classifier's outputs mean, and how a run's heads come back.
 
-A run stores each epoch's head weights (a state dict) and, once, the head's
-architecture as a small JSON spec. Heads built from the common layers below are
-rebuilt from the spec alone; any other head is rebuilt from a module the user
-passes (its weights are replaced by the recorded ones).
+The head is the module that maps a sample's representation to one score per class.
+This module is the one place that decides
+
+* how outputs become probabilities (:func:`probabilities`): logits through a softmax,
+  probabilities as they are, log-probabilities through exp; a single output unit is a
+  binary classifier whose unit scores class 1 (a sigmoid of logits), recorded as
+  ``[1 - p, p]``;
+* whether an output has the right shape for the number of classes (:func:`fits_classes`,
+  :func:`check_head_output`);
+* how the head of a recorded epoch is rebuilt (:func:`load_head`): a run stores each
+  epoch's head weights (a state dict) and, once, the head's architecture as a small JSON
+  spec (:func:`describe`). Heads built from the common layers below are rebuilt from the
+  spec alone; any other head from a module the user passes, whose weights are replaced
+  by the recorded ones.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from .run import Run
+
+OUTPUTS = ("logits", "probabilities", "log_probabilities")
+
+
+def n_classes_of(n_outputs: int) -> int:
+    """Classes of a classifier with ``n_outputs`` output units: one unit is binary."""
+    return max(n_outputs, 2)
+
+
+def fits_classes(n_outputs: int, n_classes: int) -> bool:
+    """Whether ``n_outputs`` units score ``n_classes`` classes (one unit for two classes)."""
+    return n_outputs == n_classes or (n_outputs == 1 and n_classes == 2)
+
+
+def probabilities(output: torch.Tensor, kind: str = "logits") -> torch.Tensor:
+    """(batch, n_classes) float32 probabilities from a (batch, n_outputs) output of ``kind``
+    (one of :data:`OUTPUTS`); a single unit gives ``[1 - p, p]``."""
+    out = output.detach().float()
+    if kind == "log_probabilities":
+        out = out.exp()
+    if out.shape[1] == 1:
+        p = torch.sigmoid(out) if kind == "logits" else out
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(out, dim=1) if kind == "logits" else out
+
+
+def log_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """The logarithm of :func:`probabilities` of ``logits``, computed stably (keeps the graph)."""
+    if logits.shape[1] == 1:
+        return torch.cat([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=1)
+    return torch.log_softmax(logits, dim=1)
+
+
+def predicted_class(logits: torch.Tensor) -> torch.Tensor:
+    """(batch,) the class a head's logits predict: the largest score, or for a single unit
+    class 1 where its logit is positive."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.argmax(1)
+
+
+def is_single_unit(run: Run) -> bool:
+    """True when the run's classifier has one sigmoid output (recorded as [1 - p, p])."""
+    if run.n_classes != 2:
+        return False
+    weights = [v for k, v in run.head_state(run.epochs[-1]).items() if k.endswith("weight") and v.ndim == 2]
+    return bool(weights) and weights[-1].shape[0] == 1
+
+
+def check_head_output(output: torch.Tensor, run: Run, epoch: int) -> None:
+    """Raise unless the head of ``epoch`` maps (batch, dim) representations to one score per
+    class of ``run``."""
+    if output.ndim != 2 or not fits_classes(output.shape[1], run.n_classes):
+        raise ValueError(
+            f"the head of epoch {epoch} maps a batch of {len(output)} representations to shape "
+            f"{tuple(output.shape)}, but the run has {run.n_classes} classes; head_module must map "
+            f"(batch, {run.dim}) representations to (batch, {run.n_classes}) logits (or (batch, 1) for a "
+            "binary sigmoid head). Pass an instance of the head's class as recorded, e.g. head_module=MyHead(...)"
+        )
+
+
+def load_head(run: Run, epoch: int, module: nn.Module | None = None) -> nn.Module:
+    """The head of ``epoch`` in eval mode on the CPU with frozen parameters, checked to output
+    one score per class; ``module`` as for :meth:`nbdebug.Run.head`."""
+    head = run.head(epoch, module=module)
+    for parameter in head.parameters():
+        parameter.requires_grad_(False)
+    with torch.no_grad():
+        check_head_output(head(torch.zeros(2, run.dim)), run, epoch)
+    return head
+
 
 # Layers whose constructor arguments are plain attributes of the instance.
 _LAYERS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {

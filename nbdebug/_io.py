@@ -1,0 +1,100 @@
+"""Writing files so that a crash never leaves one half-written.
+
+The fsync policy, in one place:
+
+* What cannot be computed again -- the recorded run (``run.json``, labels, thumbnails,
+  every epoch) and the user's answers -- is durable: every file is flushed and fsynced,
+  and so is the directory that names it, before the call returns.
+* Caches (the fitted visualizer, attributes, faithfulness figures) are only atomic:
+  written whole under a temporary name and renamed into place, never fsynced. After a
+  power cut a cache may be old or missing, and its reader then computes it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+# Names a writer uses while a file or directory is not finished; readers skip them.
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (a file created or renamed in it) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def write_durably(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write ``path`` in place, flushed and fsynced: for a file inside a directory that is
+    itself made visible atomically (an epoch), or that the run's last file (``run.json``)
+    makes valid."""
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_atomically(path: Path, write: Callable[[IO[bytes]], Any], *, durable: bool) -> None:
+    """Write ``path`` whole: into a temporary file beside it, renamed over it once complete
+    (durable: the file and its directory are fsynced too). On failure the temporary file
+    is removed and the error raised; ``path`` keeps its old content."""
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def write_json(path: Path, value: Any, *, durable: bool) -> None:
+    """:func:`write_atomically` of ``value`` as indented UTF-8 JSON."""
+    write_atomically(path, lambda f: f.write(json.dumps(value, indent=1).encode("utf-8")), durable=durable)
+
+
+def save_array(f: IO[bytes], array: np.ndarray) -> None:
+    """``np.save`` without pickle, for the writers above."""
+    np.save(f, array, allow_pickle=False)
+
+
+def publish_dir(tmp: Path, final: Path, *, durable: bool) -> None:
+    """Rename the finished directory ``tmp`` to ``final``, which appears whole or not at all.
+
+    An existing ``final`` is moved aside first and removed after, so a crash leaves the old
+    directory, the new one, or (between the two renames) neither. Durable: ``tmp`` and the
+    parent directory are fsynced around the rename.
+    """
+    if durable:
+        fsync_dir(tmp)
+    old = None
+    if final.exists():
+        old = final.with_name(f"{TMP_PREFIX}old-{final.name}-{os.getpid()}")
+        os.replace(final, old)
+    os.rename(tmp, final)
+    if durable:
+        fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,82 @@
+"""Checks of the settings users pass, all failing with one message format:
+
+    <name> must be <rule>, got <value>[; <hint>]
+
+Each check returns the value it was given, unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+def fail(name: str, rule: str, value: Any, hint: str = "") -> ValueError:
+    """The error for ``value`` breaking ``rule``, in the message format above (raise it)."""
+    return ValueError(f"{name} must be {rule}, got {value!r}" + (f"; {hint}" if hint else ""))
+
+
+def _bounds(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return ""
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None, hint: str = "") -> Any:
+    """``value`` must be an integer (not a bool) in ``[low, high]``."""
+    if low == 0 and high is None:
+        rule = "a non-negative integer"
+    elif low is not None and high is not None:
+        rule = f"an integer between {low} and {high}"
+    else:
+        rule = f"an integer {_bounds(low, high, False, False)}".rstrip()
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or (low is not None and value < low) or (high is not None and value > high):
+        raise fail(name, rule, value, hint)
+    return value
+
+
+def check_number(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = True,
+    hint: str = "",
+) -> Any:
+    """``value`` must be a real number (not a bool) within the bounds; finite unless ``finite=False``.
+
+    The rule reads "in (0, 1)" with both bounds, "a finite number >= 0" with one."""
+    bounds = _bounds(low, high, low_open, high_open)
+    if low is not None and high is not None:
+        rule = bounds
+    else:
+        rule = f"{'a finite' if finite else 'a'} number {bounds}".rstrip()
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        number = float(value)
+        ok = not math.isnan(number) and (math.isfinite(number) or not finite)
+        ok = ok and (low is None or (number > low if low_open else number >= low))
+        ok = ok and (high is None or (number < high if high_open else number <= high))
+    if not ok:
+        raise fail(name, rule, value, hint)
+    return value
+
+
+def check_choice(name: str, value: T, choices: Sequence[Any], hint: str = "") -> T:
+    """``value`` must be one of ``choices``."""
+    if value not in choices:
+        raise fail(name, f"one of {choices}", value, hint)
+    return value
