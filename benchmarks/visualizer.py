@@ -23,7 +23,7 @@ Columns: fit seconds; NPR@15 on train and test (mean over the fitted epochs, at 
 query samples per epoch, neighbours among the whole split); PPR on train and test;
 median displacement per frame relative to the spread; mean and max Procrustes rotation
 between consecutive frames and the number of reflections; milliseconds to place one epoch
-of new samples (the test split) and to paint a 256x256 background. Rows marked "same
+of new samples (the test split) and to paint the 256x256 class territories. Rows marked "same
 epochs" restrict nbdebug's averages to the epochs a reduced baseline covered.
 
 Below each table, nbdebug's NPR@15 as a ratio of each baseline's (over the epochs that
@@ -50,7 +50,8 @@ import torch
 
 from nbdebug.landscape.metrics import evaluate
 from nbdebug.landscape.projection import AlignedPCA, procrustes_rotation
-from nbdebug.landscape.visualizer import TimeTravelVisualizer, background
+from nbdebug.landscape.territories import territories
+from nbdebug.landscape.visualizer import TimeTravelVisualizer
 
 from ._common import digits_run, markdown_table, peak_rss_mb, synthetic_run
 
@@ -142,9 +143,9 @@ def timed_place_and_paint(projection, run):
     points = points[np.isfinite(points).all(1)]
     low, high = points.min(0), points.max(0)
     bounds = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
-    background(projection, run, epoch, bounds, resolution=32)  # warm-up
+    territories(projection, run, epoch, bounds, resolution=32)  # warm-up
     started = time.perf_counter()
-    background(projection, run, epoch, bounds, resolution=256)
+    territories(projection, run, epoch, bounds, resolution=256)
     paint_ms = (time.perf_counter() - started) * 1000
     return place_ms, paint_ms
 

@@ -7,8 +7,7 @@ This module is the one place that decides
   probabilities as they are, log-probabilities through exp; a single output unit is a
   binary classifier whose unit scores class 1 (a sigmoid of logits), recorded as
   ``[1 - p, p]``;
-* whether an output has the right shape for the number of classes (:func:`fits_classes`,
-  :func:`check_head_output`);
+* whether an output has the right shape for the number of classes (:func:`fits_classes`);
 * how the head of a recorded epoch is rebuilt (:func:`load_head`): a run stores each
   epoch's head weights (a state dict) and, once, the head's architecture as a small JSON
   spec (:func:`describe`). Heads built from the common layers below are rebuilt from the
@@ -76,18 +75,6 @@ def is_single_unit(run: Run) -> bool:
     return bool(weights) and weights[-1].shape[0] == 1
 
 
-def check_head_output(output: torch.Tensor, run: Run, epoch: int) -> None:
-    """Raise unless the head of ``epoch`` maps (batch, dim) representations to one score per
-    class of ``run``."""
-    if output.ndim != 2 or not fits_classes(output.shape[1], run.n_classes):
-        raise ValueError(
-            f"the head of epoch {epoch} maps a batch of {len(output)} representations to shape "
-            f"{tuple(output.shape)}, but the run has {run.n_classes} classes; head_module must map "
-            f"(batch, {run.dim}) representations to (batch, {run.n_classes}) logits (or (batch, 1) for a "
-            "binary sigmoid head). Pass an instance of the head's class as recorded, e.g. head_module=MyHead(...)"
-        )
-
-
 def load_head(run: Run, epoch: int, module: nn.Module | None = None) -> nn.Module:
     """The head of ``epoch`` in eval mode on the CPU with frozen parameters, checked to output
     one score per class; ``module`` as for :meth:`nbdebug.Run.head`."""
@@ -95,7 +82,14 @@ def load_head(run: Run, epoch: int, module: nn.Module | None = None) -> nn.Modul
     for parameter in head.parameters():
         parameter.requires_grad_(False)
     with torch.no_grad():
-        check_head_output(head(torch.zeros(2, run.dim)), run, epoch)
+        out = head(torch.zeros(2, run.dim))
+    if out.ndim != 2 or not fits_classes(out.shape[1], run.n_classes):
+        raise ValueError(
+            f"the head of epoch {epoch} maps a batch of 2 representations to shape {tuple(out.shape)}, but the "
+            f"run has {run.n_classes} classes; head_module must map (batch, {run.dim}) representations to "
+            f"(batch, {run.n_classes}) logits (or (batch, 1) for a binary sigmoid head). Pass an instance of the "
+            "head's class as recorded, e.g. head_module=MyHead(...)"
+        )
     return head
 
 

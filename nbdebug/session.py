@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import head
 from .interest import feedback as feedback_log
 from .interest.anomaly import AnomalyDetector
 from .interest.features import (
@@ -26,8 +27,10 @@ from .interest.features import (
 )
 from .interest.intention import MODES, IntentionLearner, is_prior
 from .landscape.projection import AlignedPCA
-from .landscape.visualizer import Background, TimeTravelVisualizer, head_probabilities, run_fingerprint
-from .landscape.visualizer import background as paint_background
+from .landscape.cache import run_fingerprint
+from .landscape.territories import Territories
+from .landscape.territories import territories as paint_territories
+from .landscape.visualizer import TimeTravelVisualizer
 from .run import Run, load_run
 
 PROJECTIONS = {"visualizer": TimeTravelVisualizer, "pca": AlignedPCA}
@@ -143,13 +146,13 @@ class Session:
 
     # -- class territories and faithfulness ---------------------------------------------
 
-    def territories(self, epoch: int, resolution: int = 256) -> Background:
+    def territories(self, epoch: int, resolution: int = 256) -> Territories:
         """The class territories of ``epoch`` over :attr:`bounds`: the canvas grid decoded to
         representations and classified by that epoch's head. ``.image`` is (H, W, 4) RGBA
         (row 0 at the top), ``.predicted`` and ``.confidence`` the grid's classes and
         top-1 probabilities (for tooltips), ``.gap`` the top-1 / top-2 margin."""
         bounds = self.bounds  # fits the projection if needed
-        return paint_background(
+        return paint_territories(
             self.projection,
             self.run,
             epoch,
@@ -310,7 +313,7 @@ class Session:
             probs = np.empty((len(self.epochs), m, run.n_classes), dtype=np.float32)
             for i, epoch in enumerate(self.epochs):
                 with torch.no_grad():
-                    probs[i] = head_probabilities(run.head(epoch, module=head_module)(torch.from_numpy(reps[i])))
+                    probs[i] = head.probabilities(head.load_head(run, epoch, head_module)(torch.from_numpy(reps[i])))
         else:
             probs = self._per_epoch(probabilities, "probabilities", run.n_classes)
             if probs.shape[1] != m:

@@ -11,6 +11,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from .landscape.territories import PALETTE
 from .monitor import Monitor
 from .run import Run
 from .session import Session
@@ -21,29 +22,6 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger("nbdebug")
 
-# Tableau 10, then 10 lighter partners: distinct for up to 20 classes, then reused.
-PALETTE = [
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
-    "#a0cbe8",
-    "#ffbe7d",
-    "#ff9d9a",
-    "#86bcb6",
-    "#8cd17d",
-    "#f1ce63",
-    "#d4a6c8",
-    "#fabfd2",
-    "#d7b5a6",
-    "#79706e",
-]
 SPLIT_CODES = {"train": 0, "test": 1, "unlabeled": 2}
 
 
@@ -144,7 +122,7 @@ class Landscape(anywidget.AnyWidget):
             splits=splits.tobytes(),
             bounds=list(session.bounds),
             classes=run.classes,
-            palette=PALETTE,
+            palette=list(PALETTE),
             epoch_metrics=metrics,
             frame_quality=_frame_quality(session),
             **kwargs,

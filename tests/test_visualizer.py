@@ -11,17 +11,12 @@ import torch
 from torch import nn
 
 from nbdebug import Recorder, load_run
-from nbdebug.landscape import visualizer
+from nbdebug.landscape import training
+from nbdebug.landscape.cache import CACHE_DIR
 from nbdebug.landscape.metrics import evaluate, neighbor_preserving_rate
 from nbdebug.landscape.neighbours import knn
-from nbdebug.landscape.visualizer import (
-    CACHE_DIR,
-    TimeTravelVisualizer,
-    frame_gradient,
-    fuzzy_weights,
-    neighbourhood_loss,
-    umap_curve,
-)
+from nbdebug.landscape.umap_loss import frame_gradient, fuzzy_weights, neighbourhood_loss, umap_curve
+from nbdebug.landscape.visualizer import TimeTravelVisualizer
 from nbdebug.run import EPOCHS_DIR, epoch_dirname
 
 FAST = dict(steps=25, max_samples=300, hidden=32, progress=False)
@@ -79,18 +74,18 @@ def test_same_seed_same_embedding_other_seed_differs(digits_run_path):
     assert np.abs(first - other).max() > 1e-3
 
 
-def test_background_shows_the_decoded_territories(fitted):
+def test_territories_show_the_decoded_classes(fitted):
     run, vis = fitted
     bounds = (-5.0, 5.0, -4.0, 6.0)
-    bg = vis.background(run, run.epochs[-1], bounds, resolution=32)
+    bg = vis.territories(run, run.epochs[-1], bounds, resolution=32)
     assert bg.image.shape == (32, 32, 4) and bg.image.dtype == np.uint8
     assert (bg.image[..., 3] == 255).all()
     assert bg.predicted.shape == (32, 32) and bg.confidence.shape == (32, 32)
     assert ((bg.confidence >= 0) & (bg.confidence <= 1)).all()
     with pytest.raises(ValueError, match="resolution"):
-        vis.background(run, run.epochs[-1], bounds, resolution=1)
+        vis.territories(run, run.epochs[-1], bounds, resolution=1)
     with pytest.raises(ValueError, match="bounds"):
-        vis.background(run, run.epochs[-1], (1.0, 0.0, 0.0, 1.0))
+        vis.territories(run, run.epochs[-1], (1.0, 0.0, 0.0, 1.0))
 
 
 def record_toy(path):
@@ -119,7 +114,7 @@ def record_toy(path):
     return load_run(path)
 
 
-def test_toy_background_boundary_is_where_the_model_decision_changes(tmp_path):
+def test_toy_territory_boundary_is_where_the_model_decision_changes(tmp_path):
     run = record_toy(tmp_path / "moons")
     vis = TimeTravelVisualizer(steps=120, hidden=64, cache=False, progress=False, seed=0).fit(run)
     epoch = run.epochs[-1]
@@ -127,7 +122,7 @@ def test_toy_background_boundary_is_where_the_model_decision_changes(tmp_path):
     low, high = points.min(0), points.max(0)
     bounds = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
     res = 96
-    bg = vis.background(run, epoch, bounds, resolution=res)
+    bg = vis.territories(run, epoch, bounds, resolution=res)
     assert set(np.unique(bg.predicted)) == {0, 1}
 
     # Each sample's pixel has the class the model predicts for that sample.
@@ -310,7 +305,7 @@ def test_refinement_gradient_is_the_neighbourhood_loss_gradient(digits_run_path)
 def test_large_pools_get_clustered_graphs_that_keep_neighbourhoods(digits_run_path, monkeypatch):
     run = load_run(digits_run_path)
     exact = TimeTravelVisualizer(cache=False, **dict(FAST, max_samples=1000)).fit(run)
-    monkeypatch.setattr(visualizer, "EXACT_GRAPH_MAX", 500)  # this pool of 1,000 is then "large"
+    monkeypatch.setattr(training, "EXACT_GRAPH_MAX", 500)  # this pool of 1,000 is then "large"
     clustered = TimeTravelVisualizer(cache=False, **dict(FAST, max_samples=1000)).fit(run)
     assert not np.allclose(clustered.embedding_, exact.embedding_)  # the other graph was used
     last = np.asarray(run.representations(run.epochs[-1]), dtype=np.float32)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..head import load_head, predicted_class
 from ..run import Run
 from .neighbours import knn
 
@@ -50,10 +51,7 @@ def prediction_preserving_rate(
     with torch.no_grad():
         original = head(torch.as_tensor(np.asarray(representations, dtype=np.float32)))
         rebuilt = head(torch.as_tensor(np.asarray(reconstructions, dtype=np.float32)))
-    if original.shape[1] == 1:  # one sigmoid unit: class 1 where the logit is positive
-        same = (original[:, 0] > 0) == (rebuilt[:, 0] > 0)
-    else:
-        same = original.argmax(1) == rebuilt.argmax(1)
+    same = predicted_class(original) == predicted_class(rebuilt)
     return float(same.float().mean()) if len(same) else float("nan")
 
 
@@ -133,7 +131,7 @@ def evaluate(
             result[f"ppr_{split}"] = np.full(len(run.epochs), np.nan)
     for i, epoch in enumerate(run.epochs):
         reps = np.asarray(run.representations(epoch), dtype=np.float32)
-        head = run.head(epoch, module=head_module) if ppr else None
+        head = load_head(run, epoch, head_module) if ppr else None
         for split in present:
             rows = run.indices(split)
             rows = rows[np.isfinite(reps[rows]).all(axis=1) & np.isfinite(embedding[i, rows]).all(axis=1)]
