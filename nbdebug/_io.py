@@ -80,17 +80,18 @@ def save_array(f: IO[bytes], array: np.ndarray) -> None:
     np.save(f, array, allow_pickle=False)
 
 
-def publish_dir(tmp: Path, final: Path, *, durable: bool) -> None:
+def publish_dir(tmp: Path, final: Path, *, durable: bool, replace: bool) -> None:
     """Rename the finished directory ``tmp`` to ``final``, which appears whole or not at all.
 
-    An existing ``final`` is moved aside first and removed after, so a crash leaves the old
-    directory, the new one, or (between the two renames) neither. Durable: ``tmp`` and the
-    parent directory are fsynced around the rename.
+    With ``replace``, an existing ``final`` is moved aside first and removed after, so a crash
+    leaves the old directory, the new one, or (between the two renames) neither; without,
+    an existing non-empty ``final`` makes the rename fail. Durable: ``tmp`` and the parent
+    directory are fsynced around the rename.
     """
     if durable:
         fsync_dir(tmp)
     old = None
-    if final.exists():
+    if replace and final.exists():
         old = final.with_name(f"{TMP_PREFIX}old-{final.name}-{os.getpid()}")
         os.replace(final, old)
     os.rename(tmp, final)

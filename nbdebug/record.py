@@ -21,7 +21,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import head as head_module
-from .run import EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, TMP_PREFIX, epoch_dirname
+from ._io import TMP_PREFIX, fsync_file, publish_dir, save_array, write_durably, write_json
+from ._validation import check_choice, check_int
+from .run import EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, epoch_dirname
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -138,25 +140,6 @@ def _jsonable(value: Any, name: str) -> Any:
         raise ValueError(f"{name} must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    """Write JSON atomically: a temporary file, flushed, then renamed over ``path``."""
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -201,32 +184,15 @@ class _RowWriter:
     def close(self) -> None:
         self.array.flush()
         self.array = None
-        with open(self.path, "rb+") as f:
-            os.fsync(f.fileno())
+        fsync_file(self.path)
 
 
-def _save_array(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-OUTPUTS = ("logits", "probabilities", "log_probabilities")
-
-
-def _to_probabilities(output: Any, batch: int, kind: str) -> np.ndarray:
-    """(batch, n_classes) probabilities from the model's output; one unit means binary."""
+def _checked_probabilities(output: Any, batch: int, kind: str) -> np.ndarray:
+    """(batch, n_classes) probabilities from the model's output, once checked to hold one row per sample."""
     if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise RuntimeError(f"the model must return one row of scores per sample, shape (batch, n_classes), got {shape}")
-    out = output.detach().float()
-    if kind == "log_probabilities":
-        out = out.exp()
-    if out.shape[1] == 1:
-        p = torch.sigmoid(out) if kind == "logits" else out
-        return torch.cat([1 - p, p], dim=1).cpu().numpy()
-    return (torch.softmax(out, dim=1) if kind == "logits" else out).cpu().numpy()
+    return head_module.probabilities(output, kind).cpu().numpy()
 
 
 class Recorder:
@@ -296,10 +262,8 @@ class Recorder:
                 "head is not a submodule of model; pass the layer of this model that maps "
                 "representations to logits, e.g. head=model.fc"
             )
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_choice("output", output, head_module.OUTPUTS)
+        check_int("batch_size", batch_size, 1)
         if not isinstance(path, (str, Path)):
             raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
 
@@ -356,14 +320,15 @@ class Recorder:
             "metadata": metadata,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        _save_array(self.path / LABELS_FILE, labels)
+        # run.json comes last: until it is there, the directory is not a run.
+        write_durably(self.path / LABELS_FILE, lambda f: save_array(f, labels))
         for name, images in thumbs.items():
             (self.path / THUMBNAILS_DIR).mkdir(exist_ok=True)
-            _save_array(self.path / THUMBNAILS_DIR / f"{name}.npy", images)
-        _write_json(self.path / RUN_FILE, self._info)
+            write_durably(self.path / THUMBNAILS_DIR / f"{name}.npy", lambda f, images=images: save_array(f, images))
+        write_json(self.path / RUN_FILE, self._info, durable=True)
 
     def _check_classes(self, classes: list[str] | None) -> int:
-        n_classes = max(self.n_outputs, 2)
+        n_classes = head_module.n_classes_of(self.n_outputs)
         top = int(self._labels.max(initial=-1))
         if top >= n_classes:
             raise ValueError(
@@ -435,9 +400,7 @@ class Recorder:
         epoch. NaN or Inf in the representations are stored as they are and reported with
         a :class:`NonFiniteWarning`.
         """
-        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
-        epoch = int(epoch)
+        epoch = int(check_int("epoch", epoch, 0))
         final = self.path / EPOCHS_DIR / epoch_dirname(epoch)
         if epoch in self._epochs or final.exists():
             raise ValueError(
@@ -467,10 +430,7 @@ class Recorder:
             reps.close()
             probs.close()
             state = {name: t.detach().cpu().float().numpy() for name, t in self.head.state_dict().items()}
-            with open(tmp / "head.npz", "wb") as f:
-                np.savez(f, **state)
-                f.flush()
-                os.fsync(f.fileno())
+            write_durably(tmp / "head.npz", lambda f: np.savez(f, **state))
             nonfinite = {"representations": reps.nonfinite, "probabilities": probs.nonfinite}
             info = {
                 "epoch": epoch,
@@ -479,18 +439,13 @@ class Recorder:
                 "seconds": round(time.perf_counter() - started, 4),
                 "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            with open(tmp / "epoch.json", "w", encoding="utf-8") as f:
-                json.dump(info, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
+            write_durably(tmp / "epoch.json", lambda f: f.write(json.dumps(info, indent=1).encode("utf-8")))
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a run is shared like its files
-            _fsync_dir(tmp)
-            os.rename(tmp, final)  # atomic: the epoch appears whole or not at all
+            publish_dir(tmp, final, durable=True, replace=False)  # the epoch appears whole or not at all
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self._epochs.append(epoch)
-        _fsync_dir(final.parent)  # make the rename itself durable
         if nonfinite["representations"] or nonfinite["probabilities"]:
             warnings.warn(
                 f"epoch {epoch}: {nonfinite['representations']} samples have NaN or Inf representations and "
@@ -542,7 +497,7 @@ class Recorder:
                         captured.clear()
                         output = self.model(batch)
                         reps = self._representation(captured, len(batch))
-                        probs = _to_probabilities(output, len(batch), self.output)
+                        probs = _checked_probabilities(output, len(batch), self.output)
                         yield output if raw else (reps, probs)
         finally:
             hook.remove()

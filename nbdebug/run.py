@@ -24,7 +24,7 @@ This docstring is the one description of the on-disk format (version 1)::
                                 the run's fingerprint, hashes of labels.npy and of the embedding);
                                 recomputed when the key differs; .attributes-*.tmp while written
       visualizer/               the fitted time-travelling visualizer, a cache written whole and
-                                swapped in (format in nbdebug.landscape.visualizer); .visualizer-* while written
+                                swapped in (format in nbdebug.landscape.cache); .tmp-visualizer-* while written
 
 ``run.json`` holds ``format``, ``n_samples``, ``n_classes``, ``classes``,
 ``splits`` (a list of ``{"name", "start", "stop"}``; samples are ordered
@@ -59,7 +59,6 @@ RUN_FILE = "run.json"
 LABELS_FILE = "labels.npy"
 THUMBNAILS_DIR = "thumbnails"
 EPOCHS_DIR = "epochs"
-TMP_PREFIX = ".tmp-"
 EPOCH_FILES = ("representations.npy", "probabilities.npy", "head.npz", "epoch.json")
 
 
