@@ -8,15 +8,15 @@ from .session import Session
 from .widget import Landscape, show
 
 __all__ = [
-    "Recorder",
+    "Landscape",
+    "Monitor",
     "NonFiniteWarning",
+    "Recorder",
     "Run",
     "RunFormatError",
-    "load_run",
     "Session",
-    "Landscape",
-    "show",
-    "Monitor",
     "TimeTravelVisualizer",
+    "load_run",
+    "show",
 ]
 __version__ = "0.1.0"

@@ -23,7 +23,7 @@ from .record import Recorder
 def flip_labels(labels: np.ndarray, rate: float, n_classes: int, rng: np.random.Generator) -> np.ndarray:
     """Symmetric label noise: a ``rate`` fraction of labels moved to another class, uniformly."""
     noisy = labels.copy()
-    flipped = rng.choice(len(labels), size=int(round(rate * len(labels))), replace=False)
+    flipped = rng.choice(len(labels), size=round(rate * len(labels)), replace=False)
     noisy[flipped] = (labels[flipped] + rng.integers(1, n_classes, size=len(flipped))) % n_classes
     return noisy
 

@@ -10,7 +10,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import head as head_module
 from ._io import TMP_PREFIX, fsync_file, publish_dir, save_array, write_durably, write_json
 from ._validation import check_choice, check_int
+from .inputs import make_split
 from .run import EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, epoch_dirname
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -30,98 +29,6 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 class NonFiniteWarning(UserWarning):
     """A captured epoch holds NaN or Inf representations or probabilities."""
-
-
-@dataclass
-class _Split:
-    """One tracked split: its inputs (a tensor or a Dataset) and labels (-1 where none)."""
-
-    name: str
-    inputs: torch.Tensor | Dataset
-    labels: np.ndarray
-
-    def batches(self, batch_size: int, limit: int | None = None) -> Iterator[torch.Tensor]:
-        """The split's inputs in order, ``batch_size`` at a time (only the first ``limit``)."""
-        n = len(self.labels) if limit is None else min(limit, len(self.labels))
-        if isinstance(self.inputs, torch.Tensor):
-            for start in range(0, n, batch_size):
-                yield self.inputs[start : min(start + batch_size, n)]
-        else:
-            subset = self.inputs if n == len(self.labels) else Subset(self.inputs, range(n))
-            yield from DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate_inputs)
-
-
-def _collate_inputs(items: list) -> torch.Tensor:
-    inputs = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
-    return torch.stack([torch.as_tensor(x) for x in inputs])
-
-
-def _as_tensor(x: Any, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.detach()
-    if isinstance(x, np.ndarray):
-        if x.dtype == object:
-            raise TypeError(f"{name} is a numpy array of Python objects; convert it to a numeric array")
-        return torch.from_numpy(np.ascontiguousarray(x))
-    raise TypeError(f"{name} must be a torch.Tensor, a numpy array or a torch Dataset, got {type(x).__name__}")
-
-
-def _as_labels(y: Any, n: int, name: str) -> np.ndarray:
-    labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-    if labels.ndim != 1:
-        raise ValueError(
-            f"{name} must be one integer class index per sample (1-D), got shape {labels.shape}; "
-            "for one-hot labels pass y.argmax(1)"
-        )
-    if labels.size and labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
-    if len(labels) != n:
-        raise ValueError(f"{name} has {len(labels)} labels for {n} inputs; pass one label per input")
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"{name} holds a negative label ({labels.min()}); labels must be class indices 0..n_classes-1")
-    return labels.astype(np.int64)
-
-
-def _split(name: str, value: Any, labelled: bool) -> _Split:
-    """Turn ``train=(X, y)``, ``test=(X, y)``, ``unlabeled=X`` or a Dataset into a _Split."""
-    split = _split_unchecked(name, value, labelled)
-    if len(split.labels) == 0:
-        raise ValueError(f"{name} has no samples; pass at least one or leave {name} out")
-    return split
-
-
-def _split_unchecked(name: str, value: Any, labelled: bool) -> _Split:
-    if isinstance(value, Dataset):
-        try:
-            n = len(value)
-        except TypeError:
-            raise TypeError(f"{name} is a Dataset without a length; nbdebug needs map-style datasets") from None
-        if not labelled:
-            return _Split(name, value, np.full(n, -1, dtype=np.int64))
-        targets = getattr(value, "targets", None)  # torchvision datasets: no need to load every image
-        if targets is not None and len(targets) == n:
-            return _Split(name, value, _as_labels(np.asarray(targets), n, f"{name}.targets"))
-        labels = []
-        for i in range(n):
-            item = value[i]
-            if not isinstance(item, (tuple, list)) or len(item) < 2:
-                raise ValueError(f"{name}[{i}] should be an (input, label) pair, got {type(item).__name__}")
-            labels.append(int(item[1]))
-        return _Split(name, value, _as_labels(np.asarray(labels, dtype=np.int64), n, f"{name} labels"))
-    if labelled:
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"{name} must be an (inputs, labels) pair or a Dataset of (input, label) pairs")
-        inputs = _as_tensor(value[0], f"{name}[0]")
-        if inputs.ndim == 0:
-            raise ValueError(f"{name}[0] must have one row per sample, got a scalar")
-        return _Split(name, inputs, _as_labels(value[1], len(inputs), f"{name}[1]"))
-    inputs = _as_tensor(value, name)
-    if inputs.ndim == 0:
-        raise ValueError(f"{name} must have one row per sample, got a scalar")
-    return _Split(name, inputs, np.full(len(inputs), -1, dtype=np.int64))
 
 
 def _jsonable(value: Any, name: str) -> Any:
@@ -267,11 +174,11 @@ class Recorder:
         if not isinstance(path, (str, Path)):
             raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
 
-        splits = [_split("train", train, labelled=True)]
+        splits = [make_split("train", train, labelled=True)]
         if test is not None:
-            splits.append(_split("test", test, labelled=True))
+            splits.append(make_split("test", test, labelled=True))
         if unlabeled is not None:
-            splits.append(_split("unlabeled", unlabeled, labelled=False))
+            splits.append(make_split("unlabeled", unlabeled, labelled=False))
         labels = np.concatenate([s.labels for s in splits])
 
         if classes is not None:
@@ -312,7 +219,7 @@ class Recorder:
             start += len(s.labels)
         self._info = {
             "format": FORMAT,
-            "n_samples": int(len(labels)),
+            "n_samples": len(labels),
             "n_classes": n_classes,
             "classes": classes,
             "splits": split_info,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import numpy as np
 import pytest
 
@@ -29,7 +30,7 @@ def test_frames_are_aligned_scaled_and_invertible(digits_run_path):
     spread = np.sqrt((emb[:, train] ** 2).sum(-1).mean(-1))
     np.testing.assert_allclose(spread, 1, atol=1e-3)
     # Consecutive frames are already aligned: the best further rotation is the identity.
-    for a, b in zip(emb[:-1], emb[1:]):
+    for a, b in itertools.pairwise(emb):
         np.testing.assert_allclose(procrustes_rotation(b[train], a[train]), np.eye(2), atol=1e-3)
     # transform() places samples where fit() put them; inverse_transform maps back to the plane.
     reps = np.asarray(run.representations(4), dtype=np.float32)

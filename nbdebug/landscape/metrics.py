@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -79,7 +80,7 @@ def temporal_smoothness(embedding: np.ndarray) -> dict[str, np.ndarray]:
     if embedding.ndim != 3 or embedding.shape[2] != 2:
         raise ValueError(f"embedding must have shape (n_epochs, n_samples, 2), got {embedding.shape}")
     displacement, rotation, reflection = [], [], []
-    for before, after in zip(embedding[:-1], embedding[1:]):
+    for before, after in itertools.pairwise(embedding):
         ok = np.isfinite(before).all(axis=1) & np.isfinite(after).all(axis=1)
         if ok.sum() < 3:
             displacement.append(np.nan), rotation.append(np.nan), reflection.append(False)

@@ -48,47 +48,47 @@ class Lab:
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     port, token = _free_port(), secrets.token_hex(16)
-    log = open(root.parent / "jupyterlab.log", "w")
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root.parent / "jupyter-config")}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            f"--ServerApp.port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            "--ServerApp.allow_root=True",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.disable_check_xsrf=True",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+    with open(root.parent / "jupyterlab.log", "w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                f"--ServerApp.port={port}",
+                "--ServerApp.ip=127.0.0.1",
+                "--ServerApp.allow_root=True",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                "--ServerApp.disable_check_xsrf=True",
+                "--LabApp.news_url=",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError as err:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    raise RuntimeError(
+                        "JupyterLab did not start:\n" + (root.parent / "jupyterlab.log").read_text()
+                    ) from err
+                time.sleep(0.3)
+        yield Lab(root, url, token)
+        server.terminate()
         try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                log.close()
-                raise RuntimeError("JupyterLab did not start:\n" + (root.parent / "jupyterlab.log").read_text())
-            time.sleep(0.3)
-    yield Lab(root, url, token)
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 @pytest.fixture(scope="session")
