@@ -6,9 +6,7 @@
 import { asTyped, element } from "./lib/dom.js";
 import { attachLasso, insidePolygon } from "./lib/lasso.js";
 import { createPanel } from "./lib/panel.js";
-import {
-  dotGroups, drawDots, drawOutlines, framePositions, imageCanvas, makeTransform, nearest,
-} from "./lib/view.js";
+import { dotGroups, drawDots, drawOutlines, framePositions, imageCanvas, makeTransform, nearest } from "./lib/view.js";
 
 const HEIGHT = 440;
 const TWEEN_MS = 350;
@@ -24,7 +22,8 @@ function createLandscape(model, el) {
   const slider = element("input", "nbdebug-slider", controls);
   const label = element("span", "nbdebug-epoch", controls);
   const trust = element("span", "nbdebug-trust", controls);
-  trust.title = "How far to trust this frame (training samples): NPR, the share of each sample's 15 " +
+  trust.title =
+    "How far to trust this frame (training samples): NPR, the share of each sample's 15 " +
     "nearest neighbours kept on the canvas; PPR, the share of predictions the painted territories preserve.";
   const legend = element("div", "nbdebug-legend", main);
   slider.type = "range";
@@ -39,18 +38,21 @@ function createLandscape(model, el) {
       if (accept.length || reject.length) model.send({ type: "feedback", accept, reject });
     },
     onNewIntention: () => model.send({ type: "new_intention" }),
-    onHover: (index) => { highlighted = index; draw(); },
+    onHover: (index) => {
+      highlighted = index;
+      draw();
+    },
   });
 
   const ctx = canvas.getContext("2d");
   let data = null;
   let xy = new Float32Array(0);
-  let frame = 0;            // index of the epoch shown, fractional while tweening
+  let frame = 0; // index of the epoch shown, fractional while tweening
   let animation = null;
   let playing = false;
   let width = 600;
   let transform = null;
-  let background = null;    // {image, bounds}
+  let background = null; // {image, bounds}
   let lassoPath = null;
   let highlighted = -1;
 
@@ -85,8 +87,7 @@ function createLandscape(model, el) {
     data.accepted = asTyped(model.get("_accepted"), Uint32Array);
     data.rejected = asTyped(model.get("_rejected"), Uint32Array);
     panel.setSelection(data.selection);
-    panel.setCards(model.get("cards"), asTyped(model.get("card_thumbnails"), Uint8Array),
-      model.get("thumbnail_shape"));
+    panel.setCards(model.get("cards"), asTyped(model.get("card_thumbnails"), Uint8Array), model.get("thumbnail_shape"));
     panel.setImportance(model.get("importance"));
     panel.setMessage(model.get("message"));
   }
@@ -214,7 +215,10 @@ function createLandscape(model, el) {
   slider.addEventListener("change", () => settleOn(Number(slider.value)));
 
   attachLasso(canvas, {
-    onDraw: (path) => { lassoPath = path; draw(); },
+    onDraw: (path) => {
+      lassoPath = path;
+      draw();
+    },
     onDone: (path) => {
       lassoPath = null;
       const inside = [];
@@ -250,24 +254,49 @@ function createLandscape(model, el) {
     tooltip.style.top = `${py + 12}px`;
     tooltip.hidden = false;
   });
-  canvas.addEventListener("mouseleave", () => { tooltip.hidden = true; });
+  canvas.addEventListener("mouseleave", () => {
+    tooltip.hidden = true;
+  });
 
   model.on("change:epoch", () => {
     const index = data.epochs.indexOf(model.get("epoch"));
     if (index >= 0 && index !== Number(slider.value)) goTo(index, { settle: false });
   });
-  for (const name of ["positions", "labels", "splits", "bounds", "classes", "palette", "epochs", "epoch_metrics",
-    "frame_quality"]) {
-    model.on(`change:${name}`, () => { decode(); decodeFeedback(); resize(); draw(); });
+  for (const name of [
+    "positions",
+    "labels",
+    "splits",
+    "bounds",
+    "classes",
+    "palette",
+    "epochs",
+    "epoch_metrics",
+    "frame_quality",
+  ]) {
+    model.on(`change:${name}`, () => {
+      decode();
+      decodeFeedback();
+      resize();
+      draw();
+    });
   }
   for (const name of ["background", "background_size"]) {
-    model.on(`change:${name}`, () => { decodeBackground(); draw(); });
+    model.on(`change:${name}`, () => {
+      decodeBackground();
+      draw();
+    });
   }
   for (const name of ["_selection", "_recommended", "_accepted", "_rejected", "cards", "importance", "message"]) {
-    model.on(`change:${name}`, () => { decodeFeedback(); draw(); });
+    model.on(`change:${name}`, () => {
+      decodeFeedback();
+      draw();
+    });
   }
 
-  const observer = new ResizeObserver(() => { resize(); draw(); });
+  const observer = new ResizeObserver(() => {
+    resize();
+    draw();
+  });
   observer.observe(stage);
 
   decode();

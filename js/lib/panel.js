@@ -76,7 +76,11 @@ export function createPanel(parent, { onFeedback, onNewIntention, onHover }) {
     setImportance(weights) {
       const entries = Object.entries(weights || {}).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
       importance.textContent = entries.length
-        ? "learned weights: " + entries.slice(0, 4).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")
+        ? "learned weights: " +
+          entries
+            .slice(0, 4)
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(", ")
         : "";
     },
   };
