@@ -141,7 +141,10 @@ function createLandscape(model, el) {
     if (highlighted >= 0) drawOutlines(ctx, transform, xy, [highlighted], "#000000", 7, 2.5);
     if (lassoPath) {
       ctx.beginPath();
-      lassoPath.forEach(([px, py], k) => (k ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
+      for (const [k, [px, py]] of lassoPath.entries()) {
+        if (k) ctx.lineTo(px, py);
+        else ctx.moveTo(px, py);
+      }
       ctx.closePath();
       ctx.fillStyle = "rgba(216, 27, 96, 0.08)";
       ctx.fill();
