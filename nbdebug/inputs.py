@@ -8,9 +8,9 @@ inputs for ``unlabeled``), whose labels are read from ``.targets`` when it has t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ def make_split(name: str, value: Any, labelled: bool) -> Split:
 def _split_unchecked(name: str, value: Any, labelled: bool) -> Split:
     if isinstance(value, Dataset):
         try:
-            n = len(value)
+            n = len(cast(Sized, value))
         except TypeError:
             raise TypeError(f"{name} is a Dataset without a length; nbdebug needs map-style datasets") from None
         if not labelled:

@@ -11,6 +11,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,28 +70,30 @@ class _RowWriter:
             self.array = np.lib.format.open_memmap(
                 self.path, mode="w+", dtype=dtype, shape=(self.n_rows, rows.shape[1])
             )
-        if rows.shape[1] != self.array.shape[1]:
+        array = self.array
+        if rows.shape[1] != array.shape[1]:
             raise RuntimeError(
-                f"{self.path.stem} changed width within one epoch ({self.array.shape[1]} then {rows.shape[1]})"
+                f"{self.path.stem} changed width within one epoch ({array.shape[1]} then {rows.shape[1]})"
             )
         finite = np.isfinite(rows)
         self.nonfinite += int((~finite).any(axis=1).sum())
-        if self.array.dtype == np.float16 and finite.any() and float(np.abs(rows[finite]).max()) > FLOAT16_MAX:
-            self._widen()
-        self.array[self.filled : self.filled + len(rows)] = rows
+        if array.dtype == np.float16 and finite.any() and float(np.abs(rows[finite]).max()) > FLOAT16_MAX:
+            array = self._widen(array)
+        array[self.filled : self.filled + len(rows)] = rows
         self.filled += len(rows)
 
-    def _widen(self) -> None:
+    def _widen(self, narrow: np.memmap) -> np.memmap:
         wide_path = self.path.with_name(f"{TMP_PREFIX}wide-{self.path.name}")
-        wide = np.lib.format.open_memmap(wide_path, mode="w+", dtype=np.float32, shape=self.array.shape)
-        wide[: self.filled] = self.array[: self.filled]
-        self.array = None
-        os.replace(wide_path, self.path)
+        wide = np.lib.format.open_memmap(wide_path, mode="w+", dtype=np.float32, shape=narrow.shape)
+        wide[: self.filled] = narrow[: self.filled]
+        os.replace(wide_path, self.path)  # the narrow map keeps its file, unnamed now, until released
         self.array = wide
+        return wide
 
     def close(self) -> None:
-        self.array.flush()
-        self.array = None
+        if self.array is not None:
+            self.array.flush()
+            self.array = None
         fsync_file(self.path)
 
 
@@ -228,10 +231,10 @@ class Recorder:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         # run.json comes last: until it is there, the directory is not a run.
-        write_durably(self.path / LABELS_FILE, lambda f: save_array(f, labels))
+        write_durably(self.path / LABELS_FILE, partial(save_array, array=labels))
         for name, images in thumbs.items():
             (self.path / THUMBNAILS_DIR).mkdir(exist_ok=True)
-            write_durably(self.path / THUMBNAILS_DIR / f"{name}.npy", lambda f, images=images: save_array(f, images))
+            write_durably(self.path / THUMBNAILS_DIR / f"{name}.npy", partial(save_array, array=images))
         write_json(self.path / RUN_FILE, self._info, durable=True)
 
     def _check_classes(self, classes: list[str] | None) -> int:
@@ -319,7 +322,7 @@ class Recorder:
                 f"epoch {epoch} comes before the last captured epoch {self._epochs[-1]}; "
                 "capture epochs in increasing order"
             )
-        metrics = self._check_metrics(metrics)
+        checked = self._check_metrics(metrics)
 
         started = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{epoch_dirname(epoch)}-", dir=self.path / EPOCHS_DIR))
@@ -341,7 +344,7 @@ class Recorder:
             nonfinite = {"representations": reps.nonfinite, "probabilities": probs.nonfinite}
             info = {
                 "epoch": epoch,
-                "metrics": metrics,
+                "metrics": checked,
                 "nonfinite": nonfinite,
                 "seconds": round(time.perf_counter() - started, 4),
                 "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),

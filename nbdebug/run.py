@@ -22,7 +22,7 @@ This docstring is the one description of the on-disk format (version 1)::
                                 (n_attributes,), "key" a JSON string of what they were computed
                                 from (ATTRIBUTES_VERSION, mode, epochs, n_clusters, threshold, seed,
                                 the run's fingerprint, hashes of labels.npy and of the embedding);
-                                recomputed when the key differs; .attributes-*.tmp while written
+                                recomputed when the key differs; .tmp-attributes-* while written
       visualizer/               the fitted time-travelling visualizer, a cache written whole and
                                 swapped in (format in nbdebug.landscape.cache); .tmp-visualizer-* while written
 
@@ -275,4 +275,5 @@ def load_run(path: str | Path) -> Run:
         if probs.shape != (n, c):
             raise RunFormatError(f"{folder / 'probabilities.npy'} has shape {probs.shape}, expected {(n, c)}")
         dim = reps.shape[1]
+    assert dim is not None  # set by the first of the epochs, of which there is at least one
     return Run(path, info, labels, epochs, dim)

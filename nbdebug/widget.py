@@ -225,9 +225,10 @@ class Landscape(anywidget.AnyWidget):
             thumbs.append(self._thumbnail(int(i)))
         shapes = {t.shape for t in thumbs if t is not None}
         with self.hold_sync():
-            if len(shapes) == 1 and all(t is not None for t in thumbs):
-                self.card_thumbnails = np.stack(thumbs).tobytes()
-                self.thumbnail_shape = list(thumbs[0].shape)
+            images = [t for t in thumbs if t is not None]
+            if len(shapes) == 1 and len(images) == len(thumbs):
+                self.card_thumbnails = np.stack(images).tobytes()
+                self.thumbnail_shape = list(images[0].shape)
             else:
                 self.card_thumbnails, self.thumbnail_shape = b"", []
             self.cards = cards

@@ -141,9 +141,10 @@ def write_fit(
         warnings.warn(f"cannot cache the visualizer in {run.path} ({err}); it will be refitted next time", stacklevel=3)
         return
     try:
-        weights = {f"model/{name}": value.detach().cpu().numpy() for name, value in model.state_dict().items()}
+        saved: dict[str, Any] = {f"model/{n}": value.detach().cpu().numpy() for n, value in model.state_dict().items()}
+        saved.update(arrays)
         with open(tmp / "model.npz", "wb") as f:
-            np.savez(f, **weights, **arrays)
+            np.savez(f, **saved)
         with open(tmp / "embedding.npy", "wb") as f:
             save_array(f, embedding)
         info = {

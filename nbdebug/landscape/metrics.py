@@ -83,7 +83,9 @@ def temporal_smoothness(embedding: np.ndarray) -> dict[str, np.ndarray]:
     for before, after in itertools.pairwise(embedding):
         ok = np.isfinite(before).all(axis=1) & np.isfinite(after).all(axis=1)
         if ok.sum() < 3:
-            displacement.append(np.nan), rotation.append(np.nan), reflection.append(False)
+            displacement.append(np.nan)
+            rotation.append(np.nan)
+            reflection.append(False)
             continue
         b, a = before[ok], after[ok]
         spread = np.sqrt(((b - b.mean(axis=0)) ** 2).sum(axis=1).mean()) or 1.0
@@ -142,7 +144,7 @@ def evaluate(
             if max_queries is not None and len(rows) > max_queries:
                 queries = np.sort(rng.choice(len(rows), max_queries, replace=False))
             result[f"npr_{split}"][i] = neighbor_preserving_rate(reps[rows], embedding[i, rows], k, queries).mean()
-            if ppr:
+            if head is not None:  # PPR asked for
                 rebuilt = projection.inverse_transform(epoch, embedding[i, rows])
                 result[f"ppr_{split}"][i] = prediction_preserving_rate(head, reps[rows], rebuilt)
     smooth = temporal_smoothness(embedding)

@@ -24,16 +24,17 @@ def knn(
     len(reference) · dim, in chunks of ``chunk`` queries so memory stays chunk · len(reference).
     """
     itself = reference is None
-    reference = points if itself else reference
+    among = points if reference is None else reference
     rows = torch.arange(len(points)) if queries is None else torch.as_tensor(queries)
-    squared = (reference * reference).sum(1)
+    squared = (among * among).sum(1)
     distances, indices = [], []
     for start in range(0, len(rows), chunk):
         q = rows[start : start + chunk]
         query = points[q]
         # |r|² - 2 q·r in one fused pass; |q|² is the same along a row, so it is added
-        # only to the k values kept (a third of the time at 10,000 x 10,000).
-        d2 = torch.addmm(squared[None, :], query, reference.T, alpha=-2.0)
+        # only to the k values kept (a third of the time at 10,000 x 10,000 rows
+        # of the 10,000-sample run of python -m benchmarks.visualizer --runs synthetic).
+        d2 = torch.addmm(squared[None, :], query, among.T, alpha=-2.0)
         if itself:
             d2[torch.arange(len(q)), q] = float("inf")
         values, index = d2.topk(k, dim=1, largest=False)
@@ -65,8 +66,8 @@ def clustered_knn(
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
     assign = knn(points, 1, reference=centroids)[1][:, 0]
-    counts = torch.bincount(assign, minlength=n_lists).tolist()
-    members = torch.split(torch.argsort(assign, stable=True), counts)
+    sizes: list[int] = torch.bincount(assign, minlength=n_lists).tolist()
+    members = torch.split(torch.argsort(assign, stable=True), sizes)
     lists_by_distance = knn(centroids, n_lists, reference=centroids)[1].tolist()
     squared = (points * points).sum(1)
     distances = torch.empty(n, k)
@@ -83,7 +84,7 @@ def clustered_knn(
                 break
             if other != own:
                 chosen.append(members[other])
-                size += counts[other]
+                size += sizes[other]
         candidates = torch.cat(chosen)
         query = points[rows]
         d2 = torch.addmm(squared[candidates][None, :], query, points[candidates].T, alpha=-2.0)

@@ -42,7 +42,7 @@ class AlignedPCA:
         previous = None
         for i, epoch in enumerate(tqdm(run.epochs, desc="projecting epochs", disable=not self.progress)):
             reps = np.asarray(run.representations(epoch), dtype=np.float32)
-            finite = np.isfinite(reps).all(axis=1)
+            finite = np.all(np.isfinite(reps), axis=1)
             fit_rows = train[finite[train]]
             if len(fit_rows) < 2:
                 raise ValueError(

@@ -111,23 +111,24 @@ def territories(
     grid is decoded to representations and the epoch's recorded head predicts them.
     """
     check_int("resolution", resolution, 2, 4096, hint="it is the side of the image in pixels")
-    bounds = tuple(float(b) for b in bounds)
+    values = tuple(float(b) for b in bounds)
     if (
-        len(bounds) != 4
-        or not all(math.isfinite(b) for b in bounds)
-        or bounds[0] >= bounds[1]
-        or bounds[2] >= bounds[3]
+        len(values) != 4
+        or not all(math.isfinite(b) for b in values)
+        or values[0] >= values[1]
+        or values[2] >= values[3]
     ):
         raise ValueError(
             f"bounds must be finite (x_min, x_max, y_min, y_max) with x_min < x_max and "
-            f"y_min < y_max, got {bounds}; Session.bounds gives the canvas bounds"
+            f"y_min < y_max, got {values}; Session.bounds gives the canvas bounds"
         )
+    box = (values[0], values[1], values[2], values[3])
     classifier = head.load_head(run, epoch, head_module)
-    points = grid_points(bounds, int(resolution))
+    points = grid_points(box, int(resolution))
     probabilities = []
     with torch.no_grad():
         for chunk in np.array_split(points, max(1, len(points) // CHUNK)):
             reps = torch.as_tensor(np.asarray(projection.inverse_transform(epoch, chunk), dtype=np.float32))
             probabilities.append(head.probabilities(classifier(reps)).numpy())
     image, predicted, confidence, gap = paint(np.concatenate(probabilities), int(resolution), boundary_width)
-    return Territories(image, predicted, confidence, gap, bounds)
+    return Territories(image, predicted, confidence, gap, box)

@@ -29,18 +29,21 @@ DECODED_PER_STEP = 512
 # Adam's step size on the refinement offsets, in canvas units (layouts span about ±10).
 REFINE_LEARNING_RATE = 0.05
 # The first frame starts from the encoder alone, the others from the frame before, so
-# the first gets this many times the steps (on the 10,000-sample run, epoch 1's NPR@15
-# rose from 0.19 to 0.22 with 8x rather than 1x).
+# the first gets this many times the steps: epoch 1's NPR@15 rose from 0.19 (1x) to 0.22
+# (python -m benchmarks.visualizer --runs synthetic --methods nbdebug, the 10,000-sample run).
 FIRST_FRAME_FACTOR = 8
 # The refinement's temporal tie is temporal_weight times this. The encoder already keeps
-# frames continuous; a full-strength tie held each frame near the last and cost NPR@15
-# (digits 0.531 -> 0.542, 10,000 samples 0.210 -> 0.221 with 0.3; rotation stays < 0.3°).
+# frames continuous; a full-strength tie held each frame near the last and cost NPR@15:
+# digits 0.531 at 1.0 against 0.542 at 0.3, the 10,000-sample run 0.210 against 0.221, the
+# largest rotation staying below 0.3° (python -m benchmarks.visualizer --methods nbdebug).
 REFINE_TEMPORAL_FACTOR = 0.3
 # Decoder-only training steps per epoch after the refinement.
 DECODER_STEPS_PER_EPOCH = 15
-# Largest pool whose kNN graphs are searched exactly; above it, by clustered_knn (an
-# exact 10,000-sample graph took 0.8-1.0 s per epoch here, the clustered one 0.2-0.3 s
-# at a recall of 0.89-0.95).
+# Largest pool whose kNN graphs are searched exactly; above it, by clustered_knn, as UMAP
+# approximates its graphs: on the 10,000-sample run (python -m benchmarks.visualizer --runs
+# synthetic) an exact graph took 0.8-1.0 s per epoch on this 2-core machine, the clustered
+# one 0.2-0.3 s at a recall of 0.89-0.95 (timings_["graphs"] of a fit, and knn against
+# clustered_knn on its representations of epochs 1, 15 and 30).
 EXACT_GRAPH_MAX = 4096
 
 
@@ -109,9 +112,9 @@ class Trainer:
             if valid.sum() <= k:
                 data.append(None)
                 continue
-            x = np.zeros_like(reps)
-            x[valid] = (reps[valid] - self.mean[i]) / self.scale[i]
-            x = torch.from_numpy(x)
+            normalised = np.zeros_like(reps)
+            normalised[valid] = (reps[valid] - self.mean[i]) / self.scale[i]
+            x = torch.from_numpy(normalised)
             rows = torch.from_numpy(np.flatnonzero(valid))
             search = knn if len(rows) <= EXACT_GRAPH_MAX else clustered_knn
             distances, local = search(x[rows], k)
@@ -202,7 +205,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(s.seed + 3)
         temporal_weight = s.temporal_weight * REFINE_TEMPORAL_FACTOR
         offsets = torch.zeros(2, n_pool, device=self.device)  # coordinate-major: see frame_gradient
-        previous: tuple[int, torch.Tensor] | None = None  # (epoch index, refined positions)
+        previous: tuple[int, torch.Tensor, EpochData] | None = None  # epoch index, refined positions, data
         for i in tqdm(range(n_epochs), desc="refining frames", disable=not s.progress, leave=False):
             d = data[i]
             if d is None:  # too few finite samples: keep the last offsets
@@ -212,18 +215,21 @@ class Trainer:
                 base = self.model.encode(d.x.float(), i).T.contiguous()
             delta = offsets.clone()  # its gradient is written out (frame_gradient), not autograd's
             optimizer = torch.optim.Adam([delta], lr=REFINE_LEARNING_RATE, fused=True)
-            kept = self.kept_neighbours(data, previous[0], i) if previous is not None else None
-            tied = float((kept > 0).sum().clamp_min(1)) if kept is not None else 1.0
-            for _ in range(s.refine_steps * (1 if previous is not None else FIRST_FRAME_FACTOR)):
+            # the temporal tie to the previous refined frame: its positions, each sample's weight, their count
+            tie = None
+            if previous is not None:
+                kept = self.kept_neighbours(previous[0], i, previous[2], d)
+                tie = (previous[1], kept, float((kept > 0).sum().clamp_min(1)))
+            for _ in range(s.refine_steps * (1 if tie is not None else FIRST_FRAME_FACTOR)):
                 y = base + delta
                 grad = frame_gradient(y, d.neighbours, d.weights, d.valid, s.negative_rate, self.curve, generator)
-                if kept is not None and temporal_weight:
-                    grad += temporal_weight * attraction_gradient(y - previous[1], kept, tied, self.curve)
+                if tie is not None and temporal_weight:
+                    grad += temporal_weight * attraction_gradient(y - tie[0], tie[1], tie[2], self.curve)
                 delta.grad = grad
                 optimizer.step()
             offsets = torch.where(d.valid[None, :], delta, offsets)
             all_offsets[i] = offsets.T.cpu().numpy()
-            previous = (i, base + offsets)
+            previous = (i, base + offsets, d)
             refined[i] = previous[1].T
         return all_offsets, refined
 
@@ -276,14 +282,14 @@ class Trainer:
         self.model.zero_grad(set_to_none=True)  # the epoch codes got gradients too, unused
         self.model.eval()
 
-    def kept_neighbours(self, data: list[EpochData | None], i: int, j: int) -> torch.Tensor:
-        """(P,) fraction of each pool sample's kNN shared by epochs i and j (0 if invalid in
-        either): the strength of its temporal edge, so samples whose neighbourhood changed
-        are free to move. Computed once per pair."""
+    def kept_neighbours(self, i: int, j: int, first: EpochData, second: EpochData) -> torch.Tensor:
+        """(P,) fraction of each pool sample's kNN shared by epochs i and j (``first`` and
+        ``second``; 0 if invalid in either): the strength of its temporal edge, so samples
+        whose neighbourhood changed are free to move. Computed once per pair."""
         key = (i, j)
         if key not in self.kept:
-            same = (data[i].neighbours[:, :, None] == data[j].neighbours[:, None, :]).any(2).float().mean(1)
-            self.kept[key] = same * (data[i].valid & data[j].valid).float()
+            same = (first.neighbours[:, :, None] == second.neighbours[:, None, :]).any(2).float().mean(1)
+            self.kept[key] = same * (first.valid & second.valid).float()
         return self.kept[key]
 
     def step_loss(
@@ -292,7 +298,7 @@ class Trainer:
         """Loss of one step on the adjacent epochs ``first`` and ``second`` (equal for a one-epoch run),
         and the value of each of its terms."""
         s = self.settings
-        epochs = [i for i in dict.fromkeys((first, second)) if data[i] is not None]
+        usable = {i: d for i in dict.fromkeys((first, second)) if (d := data[i]) is not None}
         n_pool = len(self.pool)
         k = s.n_neighbors
         dev = self.device
@@ -308,8 +314,7 @@ class Trainer:
 
         attract, repel, recon, preserve = [], [], [], []
         positions = {}
-        for i in epochs:
-            d = data[i]
+        for i, d in usable.items():
             x = d.x.index_select(0, nodes).float()
             y = self.model.encode(x, i)
             positions[i] = y
@@ -336,9 +341,9 @@ class Trainer:
             term = torch.stack(repel).mean()
             total = total + term
             parts["negatives"] = float(term.detach())
-        if len(epochs) == 2 and s.temporal_weight:
-            i, j = epochs
-            weight = self.kept_neighbours(data, i, j).index_select(0, nodes)
+        if len(usable) == 2 and s.temporal_weight:
+            i, j = usable
+            weight = self.kept_neighbours(i, j, usable[i], usable[j]).index_select(0, nodes)
             d2 = (positions[i] - positions[j]).pow(2).sum(1)
             term = (weight * F.softplus(neg_log_q(d2, self.curve))).sum() / (weight > 0).float().sum().clamp_min(1)
             total = total + s.temporal_weight * term

@@ -101,19 +101,21 @@ class TimeTravelVisualizer:
         predicts differently (1 keeps UMAP's graph). Like UMAP's supervised mode with the
         model's predictions as labels: samples of one predicted class keep together, so
         the decoder can paint each sample inside its predicted territory. On the
-        10,000-sample run 0.1 raised PPR from 0.914 to 0.951 at the same NPR@15 (0.235);
-        without it, the 5% of samples predicted unlike most of their neighbours (label
-        noise the model learned) sat inside another class's territory.
+        10,000-sample run 0.1 raised PPR from 0.914 (1.0) to 0.951 at the same NPR@15 (0.235;
+        ``python -m benchmarks.visualizer --runs synthetic --methods nbdebug``); with 1.0,
+        the 5% of samples predicted unlike most of their neighbours (label noise the model
+        learned) sat inside another class's territory.
     refine_steps : int
         Steps of the local refinement per epoch (FIRST_FRAME_FACTOR times as many for the
         first); 0 leaves the encoder's layout as it is. The encoder learns the layout of the
         whole run, but a small network trained for seconds cannot hold every sample's
-        neighbourhood (on the digits run NPR@15 stalls near 0.44, against 0.56 for
-        per-epoch UMAP). The refinement gives each training-pool sample of each epoch an
-        offset from its encoded position, optimised on the same neighbourhood loss and tied
-        (more loosely, REFINE_TEMPORAL_FACTOR) to the previous frame. Other samples are
-        placed from the encoder and their nearest pool samples in representation space, so
-        unseen samples still need no refitting.
+        neighbourhood (on the digits run NPR@15 stalls near 0.44 with ``refine_steps=0``,
+        against 0.56 for per-epoch UMAP: ``python -m benchmarks.visualizer --runs digits``).
+        The refinement gives each training-pool sample of each epoch an offset from its
+        encoded position, optimised on the same neighbourhood loss and tied (more loosely,
+        REFINE_TEMPORAL_FACTOR) to the previous frame. Other samples are placed from the
+        encoder and their nearest pool samples in representation space, so unseen samples
+        still need no refitting.
     seed : int
         Seeds initialisation and sampling; the same seed gives the same embedding.
     device : str or torch.device, optional
@@ -123,12 +125,20 @@ class TimeTravelVisualizer:
     n_threads : int or None
         CPU threads torch uses while fitting (restored afterwards); None keeps torch's
         setting. The default 1 is fastest for these small networks when cores are shared:
-        with 2 threads on 2 busy cores a step was 5-10x slower.
+        with 2 threads on 2 busy cores a step was 5-10x slower (the fit time of
+        ``python -m benchmarks.visualizer --runs digits --methods nbdebug`` beside another
+        job, with ``n_threads=2``).
     cache : bool
         Reuse, extend or write the fitted model in ``<run>/visualizer/``.
     progress : bool
         Show a progress bar while fitting.
     """
+
+    # Learned by fit (named with a trailing underscore, as in scikit-learn).
+    epochs_: list[int]
+    embedding_: np.ndarray  # (n_epochs, n_samples, 2) float32, NaN where a representation is not finite
+    from_cache_: str | None  # "reused" or "extended" from <run>/visualizer/, None when fitted afresh
+    fit_seconds_: float | None  # how long the fit took (as cached, when reused)
 
     def __init__(
         self,
@@ -382,8 +392,9 @@ class TimeTravelVisualizer:
         two placements: the encoded position moved by the mean offset of the sample's nearest
         pool samples, and the mean of those samples' refined positions (both weighted by
         inverse squared distance in representation space). The first keeps the encoder's
-        say; the second puts the sample among its neighbours (on the digits run it raised
-        the test split's NPR@15 from 0.63 to 0.65).
+        say; the second puts the sample among its neighbours (it raised the digits run's test
+        NPR@15 from 0.63, the first alone, to 0.65: ``python -m benchmarks.visualizer --runs
+        digits --methods nbdebug``).
         """
         if not self.refine_steps:
             return self._encode(index, reps)
