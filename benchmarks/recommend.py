@@ -50,6 +50,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,8 @@ from torch import nn
 
 from nbdebug import Recorder, load_run
 from nbdebug.demo import digits_mlp, flip_labels
-from nbdebug.interest.intention import IntentionLearner, top_k
+from nbdebug.interest.index import top_k
+from nbdebug.interest.intention import DefaultLearner, IntentionLearner, PaperLearner
 from nbdebug.session import PAPER_ATTRIBUTES, Session
 
 from ._common import markdown_table
@@ -188,6 +190,22 @@ def simulate(learner: IntentionLearner, target, pool, flip=0.0, seed=0):
     return np.array(hits)
 
 
+def paper_learner(attributes, names, seed):
+    """The paper mode's learner, on the paper's dynamic features among ``names``."""
+    paper = [names.index(n) for n in PAPER_ATTRIBUTES if n in names]
+    return PaperLearner(attributes[:, paper], [names[j] for j in paper], seed=seed)
+
+
+def default_learner(attributes, names, run, seed):
+    """The default mode's learner, told which samples of ``run`` carry a label."""
+    return DefaultLearner(attributes, names, labelled=run.labels >= 0, seed=seed)
+
+
+def add_summary(results, setting, n_targets, method, hits):
+    """Append the summary of ``hits`` to ``results[setting, method]``."""
+    results.setdefault((setting, method), []).append(summary(hits, n_targets))
+
+
 def static_hits(scores, target, pool, seed=0):
     """Hits per round of a fixed ranking (ties broken at random)."""
     rng = np.random.default_rng(seed)
@@ -264,20 +282,13 @@ def part_noisy(args, data_cache):
                 n_t = int(target.sum())
                 setting = f"{name} noise {noise:.0%}"
                 shares.setdefault(setting, []).append(n_t / pool.sum())
-                paper = [names.index(n) for n in PAPER_ATTRIBUTES if n in names]
-                add = lambda m, h: results.setdefault((setting, m), []).append(summary(h, n_t))  # noqa: E731
-                paper_mode = lambda: IntentionLearner(
-                    a[:, paper],
-                    [names[j] for j in paper],  # noqa: E731
-                    mode="paper",
-                    seed=seed,
-                )
-                default_mode = lambda: IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed)  # noqa: E731
-                add("paper mode", simulate(paper_mode(), target, pool, seed=seed))
-                add("default mode", simulate(default_mode(), target, pool, seed=seed))
+                add = partial(add_summary, results, setting, n_t)
+                add("paper mode", simulate(paper_learner(a, names, seed), target, pool, seed=seed))
+                add("default mode", simulate(default_learner(a, names, run, seed), target, pool, seed=seed))
                 for flip in (0.03, 0.05, 0.10):
-                    add(f"default, {flip:.0%} answers flipped", simulate(default_mode(), target, pool, flip, seed))
-                    add(f"paper, {flip:.0%} answers flipped", simulate(paper_mode(), target, pool, flip, seed))
+                    default, paper = default_learner(a, names, run, seed), paper_learner(a, names, seed)
+                    add(f"default, {flip:.0%} answers flipped", simulate(default, target, pool, flip, seed))
+                    add(f"paper, {flip:.0%} answers flipped", simulate(paper, target, pool, flip, seed))
                 last = run.probabilities(run.epochs[-1])
                 rows = np.arange(run.n_samples)
                 labels = np.maximum(run.labels, 0)
@@ -309,7 +320,7 @@ def part_wild(args, data_cache):
             for seed in args.seeds:
                 rng = np.random.default_rng(seed)
                 order = rng.permutation(len(x))
-                n_lab = int(round(fraction * len(x)))
+                n_lab = round(fraction * len(x))
                 lab, unl = order[:n_lab], order[n_lab:]
                 run = record(
                     Path(args.out) / f"{name}-wild-{fraction}-{seed}",
@@ -334,28 +345,12 @@ def part_wild(args, data_cache):
                 n_t = int(target.sum())
                 setting = f"{name} {fraction:.0%} labelled"
                 shares.setdefault(setting, []).append(n_t / pool.sum())
-                add = lambda m, h: results.setdefault((setting, m), []).append(summary(h, n_t))  # noqa: E731
-                paper = [names.index(n) for n in PAPER_ATTRIBUTES if n in names]
-                add(
-                    "paper mode",
-                    simulate(
-                        IntentionLearner(a[:, paper], [names[j] for j in paper], mode="paper", seed=seed),
-                        target,
-                        pool,
-                        seed=seed,
-                    ),
-                )
-                add(
-                    "default mode",
-                    simulate(IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed), target, pool, seed=seed),
-                )
+                add = partial(add_summary, results, setting, n_t)
+                add("paper mode", simulate(paper_learner(a, names, seed), target, pool, seed=seed))
+                add("default mode", simulate(default_learner(a, names, run, seed), target, pool, seed=seed))
                 for flip in (0.03, 0.05, 0.10):
-                    add(
-                        f"default, {flip:.0%} answers flipped",
-                        simulate(
-                            IntentionLearner(a, names, labelled=run.labels >= 0, seed=seed), target, pool, flip, seed
-                        ),
-                    )
+                    default = default_learner(a, names, run, seed)
+                    add(f"default, {flip:.0%} answers flipped", simulate(default, target, pool, flip, seed))
                 add("random", static_hits(np.zeros(run.n_samples), target, pool, seed))
                 for attr, label in (
                     ("least_confidence", "least confidence"),
@@ -441,7 +436,7 @@ def part_rq1(args, data_cache):
         steps = np.cumsum(rng.normal(0, scale, (emb.shape[0], n_syn, 2)), axis=0)
         trajectory = start[None] + np.cumsum(steps, axis=0) - steps[0]
         feats = dynamic_features(trajectory, rng.random((emb.shape[0], n_syn)))
-        syn_anom = det.is_anomalous(det.score(feats))
+        syn_anom = det.is_anomalous(det.score_unseen(feats))
         normal = test[: min(500, len(test))]
         fp = int(is_anom[normal].sum())
         for label, flagged, total in (
@@ -510,7 +505,7 @@ def open_ended(run, truth, label):
     for intention in OPEN_INTENTIONS:
         target, pool = (mask(idx) for idx in targets[intention])
         n_t = int(target.sum())
-        learned = summary(simulate(IntentionLearner(a, names, labelled=run.labels >= 0, seed=0), target, pool), n_t)
+        learned = summary(simulate(default_learner(a, names, run, 0), target, pool), n_t)
         scores = {attr: summary(static_hits(a[:, j], target, pool), n_t) for j, attr in enumerate(names)}
         static[intention] = scores
         best = max(scores, key=lambda s: scores[s][1])
@@ -566,7 +561,7 @@ def part_latency(args, data_cache):
             (None, ", every answer a reject (exploring)", 0.0),
         ):
             target = rng.random(n) < rate
-            learner = IntentionLearner(attributes, names, seed=0)
+            learner = DefaultLearner(attributes, names, seed=0)
             wall, cpu = [], []
             for _ in range(30):
                 rec = learner.recommend(K, pool)
@@ -646,12 +641,12 @@ def part_latency(args, data_cache):
     big.fit()
     fit_time = time.perf_counter() - started
     started = time.perf_counter()
-    big.anomaly_scores
+    _ = big.anomaly_scores  # computed here
     big_time = time.perf_counter() - started
     again = session_for(load_run(big_path))
     again.fit()
     started = time.perf_counter()
-    again.anomaly_scores
+    _ = again.anomaly_scores  # read from the cache here
     read_time = time.perf_counter() - started
     rows.append(("10,000 samples x 30 epochs", "projection fit, AlignedPCA (s)", (fit_time,) * 3))
     rows.append(("10,000 samples x 30 epochs", "computing all attributes (s)", (big_time,) * 3))

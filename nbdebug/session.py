@@ -19,13 +19,12 @@ from .interest.features import (
     aggregate_attributes,
     confidence,
     dynamic_features,
-    is_sigmoid,
     load_attributes,
     load_probabilities,
     save_attributes,
     select_epochs,
 )
-from .interest.intention import MODES, IntentionLearner, is_prior
+from .interest.intention import MODES, IntentionLearner, is_prior, make_learner
 from .landscape.projection import AlignedPCA
 from .landscape.cache import run_fingerprint
 from .landscape.territories import Territories
@@ -190,7 +189,7 @@ class Session:
     def _features(self, probabilities: np.ndarray) -> dict[str, np.ndarray]:
         """The paper's raw feature vectors of every sample (trajectories and confidence)."""
         return dynamic_features(
-            self._chosen_embedding(), confidence(probabilities, self.run.labels, is_sigmoid(self.run))
+            self._chosen_embedding(), confidence(probabilities, self.run.labels, head.is_single_unit(self.run))
         )
 
     def _seen(self) -> np.ndarray:
@@ -211,7 +210,7 @@ class Session:
             self._detector_fitted = True
             attributes = {
                 name: values.astype(np.float32)
-                for name, values in zip(features, self._detector.scores(features, seen).T)
+                for name, values in zip(features, self._detector.score_all(features, seen).T)
             }
             if self.mode == "default":
                 attributes.update(aggregate_attributes(run, self.epochs, progress=False, probabilities=probs))
@@ -334,8 +333,8 @@ class Session:
                     f"(-1: no label), got {labels.dtype} {labels.shape}"
                 )
         positions = np.stack([self.projection.transform(epoch, reps[i]) for i, epoch in enumerate(self.epochs)])
-        features = dynamic_features(positions, confidence(probs, labels, is_sigmoid(run)))
-        return self.detector.score(features).astype(np.float32)
+        features = dynamic_features(positions, confidence(probs, labels, head.is_single_unit(run)))
+        return self.detector.score_unseen(features).astype(np.float32)
 
     def _per_epoch(self, values, name: str, width: int) -> np.ndarray:
         """(n_epochs, m, width) float32 from an array or a dict keyed by epoch; raises naming ``name``."""
@@ -369,7 +368,7 @@ class Session:
             # Every answer is in the log, so the learner is rebuilt from it (after a kernel
             # restart, or after fit() changed the embedding the attributes come from).
             self._intention, restored, prior = feedback_log.last_intention(self._log.read())
-            self._learner = IntentionLearner(
+            self._learner = make_learner(
                 self.anomaly_scores,
                 names,
                 mode=self.mode,

@@ -20,7 +20,7 @@ def blobs(sizes, seed=0):
     """Well-separated groups of directions (the detector works in cosine geometry)."""
     rng = np.random.default_rng(seed)
     directions = np.eye(len(sizes), 5)
-    return np.concatenate([d + rng.normal(0, 0.01, (s, 5)) for d, s in zip(directions, sizes)])
+    return np.concatenate([d + rng.normal(0, 0.01, (s, 5)) for d, s in zip(directions, sizes, strict=True)])
 
 
 def test_worked_example_through_birch():
@@ -41,12 +41,12 @@ def test_unseen_sample_rule():
     n = len(x)
     # Inside a cluster's radius: that cluster's score.
     near = np.array([[1, 0.001, 0, 0, 0], [0, 0, 1, 0.001, 0]])
-    np.testing.assert_allclose(detector.score(near), [1 - 400 / n, 1 - 10 / n])
+    np.testing.assert_allclose(detector.score_unseen(near), [1 - 400 / n, 1 - 10 / n])
     # Outside every cluster: a new cluster, scoring 1 - 1/(n+1), close to 1 and anomalous.
     far = np.array([[0, 0, 0, 1, 0], [0, 0, 0, 0, 1]])
     assert (detector.assign(far) == -1).all()
-    np.testing.assert_allclose(detector.score(far), 1 - 1 / (n + 1))
-    assert (detector.score(far) > detector.threshold).all()
+    np.testing.assert_allclose(detector.score_unseen(far), 1 - 1 / (n + 1))
+    assert (detector.score_unseen(far) > detector.threshold).all()
     # The radius is the largest member distance (eq. 3): a point just beyond it is new.
     j = int(np.argmax(detector.sizes_))
     centre = detector.centroids_[j]
@@ -109,7 +109,7 @@ def test_real_run_scores_share_clusters(digits_run_path):
     features = dynamic_features(session.embedding, confidence(probs, run.labels))
     train = run.indices("train")
     detector = AnomalyDetector(n_clusters=30)
-    scores = detector.fit_score(features, train)
+    scores = detector.fit_score_all(features, train)
     assert scores.shape == (run.n_samples, 4)
     for j, name in enumerate(detector.names_):
         fitted = detector.detectors_[name]

@@ -7,7 +7,8 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from nbdebug import load_run
-from nbdebug.interest.intention import HEDGE, HEDGE_REACH, PRIOR_UNLABELLED, IntentionLearner, top_k
+from nbdebug.interest.index import top_k
+from nbdebug.interest.intention import HEDGE, HEDGE_REACH, PRIOR_UNLABELLED, DefaultLearner, PaperLearner, make_learner
 from nbdebug.session import PAPER_ATTRIBUTES, Session
 
 
@@ -37,9 +38,9 @@ def rounds(learner, target, pool, n_rounds=3, flip=0.0, k=50, seed=0):
 
 
 def paper_learner(digits):
-    a, names, run, _, _ = digits
+    a, names, _run, _, _ = digits
     cols = [names.index(n) for n in PAPER_ATTRIBUTES]
-    return IntentionLearner(a[:, cols], list(PAPER_ATTRIBUTES), mode="paper"), a[:, cols]
+    return PaperLearner(a[:, cols], list(PAPER_ATTRIBUTES)), a[:, cols]
 
 
 def test_paper_mode_starts_equal_and_refits_ridge(digits):
@@ -68,8 +69,8 @@ def test_paper_mode_first_round_is_the_most_abnormal(digits):
 
 
 def test_default_first_round_is_the_prior_top_k_hedged_on_the_largest_confusions(digits):
-    a, names, run, train, noisy = digits
-    learner = IntentionLearner(a, names, labelled=run.labels >= 0)
+    a, names, run, train, _noisy = digits
+    learner = DefaultLearner(a, names, labelled=run.labels >= 0)
     rec = learner.recommend(50, train)
     assert learner.prior == "datamaps_confidence+knn_disagreement"
     z = (a - a.mean(axis=0)) / a.std(axis=0)
@@ -92,24 +93,24 @@ def test_default_first_round_is_the_prior_top_k_hedged_on_the_largest_confusions
     learner.feedback(accept=rec[-1:], reject=rec[:-1])
     nxt = learner.recommend(10, train)
     assert (pair[nxt] == pair[rec[-1]]).sum() >= 5
-    learner = IntentionLearner(a, names, prior="knn_distance")
+    learner = DefaultLearner(a, names, prior="knn_distance")
     rec = learner.recommend(5)
     column = a[:, names.index("knn_distance")]
     assert column[rec].min() >= np.sort(column)[-5]
     # Mostly unlabeled candidates: an uncertainty prior; of it, what a custom set of attributes has.
-    unlabelled = IntentionLearner(a, names, labelled=np.zeros(run.n_samples, bool))
+    unlabelled = DefaultLearner(a, names, labelled=np.zeros(run.n_samples, bool))
     unlabelled.recommend(5)
     assert unlabelled.prior == PRIOR_UNLABELLED
     some = [names.index("knn_distance"), names.index("least_confidence")]
-    custom = IntentionLearner(a[:, some], ["knn_distance", "least_confidence"], labelled=np.zeros(run.n_samples, bool))
+    custom = DefaultLearner(a[:, some], ["knn_distance", "least_confidence"], labelled=np.zeros(run.n_samples, bool))
     custom.recommend(5)
     assert custom.prior == "knn_distance"
 
 
 def test_default_mode_finds_noisy_labels_and_resists_mistakes(digits):
     a, names, run, train, noisy = digits
-    clean = rounds(IntentionLearner(a, names, labelled=run.labels >= 0), noisy, train).sum()
-    mistaken = rounds(IntentionLearner(a, names, labelled=run.labels >= 0), noisy, train, flip=0.1).sum()
+    clean = rounds(DefaultLearner(a, names, labelled=run.labels >= 0), noisy, train).sum()
+    mistaken = rounds(DefaultLearner(a, names, labelled=run.labels >= 0), noisy, train, flip=0.1).sum()
     best_static = max(
         noisy[top_k(np.where(train, a[:, names.index(name)], -np.inf), 150)].sum()
         for name in ("aum", "datamaps_confidence", "knn_disagreement")
@@ -124,19 +125,19 @@ def test_one_sided_answers_explore_then_learn(digits):
     # round is all rejects, exploration reaches other attributes, accepts then steer.
     a, names, run, _, _ = digits
     target = a[:, names.index("knn_distance")] > np.quantile(a[:, names.index("knn_distance")], 0.95)
-    learner = IntentionLearner(a, names)
+    learner = DefaultLearner(a, names)
     hits = rounds(learner, target, np.ones(run.n_samples, bool), n_rounds=4)
     assert hits[0] <= 5 and hits[1:].sum() >= 0.45 * target.sum()
     assert learner.importance["knn_distance"] == max(learner.importance.values())
 
 
 def test_answers_can_change_and_sums_stay_exact(digits):
-    a, names, run, train, noisy = digits
-    learner = IntentionLearner(a, names)
+    a, names, _run, _train, _noisy = digits
+    learner = DefaultLearner(a, names)
     rec = learner.recommend(20)
     learner.feedback(accept=rec[:10], reject=rec[10:])
     learner.feedback(accept=rec[10:12], reject=rec[:2])  # the user changed their mind on four
-    fresh = IntentionLearner(a, names)
+    fresh = DefaultLearner(a, names)
     fresh.recommend(20)
     fresh.feedback(accept=np.r_[rec[2:10], rec[10:12]], reject=np.r_[rec[:2], rec[12:]])
     np.testing.assert_allclose(learner.coef_, fresh.coef_, atol=1e-8)
@@ -145,12 +146,12 @@ def test_answers_can_change_and_sums_stay_exact(digits):
 
 
 def test_compressed_scores_equal_the_full_product(digits):
-    a, names, run, _, noisy = digits
-    learner = IntentionLearner(a, names)
-    assert learner._groups  # the class indicators are stored as codes
+    a, names, run, _, _noisy = digits
+    learner = DefaultLearner(a, names)
+    assert learner.index.groups  # the class indicators are stored as codes
     rng = np.random.default_rng(0)
     learner.coef_ = rng.normal(size=len(names))
-    full = learner.rows(np.arange(run.n_samples)) @ learner.coef_.astype(np.float32)
+    full = learner.index.rows(np.arange(run.n_samples)) @ learner.coef_.astype(np.float32)
     np.testing.assert_allclose(learner.scores(), full, atol=2e-4)
 
 
@@ -159,27 +160,29 @@ def test_a_sample_without_a_last_prediction_keeps_the_class_indicators_compresse
     a = a.copy()
     predicted = [j for j, name in enumerate(names) if name.startswith("predicted=")]
     a[0, predicted] = 0  # what features.py gives a sample whose last epoch is unusable
-    learner = IntentionLearner(a, names, labelled=run.labels >= 0)
-    assert len(learner._grouped) == sum("=" in name for name in names)  # no group fell back to dense
-    assert learner._off_diagonal is not None  # so the first round is still hedged
-    assert not learner._off_diagonal[learner._code_at[learner._position[0]]]
+    learner = DefaultLearner(a, names, labelled=run.labels >= 0)
+    assert len(learner.index.grouped_columns) == sum("=" in name for name in names)  # no group fell back to dense
+    assert learner.index.off_diagonal is not None  # so the first round is still hedged
+    assert not learner.index.off_diagonal[learner.index.combination_at[learner.index.position[0]]]
     np.testing.assert_allclose(
-        learner.rows(np.arange(run.n_samples))[:, predicted], a[:, predicted] - a[:, predicted].mean(axis=0), atol=1e-6
+        learner.index.rows(np.arange(run.n_samples))[:, predicted],
+        a[:, predicted] - a[:, predicted].mean(axis=0),
+        atol=1e-6,
     )
     learner.coef_ = np.random.default_rng(0).normal(size=len(names))
-    full = learner.rows(np.arange(run.n_samples)) @ learner.coef_.astype(np.float32)
+    full = learner.index.rows(np.arange(run.n_samples)) @ learner.coef_.astype(np.float32)
     np.testing.assert_allclose(learner.scores(), full, atol=2e-4)
     assert len(learner.recommend(50, train)) == 50
 
 
 def test_bad_feedback_raises_clear_errors(digits):
     a, names, run, _, _ = digits
-    learner = IntentionLearner(a, names)
+    learner = DefaultLearner(a, names)
     with pytest.raises(ValueError, match="both accept and reject"):
         learner.feedback(accept=[1, 2], reject=[2])
-    with pytest.raises(IndexError, match="accept.*outside"):
+    with pytest.raises(IndexError, match=r"accept.*outside"):
         learner.feedback(accept=[run.n_samples])
-    with pytest.raises(IndexError, match="reject.*outside"):
+    with pytest.raises(IndexError, match=r"reject.*outside"):
         learner.feedback(reject=[-1])
     with pytest.raises(TypeError, match="accept"):
         learner.feedback(accept=[1.5])
@@ -188,13 +191,13 @@ def test_bad_feedback_raises_clear_errors(digits):
     with pytest.raises(ValueError, match="k must"):
         learner.recommend(-1)
     with pytest.raises(ValueError, match="prior"):
-        IntentionLearner(a, names, prior="nope")
+        DefaultLearner(a, names, prior="nope")
     with pytest.raises(ValueError, match="mode"):
-        IntentionLearner(a, names, mode="magic")
+        make_learner(a, names, mode="magic")
     with pytest.raises(ValueError, match="cell_prior"):
-        IntentionLearner(a, names, cell_prior=0)
+        DefaultLearner(a, names, cell_prior=0)
     with pytest.raises(ValueError, match="labelled"):
-        IntentionLearner(a, names, labelled=np.ones(5, bool))
+        DefaultLearner(a, names, labelled=np.ones(5, bool))
     for bad in (np.ones(run.n_samples, int), np.ones(5, bool)):
         with pytest.raises(ValueError, match="candidates must be a bool mask"):
             learner.recommend(5, bad)
@@ -206,8 +209,8 @@ def test_bad_feedback_raises_clear_errors(digits):
 
 
 def test_reset_starts_a_new_intention(digits):
-    a, names, run, train, noisy = digits
-    learner = IntentionLearner(a, names)
+    a, names, _run, train, noisy = digits
+    learner = DefaultLearner(a, names)
     rec = learner.recommend(50, train)
     learner.feedback(accept=rec[noisy[rec]], reject=rec[~noisy[rec]])
     learner.reset(prior="knn_distance")
@@ -240,7 +243,7 @@ def _cells(a, names, run, groups):
 def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
     # The intention is one confusion: the (label, alternative) cell with the most samples
     # whose label differs from their prediction.
-    a, names, run, train, noisy = digits
+    a, names, run, train, _noisy = digits
     label, predicted, alternative = _cells(a, names, run, ("label", "predicted", "alternative"))
     pair = label * len(run.classes) + alternative
     off = np.flatnonzero(train & (label != predicted))
@@ -249,7 +252,7 @@ def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
     assert len(cell) >= 8
     found, rank = {}, {}  # cell members among the next 10; their mean rank among the open samples
     for cell_prior in (10.0, np.inf):  # inf: no per-cell correction, the linear model alone
-        learner = IntentionLearner(a, names, labelled=run.labels >= 0, cell_prior=cell_prior)
+        learner = DefaultLearner(a, names, labelled=run.labels >= 0, cell_prior=cell_prior)
         first = learner.recommend(20, train)
         learner.feedback(accept=cell[:2], reject=np.setdiff1d(first, cell))
         found[cell_prior] = np.isin(learner.recommend(10, train), cell).sum()
@@ -258,21 +261,21 @@ def test_a_few_accepts_in_one_confusion_cell_lift_the_rest_of_it(digits):
         if cell_prior == 10.0:
             # The correction is the shrunk mean residual of the cell's judged samples.
             judged = learner.judged
-            residual = learner.answers[judged] - (learner.rows(judged) @ learner.coef_ + learner.intercept_)
+            residual = learner.answers[judged] - (learner.index.rows(judged) @ learner.coef_ + learner.intercept_)
             in_cell = pair[judged] == pair[cell[0]]
             expected = residual[in_cell].sum() / (in_cell.sum() + cell_prior)
-            linear = learner.rows(cell[2:]) @ learner.coef_
+            linear = learner.index.rows(cell[2:]) @ learner.coef_
             np.testing.assert_allclose(learner.scores()[cell[2:]] - linear, expected, atol=1e-4)
     assert found[10.0] >= max(found[np.inf], 2) and rank[10.0] < rank[np.inf] / 2
 
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits, sparse):
-    a, names, run, train, noisy = digits
+    a, names, run, train, _noisy = digits
     pool = train.copy()
     if sparse:  # a pool without whole classes, and thin: exploring reads far into its orders
         pool &= (run.labels < 5) & (np.random.default_rng(0).random(run.n_samples) < 0.3)
-    learner = IntentionLearner(a, names, labelled=run.labels >= 0)
+    learner = DefaultLearner(a, names, labelled=run.labels >= 0)
     learner.feedback(reject=learner.recommend(50, pool))
     open_ = np.flatnonzero(pool & (learner.answers < 0))
     assert not learner.coef_.any()  # all rejects: nothing learned, the scores are the seeded jitter
@@ -301,9 +304,9 @@ def test_all_rejects_explore_the_largest_cells_and_every_other_attribute(digits,
 
 
 def test_exploring_fills_the_round_without_attributes_besides_the_class_indicators(digits):
-    a, names, run, train, noisy = digits
+    a, names, run, train, _noisy = digits
     indicators = [j for j, name in enumerate(names) if "=" in name]
-    learner = IntentionLearner(a[:, indicators], [names[j] for j in indicators], labelled=run.labels >= 0)
+    learner = DefaultLearner(a[:, indicators], [names[j] for j in indicators], labelled=run.labels >= 0)
     learner.feedback(reject=learner.recommend(50, train))
     explored = learner.recommend(50, train)
     assert len(np.unique(explored)) == 50 and (learner.answers[explored] < 0).all() and train[explored].all()
@@ -312,8 +315,8 @@ def test_exploring_fills_the_round_without_attributes_besides_the_class_indicato
 def test_a_candidate_mask_changed_in_place_is_honoured(digits):
     # The learner keeps the last pool reordered to its storage order; a mask edited between
     # two calls must still restrict the next recommendation.
-    a, names, run, train, noisy = digits
-    learner = IntentionLearner(a, names, labelled=run.labels >= 0)
+    a, names, run, train, _noisy = digits
+    learner = DefaultLearner(a, names, labelled=run.labels >= 0)
     pool = train.copy()
     first = learner.recommend(20, pool)
     learner.feedback(accept=first[:5], reject=first[5:])

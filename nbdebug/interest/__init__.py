@@ -1,2 +1,2 @@
-"""Samples of interest: per-sample attributes, anomaly scores, the intention learner and
-the saved answers."""
+"""Samples of interest: per-sample attributes, anomaly scores, the intention learners with
+their scoring index, and the saved answers."""

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int, check_number
+
 # Birch's CF tree is built in Python; above this many seen samples it is built on a
 # random subset and the other seen samples join their nearest cluster centroid.
 MAX_BIRCH_SAMPLES = 5000
@@ -76,10 +78,8 @@ class FeatureDetector:
     """
 
     def __init__(self, n_clusters: int = 30, threshold: float = 0.98, seed: int = 0):
-        if not isinstance(n_clusters, int) or n_clusters < 1:
-            raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}")
-        if not 0 <= threshold <= 1:
-            raise ValueError(f"threshold (th_ab) must be in [0, 1], got {threshold!r}")
+        check_int("n_clusters", n_clusters, 1, hint="k, the number of Birch clusters (30 in the paper)")
+        check_number("threshold", threshold, 0, 1, hint="th_ab, above which a score is anomalous (0.98 in the paper)")
         self.n_clusters = n_clusters
         self.threshold = threshold
         self.seed = seed
@@ -161,8 +161,8 @@ class FeatureDetector:
         labels = np.where(inside.any(axis=1), d_inside.argmin(axis=1), -1)
         return np.where(finite, labels, -1)
 
-    def score(self, vectors: np.ndarray) -> np.ndarray:
-        """Abnormality of unseen samples: their cluster's score, or the new-cluster score."""
+    def score_unseen(self, vectors: np.ndarray) -> np.ndarray:
+        """Abnormality of samples treated as unseen: their cluster's score, or the new-cluster score."""
         labels = self.assign(vectors)
         return np.where(labels >= 0, self.cluster_scores_[np.maximum(labels, 0)], self.new_cluster_score)
 
@@ -170,7 +170,7 @@ class FeatureDetector:
 class AnomalyDetector:
     """One :class:`FeatureDetector` per dynamic feature, learned on the seen samples.
 
-    ``fit_score(features, seen)`` returns the (n, n_features) scores of all samples:
+    ``fit_score_all(features, seen)`` returns the (n, n_features) scores of all samples:
     seen samples score by their own cluster, the others are placed as unseen.
     """
 
@@ -194,22 +194,22 @@ class AnomalyDetector:
                 on_feature()
         return self
 
-    def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
+    def score_unseen(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """(n, n_features) scores of samples treated as unseen."""
-        return np.stack([self.detectors_[name].score(features[name]) for name in self.names_], axis=1)
+        return np.stack([self.detectors_[name].score_unseen(features[name]) for name in self.names_], axis=1)
 
-    def scores(self, features: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
+    def score_all(self, features: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
         """(n, n_features) scores of every sample after :meth:`fit`: the ``seen`` rows (as
         passed to fit) by their own cluster, the others placed as unseen."""
-        scores = self.score(features)
+        scores = self.score_unseen(features)
         for j, name in enumerate(self.names_):
             scores[seen, j] = self.detectors_[name].scores_
         return scores
 
-    def fit_score(self, features: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
-        """Fit on ``seen`` and score every sample (seen ones by their own cluster)."""
-        return self.fit(features, seen).scores(features, seen)
+    def fit_score_all(self, features: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
+        """Fit on ``seen`` and score every sample (seen ones by their own cluster, see :meth:`score_all`)."""
+        return self.fit(features, seen).score_all(features, seen)
 
     def is_anomalous(self, scores: np.ndarray) -> np.ndarray:
         """A sample is anomalous when any of its feature scores exceeds ``th_ab``."""
-        return (np.asarray(scores) > self.threshold).any(axis=1)
+        return np.asarray((np.asarray(scores) > self.threshold).any(axis=1))

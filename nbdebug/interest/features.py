@@ -47,19 +47,23 @@ directory under a key of what they were computed from (the file is described in
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import warnings
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._io import write_atomically
 from ..run import Run
 
+# The class indicators take three columns per class; above this many classes they are left
+# out, which bounds the attributes at about a hundred columns.
 MAX_INDICATOR_CLASSES = 32
+# The training samples the k-NN attributes compare a sample with: a small neighbourhood keeps
+# knn_disagreement and knn_distance local.
 N_NEIGHBOURS = 10
 # Above this many samples a progress bar is shown while attributes are computed.
 PROGRESS_MIN_SAMPLES = 5000
@@ -76,14 +80,6 @@ def select_epochs(run: Run, epochs=None) -> list[int]:
     if not epochs:
         raise ValueError("epochs must name at least one captured epoch, got an empty list")
     return sorted(set(epochs))
-
-
-def is_sigmoid(run: Run) -> bool:
-    """True when the classifier has one sigmoid output (recorded as [1 - p, p])."""
-    if run.n_classes != 2:
-        return False
-    weights = [v for k, v in run.head_state(run.epochs[-1]).items() if k.endswith("weight") and v.ndim == 2]
-    return bool(weights) and weights[-1].shape[0] == 1
 
 
 def confidence(probabilities: np.ndarray, labels: np.ndarray | None = None, sigmoid: bool = False) -> np.ndarray:
@@ -146,7 +142,7 @@ def _neighbours(representations: np.ndarray, reference: np.ndarray, k: int):
     from sklearn.neighbors import NearestNeighbors
 
     reps = np.asarray(representations, dtype=np.float32)
-    finite = np.isfinite(reps).all(axis=1)
+    finite = np.asarray(np.isfinite(reps).all(axis=1))
     reps = np.where(finite[:, None], reps, 0)
     reps /= np.maximum(np.linalg.norm(reps, axis=1, keepdims=True), 1e-12)
     reference = reference[finite[reference]]
@@ -271,22 +267,20 @@ ATTRIBUTES_VERSION = 4
 def save_attributes(path, key: dict, attributes: dict[str, np.ndarray]) -> bool:
     """Write ``attributes`` and the ``key`` they were computed under to ``path`` (.npz: a
     (n, n_attributes) float32 ``scores`` array, the ``names`` and the key as JSON text;
-    nothing pickled). The file is written whole under a temporary name, then renamed into
-    place. Returns False, writing nothing, when the directory is not writable."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    nothing pickled). A cache, so written atomically but not durably (see
+    :mod:`nbdebug._io`). Returns False, writing nothing, when the directory is not writable."""
+
+    def write(f: IO[bytes]) -> None:
+        np.savez(
+            f,
+            scores=np.stack(list(attributes.values()), axis=1).astype(np.float32),
+            names=np.array(list(attributes), dtype=str),
+            key=np.array(json.dumps(key, sort_keys=True)),
+        )
+
     try:
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                scores=np.stack(list(attributes.values()), axis=1).astype(np.float32),
-                names=np.array(list(attributes), dtype=str),
-                key=np.array(json.dumps(key, sort_keys=True)),
-            )
-        os.replace(tmp, path)
+        write_atomically(Path(path), write, durable=False)
     except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         return False
     return True
 
