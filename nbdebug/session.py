@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import head
+from ._validation import check_choice
 from .interest import feedback as feedback_log
 from .interest.anomaly import AnomalyDetector
 from .interest.features import (
@@ -25,8 +27,9 @@ from .interest.features import (
     select_epochs,
 )
 from .interest.intention import MODES, IntentionLearner, is_prior, make_learner
-from .landscape.projection import AlignedPCA
 from .landscape.cache import run_fingerprint
+from .landscape.metrics import evaluate
+from .landscape.projection import AlignedPCA
 from .landscape.territories import Territories
 from .landscape.territories import territories as paint_territories
 from .landscape.visualizer import TimeTravelVisualizer
@@ -35,6 +38,18 @@ from .run import Run, load_run
 PROJECTIONS = {"visualizer": TimeTravelVisualizer, "pca": AlignedPCA}
 
 PAPER_ATTRIBUTES = ("location", "velocity", "acceleration", "confidence")
+
+
+@dataclass
+class _Derived:
+    """What a Session derives from the fitted projection; :meth:`Session.fit` starts it afresh
+    (the attributes come from the embedding, and the learner and detector from them)."""
+
+    bounds: tuple[float, float, float, float] | None = None
+    faithfulness: dict | None = None
+    attributes: dict[str, np.ndarray] | None = None
+    detector_fitted: bool = False
+    learner: IntentionLearner | None = None
 
 
 class Session:
@@ -89,8 +104,7 @@ class Session:
             raise TypeError(
                 f"run must be a Run from nbdebug.load_run or a run directory path, got {type(run).__name__}"
             )
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_choice("mode", mode, MODES)
         self.run = run
         self.projection = _make_projection(projection, progress)
         self.progress = progress
@@ -99,11 +113,7 @@ class Session:
         self._detector = AnomalyDetector(n_clusters, threshold, seed)
         self.seed = seed
         self._fitted = False
-        self._bounds: tuple[float, float, float, float] | None = None
-        self._faithfulness: dict | None = None
-        self._attributes: dict[str, np.ndarray] | None = None
-        self._detector_fitted = False
-        self._learner: IntentionLearner | None = None
+        self._derived = _Derived()
         self._log = feedback_log.FeedbackLog(run.path)
         self._intention: dict | None = None  # the current intention's event, once logged
         self._listeners: list = []  # called after every answer or new intention (the widgets)
@@ -115,11 +125,7 @@ class Session:
         """Fit the projection over every recorded epoch."""
         self.projection.fit(self.run)
         self._fitted = True
-        self._bounds = None
-        self._faithfulness = None
-        self._attributes = None  # the paper's features depend on the embedding
-        self._detector_fitted = False
-        self._learner = None
+        self._derived = _Derived()
         return self
 
     @property
@@ -132,7 +138,7 @@ class Session:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(x_min, x_max, y_min, y_max) of the canvas: every epoch's points with a margin."""
-        if self._bounds is None:
+        if self._derived.bounds is None:
             points = self.embedding.reshape(-1, 2)
             points = points[np.isfinite(points).all(axis=1)]
             if not len(points):
@@ -140,8 +146,8 @@ class Session:
             low, high = points.min(axis=0), points.max(axis=0)
             margin = np.maximum((high - low) * 0.05, 1e-6)
             low, high = low - margin, high + margin
-            self._bounds = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
-        return self._bounds
+            self._derived.bounds = (float(low[0]), float(high[0]), float(low[1]), float(high[1]))
+        return self._derived.bounds
 
     # -- class territories and faithfulness ---------------------------------------------
 
@@ -171,14 +177,12 @@ class Session:
         PPR (``ppr_train``, ``ppr_test``), ``displacement``, ``rotation``, ``reflection``."""
         if not self._fitted:
             self.fit()
-        if self._faithfulness is None:
+        if self._derived.faithfulness is None:
             if hasattr(self.projection, "faithfulness"):
-                self._faithfulness = self.projection.faithfulness(self.run)  # also cached in the run directory
+                self._derived.faithfulness = self.projection.faithfulness(self.run)  # cached in the run directory
             else:
-                from .landscape.metrics import evaluate
-
-                self._faithfulness = evaluate(self.run, self.projection)
-        return self._faithfulness
+                self._derived.faithfulness = evaluate(self.run, self.projection)
+        return self._derived.faithfulness
 
     # -- attributes -------------------------------------------------------------------
 
@@ -207,11 +211,9 @@ class Session:
             features = self._features(probs)
             seen = self._seen()
             self._detector.fit(features, seen, on_feature=bar.update)
-            self._detector_fitted = True
-            attributes = {
-                name: values.astype(np.float32)
-                for name, values in zip(features, self._detector.score_all(features, seen).T)
-            }
+            self._derived.detector_fitted = True
+            scores = self._detector.score_all(features, seen).T
+            attributes = {name: values.astype(np.float32) for name, values in zip(features, scores, strict=True)}
             if self.mode == "default":
                 attributes.update(aggregate_attributes(run, self.epochs, progress=False, probabilities=probs))
                 bar.update()
@@ -242,34 +244,37 @@ class Session:
             save_attributes(path, key, attributes)  # a read-only run directory is left as it is
         return attributes
 
+    def _attributes(self) -> dict[str, np.ndarray]:
+        """Attribute name -> (n_samples,) float32 scores, from the cache or computed once."""
+        if self._derived.attributes is None:
+            self._derived.attributes = self._load_or_compute_attributes()
+        return self._derived.attributes
+
     @property
     def attribute_names(self) -> list[str]:
         """Names of the columns of :attr:`anomaly_scores`: the paper's four dynamic features
         (those the run's epochs allow) and, in default mode, the aggregated attributes."""
-        if self._attributes is None:
-            self._attributes = self._load_or_compute_attributes()
-        return list(self._attributes)
+        return list(self._attributes())
 
     @property
     def anomaly_scores(self) -> np.ndarray:
         """(n_samples, n_attributes) float32, higher = more unusual; see :attr:`attribute_names`."""
-        names = self.attribute_names
-        return np.stack([self._attributes[name] for name in names], axis=1)
+        return np.stack(list(self._attributes().values()), axis=1)
 
     @property
     def anomalous(self) -> np.ndarray:
         """Boolean per sample: any of the paper's feature scores exceeds ``th_ab`` (§4.2.2)."""
-        names = [n for n in self.attribute_names if n in PAPER_ATTRIBUTES]
-        scores = np.stack([self._attributes[n] for n in names], axis=1)
+        attributes = self._attributes()
+        scores = np.stack([values for name, values in attributes.items() if name in PAPER_ATTRIBUTES], axis=1)
         return self._detector.is_anomalous(scores)
 
     @property
     def detector(self) -> AnomalyDetector:
         """The paper's anomaly detector, fitted on the training split's dynamic features (§4.2);
         fitted on first use when the attributes came from the cache (a few seconds)."""
-        if not self._detector_fitted:
+        if not self._derived.detector_fitted:
             self._detector.fit(self._features(load_probabilities(self.run, self.epochs)), self._seen())
-            self._detector_fitted = True
+            self._derived.detector_fitted = True
         return self._detector
 
     def score_unseen(self, representations, labels=None, probabilities=None) -> np.ndarray:
@@ -363,12 +368,12 @@ class Session:
     @property
     def learner(self) -> IntentionLearner:
         """The intention learner of the current intention (answers restored from the run directory)."""
-        if self._learner is None:
+        if self._derived.learner is None:
             names = self.attribute_names
             # Every answer is in the log, so the learner is rebuilt from it (after a kernel
             # restart, or after fit() changed the embedding the attributes come from).
             self._intention, restored, prior = feedback_log.last_intention(self._log.read())
-            self._learner = make_learner(
+            learner = self._derived.learner = make_learner(
                 self.anomaly_scores,
                 names,
                 mode=self.mode,
@@ -381,8 +386,8 @@ class Session:
             # Replayed in answer order, a run of equal answers at a time.
             for accepted, answers in itertools.groupby(valid, key=lambda answer: answer[1]):
                 indices = np.array([i for i, _ in answers], dtype=np.int64)
-                self._learner.record(indices if accepted else none, none if accepted else indices)
-        return self._learner
+                learner.record(indices if accepted else none, none if accepted else indices)
+        return self._derived.learner
 
     def _candidates(self, among) -> np.ndarray | None:
         if among is None:
@@ -481,6 +486,7 @@ def _make_projection(projection, progress: bool):
     missing = [name for name in ("fit", "transform", "inverse_transform") if not hasattr(projection, name)]
     if missing:
         raise TypeError(
-            f"projection lacks {missing}; pass 'visualizer', 'pca' or an object like nbdebug.landscape.projection.AlignedPCA"
+            f"projection lacks {missing}; pass 'visualizer', 'pca' or an object like "
+            "nbdebug.landscape.projection.AlignedPCA"
         )
     return projection
