@@ -95,3 +95,31 @@ def test_monitor_displays_as_its_widget():
     bundle = mon._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == mon.widget.model_id
+
+
+def test_listeners_are_told_what_changed_and_a_closed_widget_stops_listening():
+    mon = Monitor(nn.Sequential(nn.Linear(4, 3)))
+    changes = []
+    stop = mon.on_change(changes.append)
+    mon.step(loss=1.0)
+    mon.step(loss=float("nan"))  # a new warning, then the step
+    mon.epoch_end()
+    stop()
+    mon.step(loss=1.0)
+    assert changes == ["step", "warning", "step", "epoch_end"]
+
+    widget = mon.widget
+    refreshed = []
+    widget.refresh = lambda force=False: refreshed.append(force)
+    mon.step(loss=1.0)
+    widget.close()
+    mon.step(loss=1.0)
+    mon.detach()
+    assert refreshed == [False]  # the step before closing, throttled; nothing after
+
+    detached = []
+    other = Monitor(nn.Sequential(nn.Linear(4, 3)))
+    other.on_change(detached.append)
+    other.detach()
+    other.detach()
+    assert detached == ["detach"]

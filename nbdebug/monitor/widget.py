@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ipywidgets
@@ -19,7 +20,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 if TYPE_CHECKING:
-    from .monitor import Monitor
+    from .monitor import Change, Monitor
+    from .warning import TrainingWarning
 
 MAX_POINTS = 2000  # batch losses sent to the browser; longer runs are strided
 COLORS = {"error": "#d62728", "warning": "#ff7f0e"}
@@ -31,11 +33,13 @@ def _finite(values: list) -> list:
 
 
 class MonitorWidget(ipywidgets.VBox):
-    """Curves and warnings of one :class:`~nbdebug.monitor.Monitor`, refreshed by the monitor."""
+    """Curves and warnings of one :class:`~nbdebug.monitor.Monitor`, refreshed whenever it changes
+    (after steps at most every ``interval`` seconds)."""
 
     def __init__(self, monitor: Monitor, interval: float = 0.5):
         self.monitor = monitor
         self.interval = interval
+        self._stop_listening: Callable[[], None] | None = None
         self._last_refresh = -math.inf
         fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
         fig.add_trace(go.Scatter(name="batch loss", mode="lines", line={"width": 1, "color": "#9ecae1"}), 1, 1)
@@ -64,7 +68,20 @@ class MonitorWidget(ipywidgets.VBox):
         self.warning_list = ipywidgets.HTML()
         super().__init__([self.status, self.figure, self.warning_list])
         self.add_class("nbdebug-monitor")
+        self._stop_listening = monitor.on_change(self._on_change)
         self.refresh(force=True)
+
+    def close(self) -> None:
+        """Close the widget; the monitor stops refreshing it."""
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+        super().close()
+
+    def _on_change(self, change: Change) -> None:
+        # Steps are throttled; epoch ends, warnings and the detach (which shows the steps the
+        # throttle held back) are shown at once.
+        self.refresh(force=change != "step")
 
     def refresh(self, force: bool = False) -> None:
         """Push the monitor's current state to the browser (at most every ``interval`` s)."""
@@ -96,7 +113,7 @@ class MonitorWidget(ipywidgets.VBox):
         )
         self.warning_list.value = self._warnings_html()
 
-    def _marker(self, warning) -> tuple[int, float, str, str]:
+    def _marker(self, warning: TrainingWarning) -> tuple[int, float, str, str]:
         """(x, y, hover text, colour) of a warning's marker on the loss curve."""
         losses = self.monitor.step_losses
         finite = [v for v in losses if math.isfinite(v)]
