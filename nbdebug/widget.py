@@ -11,6 +11,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ._validation import check_int
 from .landscape.territories import PALETTE
 from .monitor import Monitor
 from .run import Run
@@ -101,8 +102,7 @@ class Landscape(anywidget.AnyWidget):
 
     def __init__(self, session: Session, recommendations: int = 20, epoch: int | None = None, **kwargs: Any):
         _check_bundle(STATIC / "landscape.js")
-        if not isinstance(recommendations, int) or recommendations < 0:
-            raise ValueError(f"recommendations must be a non-negative integer, got {recommendations!r}")
+        check_int("recommendations", recommendations, 0)
         run = session.run
         # Plain attributes first: trait observers run during super().__init__.
         self.session = session
