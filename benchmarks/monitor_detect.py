@@ -24,8 +24,8 @@ import math
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -76,7 +76,10 @@ def dataset(name: str, seed: int, transform: str = "standard", label_noise: floa
         rng = np.random.default_rng(seed + 1)
         flip = rng.random(len(ytr)) < label_noise
         ytr[flip] = rng.integers(0, n_classes, flip.sum())
-    t = lambda a: torch.tensor(a, dtype=torch.float32)
+
+    def t(a):
+        return torch.tensor(a, dtype=torch.float32)
+
     return t(Xtr), torch.tensor(ytr), t(Xva), torch.tensor(yva), n_classes
 
 
@@ -225,7 +228,7 @@ def run(s: Scenario) -> dict:
             result["train"].append(train_acc)
             result["val"].append(val_acc)
             mon.epoch_end(train_loss=train_loss, train_acc=train_acc, val_acc=val_acc)
-    except Exception as exc:  # noqa: BLE001 - a crash is an outcome here (e.g. BCELoss on logits)
+    except Exception as exc:  # a crash is an outcome here (e.g. BCELoss on logits)
         result["crashed"] = f"{type(exc).__name__}: {str(exc)[:60]}"
     mon.detach()
     result["warnings"] = [(w.code, w.epoch, w.step) for w in mon.warnings]
@@ -553,7 +556,7 @@ def main() -> None:
         first_txt = f"{first[0]}/{first[1]}" if first else "-"
         in_first = "yes" if first and first[1] <= r["steps_per_epoch"] else "no"
         extra = f" crashed: {r['crashed']}" if r["crashed"] else ""
-        print(f"{s.name:34s} {str(man):8s} {str(detected):8s} {first_txt:22s} {in_first:12s} {', '.join(codes)}{extra}")
+        print(f"{s.name:34s} {man!s:8s} {detected!s:8s} {first_txt:22s} {in_first:12s} {', '.join(codes)}{extra}")
 
     print(f"\n{'code':34s} {'precision':>9s} {'recall':>7s} {'firings':>8s}")
     for code in sorted(set(fired) | set(code_recall)):

@@ -99,7 +99,7 @@ def measure(name, build, X, y, batch, cadence, blocks, full=False) -> dict:
         "stats": "full" if full else "gated",
         "plain_ms_per_step": 1e3 * statistics.median(pw) / steps,
         "ratio_total": sum(ww) / sum(pw),
-        "ratio_median": statistics.median(w / p for w, p in zip(ww, pw)),
+        "ratio_median": statistics.median(w / p for w, p in zip(ww, pw, strict=True)),
         "ratio_cpu": sum(wc) / sum(pc),
         "warnings": [w.code for w in watched.mon.warnings],
     }
@@ -113,7 +113,10 @@ def main() -> None:
     X, y = load_digits(return_X_y=True)
     X = torch.tensor((X - X.mean(0)) / (X.std(0) + 1e-8), dtype=torch.float32)
     y = torch.tensor(y)
-    mlp = lambda: nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def mlp():
+        return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
     rows = []
     for cadence, full in ((3, False), (3, True), (1, True), (10, True)):
         rows.append(measure("MLP 64-64-10", mlp, X, y, 32, cadence, args.blocks, full))

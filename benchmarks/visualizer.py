@@ -16,7 +16,7 @@ umap          umap-learn UMAP per epoch (n_neighbors 15), frames aligned by orth
               N evenly spaced epochs (fit time then also given extrapolated to all epochs).
 aligned_umap  umap-learn AlignedUMAP over the first ``--aligned-epochs`` epochs (train only:
               it cannot place unseen samples).
-pca           nbdebug's AlignedPCA placeholder (PPR through its linear inverse).
+pca           nbdebug's AlignedPCA, the linear baseline (PPR through its linear inverse).
 nbdebug       nbdebug's TimeTravelVisualizer (no cache).
 
 Columns: fit seconds; NPR@15 on train and test (mean over the fitted epochs, at most 2,000

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
 #   scripts/dev.sh demo   set everything up, record the demo run, open it in JupyterLab
-#   scripts/dev.sh test   set everything up, run the whole test suite (browser tests included)
+#   scripts/dev.sh test   set everything up, check lint, format and types, run the whole test suite
+#                         (browser tests included)
 # NBDEBUG_HEADLESS=1 makes `demo` start JupyterLab without trying to open a browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,15 @@ setup() {
     fi
 }
 
+check_code() {
+    # Any failure stops the run (set -e), before the tests.
+    echo "==> ruff check, ruff format --check, mypy, biome"
+    "$VENV/bin/ruff" check --quiet .
+    "$VENV/bin/ruff" format --check --quiet .
+    "$VENV/bin/mypy"
+    npm run --silent lint
+}
+
 ensure_chromium() {
     if command -v chromium >/dev/null 2>&1; then return; fi
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -54,6 +64,7 @@ case "${1:-}" in
         ;;
     test)
         setup
+        check_code
         ensure_chromium
         shift
         exec "$PY" -m pytest "$@"

@@ -1,8 +1,9 @@
-"""AlignedPCA, the placeholder projection, and the Session around it."""
+"""AlignedPCA, the linear projection, and the Session around it."""
 
 from __future__ import annotations
 
 import itertools
+
 import numpy as np
 import pytest
 

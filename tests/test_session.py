@@ -252,7 +252,7 @@ def test_score_unseen_places_a_new_batch_by_centroid_and_radius(digits_copy):
     assert shuffled.shape == (len(test), n_paper) and shuffled.dtype == np.float32
     assert restored.detector.is_anomalous(shuffled).mean() > 2 * restored.detector.is_anomalous(from_head).mean()
 
-    with pytest.raises(ValueError, match=r"representations lacks epochs \[%d\]" % run.epochs[-1]):
+    with pytest.raises(ValueError, match=rf"representations lacks epochs \[{run.epochs[-1]}\]"):
         restored.score_unseen({e: reps[e] for e in run.epochs[:-1]})
     with pytest.raises(ValueError, match="representations must have shape"):
         restored.score_unseen(np.stack([reps[e][:, :-1] for e in run.epochs]))

@@ -1,4 +1,5 @@
-"""The fast placeholder projection: PCA to 2-D per epoch, aligned frame to frame.
+"""AlignedPCA: PCA to 2-D per epoch, aligned frame to frame; a fast projection, and the
+linear baseline the time-travelling visualizer is measured against.
 
 Every projection used by :class:`nbdebug.Session` offers the same interface:
 ``fit(run)`` returns self and sets ``embedding_`` (n_epochs, n_samples, 2);
