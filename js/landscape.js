@@ -252,7 +252,8 @@ function createLandscape(model, el) {
     }
     const labelIndex = data.labels[hit];
     const split = ["train", "test", "unlabeled"][data.splits[hit]] || "";
-    tooltip.textContent = `#${hit} ${split}` + (labelIndex >= 0 ? ` · label ${data.classes[labelIndex]}` : "");
+    const given = labelIndex >= 0 ? ` · label ${data.classes[labelIndex]}` : "";
+    tooltip.textContent = `#${hit} ${split}${given}`;
     tooltip.style.left = `${px + 12}px`;
     tooltip.style.top = `${py + 12}px`;
     tooltip.hidden = false;
