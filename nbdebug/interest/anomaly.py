@@ -30,7 +30,8 @@ MAX_BIRCH_SAMPLES = 5000
 # Agglomerating the subclusters costs the square of their number. Vectors that Birch does
 # not compress (velocity and acceleration: nearly every sample is its own subcluster, as a
 # probe of this many samples shows) are clustered from the probe alone, about 67 samples per
-# cluster at k = 30; from 5,000, a 10,000-sample run's attributes took 5-7 s instead of 2.3-3.
+# cluster at k = 30; from 5,000, a 10,000-sample run's attributes took 5-7 s instead of 2.3-3
+# (the "computing all attributes" row of python -m benchmarks.recommend --parts latency).
 MAX_INCOMPRESSIBLE = 2000
 
 

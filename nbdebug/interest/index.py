@@ -32,7 +32,8 @@ import numpy as np
 
 # Samples per attribute-major block. np.matmul scores the blocks with one single-threaded
 # BLAS call each: on a busy machine BLAS threads wait for each other, and one threaded
-# product over all samples took 10x longer.
+# product over all samples took 10x longer (the refit + re-rank rows of python -m
+# benchmarks.recommend --parts latency, without OPENBLAS_NUM_THREADS=1, beside another job).
 BLOCK = 8192
 # top_k sets its threshold from every STRIDE-th allowed score: a read of 1/32 of the scores
 # that leaves a few hundred samples for the exact partial sort.
