@@ -70,9 +70,14 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], Any], *, durable: 
         fsync_dir(path.parent)
 
 
-def write_json(path: Path, value: Any, *, durable: bool) -> None:
-    """:func:`write_atomically` of ``value`` as indented UTF-8 JSON."""
-    write_atomically(path, lambda f: f.write(json.dumps(value, indent=1).encode("utf-8")), durable=durable)
+def json_bytes(value: Any, indent: int | None = 1) -> bytes:
+    """``value`` as UTF-8 JSON, indented by ``indent`` (None: on one line)."""
+    return json.dumps(value, indent=indent).encode("utf-8")
+
+
+def write_json(path: Path, value: Any, *, durable: bool, indent: int | None = 1) -> None:
+    """:func:`write_atomically` of ``value`` as UTF-8 JSON (see :func:`json_bytes`)."""
+    write_atomically(path, lambda f: f.write(json_bytes(value, indent)), durable=durable)
 
 
 def save_array(f: IO[bytes], array: np.ndarray) -> None:
@@ -80,22 +85,18 @@ def save_array(f: IO[bytes], array: np.ndarray) -> None:
     np.save(f, array, allow_pickle=False)
 
 
-def publish_dir(tmp: Path, final: Path, *, durable: bool, replace: bool) -> None:
+def publish_dir(tmp: Path, final: Path, *, replace: bool) -> None:
     """Rename the finished directory ``tmp`` to ``final``, which appears whole or not at all.
 
     With ``replace``, an existing ``final`` is moved aside first and removed after, so a crash
     leaves the old directory, the new one, or (between the two renames) neither; without,
-    an existing non-empty ``final`` makes the rename fail. Durable: ``tmp`` and the parent
-    directory are fsynced around the rename.
+    an existing non-empty ``final`` makes the rename fail. For a durable directory, fsync
+    ``tmp`` (:func:`fsync_dir`) before and its parent after.
     """
-    if durable:
-        fsync_dir(tmp)
     old = None
     if replace and final.exists():
         old = final.with_name(f"{TMP_PREFIX}old-{final.name}-{os.getpid()}")
         os.replace(final, old)
     os.rename(tmp, final)
-    if durable:
-        fsync_dir(final.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import head as head_module
-from ._io import TMP_PREFIX, fsync_file, publish_dir, save_array, write_durably, write_json
+from ._io import TMP_PREFIX, fsync_dir, fsync_file, json_bytes, publish_dir, save_array, write_durably, write_json
 from ._validation import check_choice, check_int
 from .inputs import make_split
 from .run import EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, epoch_dirname
@@ -349,13 +349,15 @@ class Recorder:
                 "seconds": round(time.perf_counter() - started, 4),
                 "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            write_durably(tmp / "epoch.json", lambda f: f.write(json.dumps(info, indent=1).encode("utf-8")))
+            write_durably(tmp / "epoch.json", lambda f: f.write(json_bytes(info)))
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a run is shared like its files
-            publish_dir(tmp, final, durable=True, replace=False)  # the epoch appears whole or not at all
+            fsync_dir(tmp)
+            publish_dir(tmp, final, replace=False)  # the epoch appears whole or not at all
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self._epochs.append(epoch)
+        fsync_dir(final.parent)  # make the rename itself durable
         if nonfinite["representations"] or nonfinite["probabilities"]:
             warnings.warn(
                 f"epoch {epoch}: {nonfinite['representations']} samples have NaN or Inf representations and "

@@ -89,14 +89,14 @@ def test_interrupted_capture_cleans_up(tmp_path, monkeypatch):
     assert nbdebug.load_run(tmp_path / "run").epochs == [0, 1]
 
 
-def test_missing_epoch_file_is_named(digits_run_path, tmp_path, copy_run):
+def test_missing_epoch_file_is_named(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     (path / "epochs" / "000003" / "probabilities.npy").unlink()
     with pytest.raises(RunFormatError, match=r"000003/probabilities.npy is missing: epoch 3 is incomplete"):
         nbdebug.load_run(path)
 
 
-def test_shapes_must_agree_across_epochs(digits_run_path, tmp_path, copy_run):
+def test_shapes_must_agree_across_epochs(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     np.save(path / "epochs" / "000004" / "representations.npy", np.zeros((1797, 64), np.float16))
     with pytest.raises(
@@ -111,7 +111,7 @@ def test_shapes_must_agree_across_epochs(digits_run_path, tmp_path, copy_run):
         nbdebug.load_run(path)
 
 
-def test_labels_out_of_range(digits_run_path, tmp_path, copy_run):
+def test_labels_out_of_range(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     labels = np.load(path / "labels.npy")
     labels[5] = 10
@@ -120,7 +120,7 @@ def test_labels_out_of_range(digits_run_path, tmp_path, copy_run):
         nbdebug.load_run(path)
 
 
-def test_pickled_arrays_are_refused(digits_run_path, tmp_path, copy_run):
+def test_pickled_arrays_are_refused(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     np.save(path / "labels.npy", np.array([object()] * 1797, dtype=object), allow_pickle=True)
     with pytest.raises(RunFormatError, match="labels.npy is not a readable .npy array"):
@@ -139,7 +139,7 @@ def test_missing_or_foreign_directories(tmp_path):
         nbdebug.load_run(42)
 
 
-def test_newer_format_is_refused(digits_run_path, tmp_path, copy_run):
+def test_newer_format_is_refused(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     info = json.loads((path / "run.json").read_text())
     info["format"] = 99
@@ -168,7 +168,7 @@ def test_unknown_epoch_and_split(digits_run_path):
         {"splits": [{"name": "train", "start": 0, "stop": 5}]},
     ],
 )
-def test_malformed_run_json_is_named(digits_run_path, tmp_path, change, copy_run):
+def test_malformed_run_json_is_named(digits_run_path, change, copy_run):
     path = copy_run(digits_run_path)
     info = json.loads((path / "run.json").read_text())
     info.update(change)
@@ -177,7 +177,7 @@ def test_malformed_run_json_is_named(digits_run_path, tmp_path, change, copy_run
         nbdebug.load_run(path)
 
 
-def test_corrupt_head_file_is_named(digits_run_path, tmp_path, copy_run):
+def test_corrupt_head_file_is_named(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     (path / "epochs" / "000002" / "head.npz").write_bytes(b"not a zip")
     run = nbdebug.load_run(path)

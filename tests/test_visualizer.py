@@ -175,7 +175,7 @@ def test_cache_is_reused_refitted_on_new_settings_and_extended_with_new_epochs(d
     assert TimeTravelVisualizer(**dict(FAST, seed=1)).fit(grown).from_cache_ == "reused"
 
 
-def test_a_run_with_one_epoch_fits(digits_run_path, tmp_path, copy_run):
+def test_a_run_with_one_epoch_fits(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     for epoch in load_run(path).epochs[1:]:
         shutil.rmtree(path / EPOCHS_DIR / epoch_dirname(epoch))
@@ -187,7 +187,7 @@ def test_a_run_with_one_epoch_fits(digits_run_path, tmp_path, copy_run):
     assert 0 < metrics["npr_train"][0] <= 1
 
 
-def test_nan_representations_get_nan_positions(digits_run_path, tmp_path, copy_run):
+def test_nan_representations_get_nan_positions(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     run = load_run(path)
     bad_epoch = run.epochs[1]
@@ -247,7 +247,7 @@ def test_misuse_is_explained(digits_run_path):
         TimeTravelVisualizer().transform(1, np.zeros((1, 128), np.float32))
 
 
-def test_faithfulness_is_computed_once_and_cached(digits_run_path, tmp_path, copy_run):
+def test_faithfulness_is_computed_once_and_cached(digits_run_path, copy_run):
     run = load_run(copy_run(digits_run_path))
     vis = TimeTravelVisualizer(**FAST).fit(run)
     first = vis.faithfulness(run, max_queries=200)

@@ -39,8 +39,7 @@ def test_show_rejects_other_objects():
         nbdebug.show([1, 2, 3])
 
 
-def test_selection_from_the_page_is_validated(digits_run_path, tmp_path, copy_run):
-
+def test_selection_from_the_page_is_validated(digits_run_path, copy_run):
     widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
     # What the page sends: uint32 indices as a binary buffer (a memoryview in the kernel).
     widget.set_state({"_selection": memoryview(np.array([7, 3, 3, 1500], dtype=np.uint32).tobytes())})
@@ -56,8 +55,7 @@ def test_selection_from_the_page_is_validated(digits_run_path, tmp_path, copy_ru
         widget.selection = [-1]
 
 
-def test_feedback_messages_are_validated_and_rerank(digits_run_path, tmp_path, copy_run):
-
+def test_feedback_messages_are_validated_and_rerank(digits_run_path, copy_run):
     widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
     first = widget.cards[0]["index"]
     assert len(widget.cards) == 5 and np.frombuffer(widget._recommended, np.uint32)[0] == first
@@ -99,8 +97,7 @@ def test_show_gives_a_monitor_its_live_widget():
         assert nbdebug.show(monitor) is monitor.widget
 
 
-def test_answers_given_in_python_show_in_the_widget(digits_run_path, tmp_path, copy_run):
-
+def test_answers_given_in_python_show_in_the_widget(digits_run_path, copy_run):
     widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
     first = widget.cards[0]["index"]
     widget.session.feedback(reject=[first])
@@ -110,8 +107,7 @@ def test_answers_given_in_python_show_in_the_widget(digits_run_path, tmp_path, c
     assert len(np.frombuffer(widget._rejected, np.uint32)) == 0
 
 
-def test_a_closed_widget_no_longer_follows_the_session(digits_run_path, tmp_path, copy_run):
-
+def test_a_closed_widget_no_longer_follows_the_session(digits_run_path, copy_run):
     widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
     cards = widget.cards
     widget.close()

@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .._io import fsync_dir
+
 FILE = "feedback.jsonl"
 FORMAT = 1
 
@@ -75,6 +77,7 @@ class FeedbackLog:
             return
         data = "".join(json.dumps(event, separators=(", ", ": ")) + "\n" for event in events).encode("utf-8")
         try:
+            created = not self.path.exists()
             with open(self.path, "a+b") as f:  # writes go to the end; reading checks how the file ends
                 end = f.seek(0, os.SEEK_END)
                 if end:
@@ -84,6 +87,8 @@ class FeedbackLog:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            if created:
+                fsync_dir(self.path.parent)  # the file's name is durable too
         except OSError as err:
             if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise PermissionError(

@@ -363,9 +363,8 @@ class DefaultLearner(IntentionLearner):
         present = [name for name in choice.split("+") if name in self.names]  # a custom set may lack some
         return "+".join(present) if present else self.names[0]
 
-    def record(self, accept: np.ndarray, reject: np.ndarray) -> None:
-        """:meth:`feedback` for answers that :meth:`check_answers` returned."""
-        self._store_answers(accept, reject)
+    def _store_answers(self, accept: np.ndarray, reject: np.ndarray) -> None:
+        super()._store_answers(accept, reject)
         # What the cell corrections read of the judged samples.
         self._judged_combinations = self.index.combination_at[self._judged_at]
         self._judged_cells = self.index.cell_of[self._judged_combinations]
@@ -373,7 +372,6 @@ class DefaultLearner(IntentionLearner):
         # Per cell: 1 / (its judged samples + cell_prior), the shrunk mean's denominator.
         judged_per_cell = np.bincount(self._judged_cells, minlength=self.index.n_cells)
         self._cell_shrink = 1 / (judged_per_cell + np.float32(self.cell_prior))
-        self.refit()
 
     def _fit(self, sw: Any, sy: Any, sx: np.ndarray, sxx: np.ndarray, sxy: np.ndarray) -> None:
         credibility = min(1.0, 2 * sy / sw)  # trust the prior as far as its own picks were accepted

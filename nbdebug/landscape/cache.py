@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import TMP_PREFIX, publish_dir, save_array, write_json
+from .._io import TMP_PREFIX, json_bytes, publish_dir, save_array, write_json
 from ..run import EPOCHS_DIR, Run, epoch_dirname
 
 CACHE_DIR = "visualizer"
@@ -156,8 +156,8 @@ def write_fit(
             "seconds": seconds,
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_json(tmp / "visualizer.json", info, durable=False)
-        publish_dir(tmp, folder, durable=False, replace=True)
+        (tmp / "visualizer.json").write_bytes(json_bytes(info))  # the directory's rename makes it whole
+        publish_dir(tmp, folder, replace=True)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         warnings.warn(f"cannot cache the visualizer in {folder} ({err}); it will be refitted next time", stacklevel=3)
@@ -200,6 +200,6 @@ def write_faithfulness(run: Run, settings: dict[str, Any], result: dict[str, Any
     }
     file = run.path / CACHE_DIR / METRICS_FILE
     try:
-        write_json(file, {"settings": settings, "metrics": serialisable}, durable=False)
+        write_json(file, {"settings": settings, "metrics": serialisable}, durable=False, indent=None)
     except OSError as err:
         warnings.warn(f"cannot cache the faithfulness metrics in {file} ({err})", stacklevel=3)

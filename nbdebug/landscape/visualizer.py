@@ -29,7 +29,7 @@ starting from the previous frame), and the decoder is fitted again on the refine
 positions. Samples outside the pool (test, unlabeled, new) are placed from the encoder
 and their nearest pool samples in representation space, without refitting.
 
-Pools larger than EXACT_GRAPH_MAX get approximate kNN graphs
+Pools larger than ``training.EXACT_GRAPH_MAX`` get approximate kNN graphs
 (:func:`nbdebug.landscape.neighbours.clustered_knn`), as UMAP's are.
 
 Where the parts live: the losses in :mod:`~nbdebug.landscape.umap_loss`, the networks in
@@ -81,8 +81,8 @@ class TimeTravelVisualizer:
         size and the kNN edges among it.
     max_samples : int
         Most training samples to fit on (the pool, sampled once, the same for every
-        epoch); every sample of every split is projected. Up to EXACT_GRAPH_MAX pool
-        samples the kNN graphs are exact, above it clustered (about pool^1.5 · dim per
+        epoch); every sample of every split is projected. Up to ``training.EXACT_GRAPH_MAX``
+        pool samples the kNN graphs are exact, above it clustered (about pool^1.5 · dim per
         epoch); above max_samples fitting time grows only with epochs.
     hidden, epoch_dim : int
         Width of the encoder's and decoder's two hidden layers; size of the epoch embedding.
@@ -106,16 +106,16 @@ class TimeTravelVisualizer:
         the 5% of samples predicted unlike most of their neighbours (label noise the model
         learned) sat inside another class's territory.
     refine_steps : int
-        Steps of the local refinement per epoch (FIRST_FRAME_FACTOR times as many for the
-        first); 0 leaves the encoder's layout as it is. The encoder learns the layout of the
+        Steps of the local refinement per epoch (``training.FIRST_FRAME_FACTOR`` times as many
+        for the first); 0 leaves the encoder's layout as it is. The encoder learns the layout of the
         whole run, but a small network trained for seconds cannot hold every sample's
         neighbourhood (on the digits run NPR@15 stalls near 0.44 with ``refine_steps=0``,
         against 0.56 for per-epoch UMAP: ``python -m benchmarks.visualizer --runs digits``).
         The refinement gives each training-pool sample of each epoch an offset from its
         encoded position, optimised on the same neighbourhood loss and tied (more loosely,
-        REFINE_TEMPORAL_FACTOR) to the previous frame. Other samples are placed from the
-        encoder and their nearest pool samples in representation space, so unseen samples
-        still need no refitting.
+        ``training.REFINE_TEMPORAL_FACTOR``) to the previous frame. Other samples are placed
+        from the encoder and their nearest pool samples in representation space, so unseen
+        samples still need no refitting.
     seed : int
         Seeds initialisation and sampling; the same seed gives the same embedding.
     device : str or torch.device, optional
@@ -187,8 +187,9 @@ class TimeTravelVisualizer:
 
     # ----------------------------------------------------------------- settings
 
-    def get_params(self) -> dict[str, Any]:
-        """Every constructor argument and its current value (as scikit-learn estimators do)."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Every constructor argument and its current value, as scikit-learn estimators give
+        them (``deep`` is accepted for compatibility; no argument is itself an estimator)."""
         return {
             name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"
         }
@@ -199,8 +200,10 @@ class TimeTravelVisualizer:
         return {name: value for name, value in self.get_params().items() if name not in NOT_FITTING}
 
     def _check_params(self) -> None:
+        check_int("n_neighbors", self.n_neighbors, 2)
+        if self.steps is not None:
+            check_int("steps", self.steps, 1)
         for name, low in (
-            ("n_neighbors", 2),
             ("batch_size", 16),
             ("max_samples", 16),
             ("hidden", 2),
@@ -210,9 +213,8 @@ class TimeTravelVisualizer:
             ("seed", 0),
         ):
             check_int(name, getattr(self, name), low)
-        for name in ("steps", "n_threads"):
-            if getattr(self, name) is not None:
-                check_int(name, getattr(self, name), 1)
+        if self.n_threads is not None:
+            check_int("n_threads", self.n_threads, 1)
         for name in ("temporal_weight", "reconstruction_weight", "prediction_weight"):
             check_number(name, getattr(self, name), low=0)
         check_number("learning_rate", self.learning_rate, 0, 1, low_open=True, high_open=True, hint="about 1e-2 works")

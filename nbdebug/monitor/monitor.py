@@ -85,8 +85,7 @@ class Monitor:
                 f"loss_fn must be a loss module or function (e.g. nn.CrossEntropyLoss()), got {type(loss_fn).__name__}"
             )
         check_int("cadence", cadence, low=1, hint="the number of steps between tensor checks")
-        if task is not None:
-            check_choice("task", task, sorted(rules.LOSS_SETS), hint="or None to infer it from targets and outputs")
+        check_choice("task", task, [*sorted(rules.LOSS_SETS), None], hint="None infers it from targets and outputs")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.cadence = cadence
         self.thresholds = validate_thresholds(thresholds)

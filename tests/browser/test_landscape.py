@@ -84,7 +84,7 @@ def test_play_button_animates_to_the_last_epoch(notebook, digits_run_path):
     assert "EPOCH 6" in nb.output_text(1)
 
 
-def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path, tmp_path, copy_run):
+def test_lasso_selection_and_feedback_reach_the_kernel(notebook, digits_run_path, copy_run):
     path = copy_run(digits_run_path)  # feedback is saved into the run
     nb = notebook(
         [
