@@ -1,15 +1,22 @@
 // The landscape widget: every sample as a dot at each recorded epoch over the class
-// territories, a timeline, lasso selection and the samples-of-interest panel.
-// Positions of all epochs arrive once as a float32 buffer; animation runs here and the
-// kernel hears only the epoch the timeline settles on, the lasso selection and feedback.
+// territories, a timeline, pan and zoom, lasso selection and the samples-of-interest panel.
+// Each epoch's positions (a frame) are asked of the kernel as they are needed, the shown one
+// first; animation runs here, and the kernel hears only the epoch and the view the page
+// settles on, the lasso selection and feedback.
 
+import { createCanvasRenderer } from "./lib/canvas2d.js";
 import { asTyped, element } from "./lib/dom.js";
+import { createFrameStore } from "./lib/frames.js";
 import { attachLasso, insidePolygon } from "./lib/lasso.js";
+import { attachNavigation, debounce } from "./lib/navigate.js";
 import { createPanel } from "./lib/panel.js";
-import { dotGroups, drawDots, drawOutlines, framePositions, imageCanvas, makeTransform, nearest } from "./lib/view.js";
+import { createPixelRenderer } from "./lib/pixels.js";
+import { blend, drawOutlines, imageCanvas, makeTransform, nearest, panView, zoomView } from "./lib/view.js";
 
 const HEIGHT = 440;
 const TWEEN_MS = 350;
+const UNLABELLED = "#9e9e9e";
+const RENDERERS = { pixels: createPixelRenderer, canvas: createCanvasRenderer };
 
 function createLandscape(model, el) {
   const root = element("div", "nbdebug-landscape", el);
@@ -22,15 +29,21 @@ function createLandscape(model, el) {
   const slider = element("input", "nbdebug-slider", controls);
   const label = element("span", "nbdebug-epoch", controls);
   const trust = element("span", "nbdebug-trust", controls);
+  const reset = element("button", "nbdebug-reset-view", controls);
+  const status = element("div", "nbdebug-status", main);
   trust.title =
-    "How far to trust this frame (training samples): NPR, the share of each sample's 15 " +
-    "nearest neighbours kept on the canvas; PPR, the share of predictions the painted territories preserve.";
+    "How far to trust this frame (training samples, estimated on up to 2,000 of them, ± a 95% bound): " +
+    "NPR, the share of each sample's 15 nearest neighbours kept on the canvas; PPR, the share of " +
+    "predictions the painted territories preserve.";
   const legend = element("div", "nbdebug-legend", main);
   slider.type = "range";
   slider.min = "0";
   slider.step = "1";
   slider.setAttribute("aria-label", "epoch");
   play.type = "button";
+  reset.type = "button";
+  reset.textContent = "reset view";
+  reset.title = "Show the whole canvas (or double-click it). Wheel: zoom; middle button or Shift + drag: pan.";
   tooltip.hidden = true;
 
   const panel = createPanel(root, {
@@ -44,15 +57,23 @@ function createLandscape(model, el) {
     },
   });
 
+  const renderer = (RENDERERS[model.get("renderer")] || createPixelRenderer)(canvas);
   const ctx = canvas.getContext("2d");
+  // What the benchmark reads (benchmarks/widget.py): no cost to drawing.
+  const stats = { framesDrawn: 0, animationFrames: 0, framesHeld: 0, firstFrameAt: 0, backgroundAt: 0, backgrounds: 0 };
+  root.nbdebugStats = stats;
   let data = null;
-  let xy = new Float32Array(0);
-  let frame = 0; // index of the epoch shown, fractional while tweening
+  let frames = null;
+  let shown = null; // the positions drawn, Float32Array (n x 2)
+  let snapshot = null; // where a tween starts
+  let current = 0; // the frame index shown, or being moved to
+  let waiting = null; // a move to a frame that has not arrived yet
   let animation = null;
   let playing = false;
   let width = 600;
+  let view = model.get("view");
+  let sentView = JSON.stringify(view);
   let transform = null;
-  let background = null; // {image, bounds}
   let lassoPath = null;
   let highlighted = -1;
 
@@ -61,24 +82,40 @@ function createLandscape(model, el) {
     data = {
       epochs,
       n: model.get("n_samples"),
-      positions: asTyped(model.get("positions"), Float32Array),
       labels: asTyped(model.get("labels"), Int16Array),
       splits: asTyped(model.get("splits"), Uint8Array),
+      splitNames: model.get("split_names"),
       bounds: model.get("bounds"),
       classes: model.get("classes"),
       palette: model.get("palette"),
       metrics: model.get("epoch_metrics"),
-      quality: model.get("frame_quality"),
     };
-    xy = new Float32Array(2 * data.n);
-    data.groups = dotGroups(data, (i) => colour(data.labels[i]));
+    shown = null;
+    frames = createFrameStore({
+      n: data.n,
+      count: epochs.length,
+      budget: model.get("position_budget"),
+      request: (indices) => model.send({ type: "frames", indices }),
+      onArrive: arrived,
+    });
+    renderer.setDots({
+      n: data.n,
+      labels: data.labels,
+      splits: data.splits,
+      palette: data.palette,
+      unlabelledColour: UNLABELLED,
+      testCode: data.splitNames.indexOf("test"),
+    });
     slider.max = String(Math.max(epochs.length - 1, 0));
     renderLegend();
   }
 
   function decodeBackground() {
     const [w, h] = model.get("background_size");
-    background = w && h ? { image: imageCanvas(asTyped(model.get("background"), Uint8Array), w, h) } : null;
+    const image = w && h ? imageCanvas(asTyped(model.get("background"), Uint8Array), w, h) : null;
+    renderer.setBackground(image ? { image, bounds: model.get("background_bounds") } : null);
+    stats.backgroundAt = Date.now();
+    stats.backgrounds++;
   }
 
   function decodeFeedback() {
@@ -87,14 +124,13 @@ function createLandscape(model, el) {
     data.accepted = asTyped(model.get("_accepted"), Uint32Array);
     data.rejected = asTyped(model.get("_rejected"), Uint32Array);
     panel.setSelection(data.selection);
-    panel.setCards(model.get("cards"), asTyped(model.get("card_thumbnails"), Uint8Array), model.get("thumbnail_shape"));
+    panel.setCards(model.get("cards"), asTyped(model.get("card_thumbnails"), Uint8Array));
     panel.setImportance(model.get("importance"));
     panel.setMessage(model.get("message"));
   }
 
   function colour(labelIndex) {
-    if (labelIndex < 0) return "#9e9e9e";
-    return data.palette[labelIndex % data.palette.length];
+    return labelIndex < 0 ? UNLABELLED : data.palette[labelIndex % data.palette.length];
   }
 
   function renderLegend() {
@@ -107,38 +143,31 @@ function createLandscape(model, el) {
     });
   }
 
+  function showStatus() {
+    const loading = waiting ? `loading epoch ${data.epochs[waiting.index]}…` : "";
+    status.textContent = [model.get("status"), loading].filter(Boolean).join(" · ");
+  }
+
   function resize() {
     width = Math.max(stage.clientWidth || 600, 200);
-    const ratio = window.devicePixelRatio || 1;
     canvas.style.width = `${width}px`;
     canvas.style.height = `${HEIGHT}px`;
-    canvas.width = Math.round(width * ratio);
-    canvas.height = Math.round(HEIGHT * ratio);
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    transform = makeTransform(data.bounds, width, HEIGHT);
+    renderer.resize(width, HEIGHT, window.devicePixelRatio || 1);
+    transform = makeTransform(view, width, HEIGHT);
   }
 
   function draw() {
-    ctx.fillStyle = "#ffffff";
-    ctx.fillRect(0, 0, width, HEIGHT);
-    if (!data || data.epochs.length === 0) return;
-    if (background) {
-      // The background image spans the canvas bounds; row 0 is the top (largest y).
-      const [x0, x1, y0, y1] = data.bounds;
-      const [left, top] = transform.toPixel(x0, y1);
-      const [right, bottom] = transform.toPixel(x1, y0);
-      ctx.imageSmoothingEnabled = true;
-      ctx.globalAlpha = 0.6; // pale territories, so dots of the same class stay visible
-      ctx.drawImage(background.image, left, top, right - left, bottom - top);
-      ctx.globalAlpha = 1;
+    if (!transform) return;
+    if (!shown) {
+      renderer.clear();
+      return;
     }
-    framePositions(data.positions, data.n, data.epochs.length, frame, xy);
-    drawDots(ctx, transform, xy, data.groups, data.n);
-    drawOutlines(ctx, transform, xy, data.rejected, "#bdbdbd", 4.5, 1.5);
-    drawOutlines(ctx, transform, xy, data.accepted, "#2e7d32", 4.5, 2);
-    drawOutlines(ctx, transform, xy, data.recommended, "#111111", 4.5, 1.5);
-    drawOutlines(ctx, transform, xy, data.selection, "#d81b60", 3.8, 1.2);
-    if (highlighted >= 0) drawOutlines(ctx, transform, xy, [highlighted], "#000000", 7, 2.5);
+    renderer.draw(transform, shown);
+    drawOutlines(ctx, transform, shown, data.rejected, "#bdbdbd", 4.5, 1.5);
+    drawOutlines(ctx, transform, shown, data.accepted, "#2e7d32", 4.5, 2);
+    drawOutlines(ctx, transform, shown, data.recommended, "#111111", 4.5, 1.5);
+    drawOutlines(ctx, transform, shown, data.selection, "#d81b60", 3.8, 1.2);
+    if (highlighted >= 0) drawOutlines(ctx, transform, shown, [highlighted], "#000000", 7, 2.5);
     if (lassoPath) {
       ctx.beginPath();
       for (const [k, [px, py]] of lassoPath.entries()) {
@@ -152,27 +181,48 @@ function createLandscape(model, el) {
       ctx.lineWidth = 1;
       ctx.stroke();
     }
+    stats.framesDrawn++;
+    if (!stats.firstFrameAt) stats.firstFrameAt = Date.now();
   }
 
   function showLabel(index) {
     const metrics = data.metrics[index] || {};
     const parts = Object.entries(metrics).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`);
     label.textContent = [`epoch ${data.epochs[index]}`, ...parts].join(" · ");
-    const quality = Object.entries(data.quality[index] || {});
-    trust.textContent = quality.map(([k, v]) => `${k} ${Number(v).toFixed(2)}`).join(" · ");
+    const quality = (model.get("frame_quality") || [])[index] || {};
+    trust.textContent = ["NPR", "PPR"]
+      .filter((name) => name in quality)
+      .map((name) => {
+        const error = quality[`${name}_error`] || 0; // 0 where every sample was measured
+        return `${name} ${quality[name].toFixed(2)}${error >= 0.005 ? `±${error.toFixed(2)}` : ""}`;
+      })
+      .join(" · ");
   }
 
+  // Show frame `index`, moving the dots there over TWEEN_MS (when `tween`), and tell the
+  // kernel (when `settle`). A frame not here yet is asked for; the move waits for it.
   function goTo(index, { tween = true, settle = true } = {}) {
     cancelAnimationFrame(animation);
-    const from = frame;
-    const start = performance.now();
+    current = index;
     slider.value = String(index);
     showLabel(index);
+    if (settle) settleOn(index);
+    frames.focusOn(index);
+    const target = frames.get(index);
+    waiting = target ? null : { index, tween };
+    showStatus();
+    if (!target) return;
+    if (!shown) shown = new Float32Array(target.length);
+    if (!snapshot) snapshot = new Float32Array(target.length);
+    snapshot.set(shown);
+    const from = tween && stats.framesDrawn ? snapshot : target;
+    const start = performance.now();
     const step = (now) => {
-      const t = tween ? Math.min((now - start) / TWEEN_MS, 1) : 1;
-      frame = from + (index - from) * t;
+      stats.animationFrames++;
+      const t = Math.min((now - start) / TWEEN_MS, 1);
+      blend(from, target, from === target ? 1 : t, shown);
       draw();
-      if (t < 1) {
+      if (t < 1 && from !== target) {
         animation = requestAnimationFrame(step);
       } else if (playing) {
         if (index + 1 < data.epochs.length) goTo(index + 1, { settle: false });
@@ -180,7 +230,11 @@ function createLandscape(model, el) {
       }
     };
     animation = requestAnimationFrame(step);
-    if (settle) settleOn(index);
+  }
+
+  function arrived() {
+    stats.framesHeld = frames.loaded();
+    if (waiting && frames.get(waiting.index)) goTo(waiting.index, { tween: waiting.tween, settle: false });
   }
 
   function settleOn(index) {
@@ -204,11 +258,29 @@ function createLandscape(model, el) {
     draw();
   }
 
+  const sendView = debounce(() => {
+    sentView = JSON.stringify(view);
+    model.set("view", view);
+    model.save_changes();
+  }, 250);
+
+  function setView(next, { now = false } = {}) {
+    view = next;
+    transform = makeTransform(view, width, HEIGHT);
+    draw();
+    if (now) {
+      sentView = JSON.stringify(view);
+      model.set("view", view);
+      model.save_changes();
+    } else {
+      sendView();
+    }
+  }
+
   play.addEventListener("click", () => {
     if (playing) return stop();
     playing = true;
     play.textContent = "❚❚ pause";
-    const current = Number(slider.value);
     goTo(current + 1 < data.epochs.length ? current + 1 : 0, { settle: false });
   });
   slider.addEventListener("input", () => {
@@ -216,6 +288,18 @@ function createLandscape(model, el) {
     goTo(Number(slider.value), { tween: false, settle: false });
   });
   slider.addEventListener("change", () => settleOn(Number(slider.value)));
+  reset.addEventListener("click", () => setView(data.bounds.slice(), { now: true }));
+
+  attachNavigation(canvas, {
+    onZoom: (factor, px, py) => setView(zoomView(transform, factor, px, py, data.bounds)),
+    onPan: (dx, dy) => {
+      view = panView(transform, dx, dy);
+      transform = makeTransform(view, width, HEIGHT);
+      draw();
+    },
+    onPanEnd: () => setView(view, { now: true }),
+    onReset: () => setView(data.bounds.slice(), { now: true }),
+  });
 
   attachLasso(canvas, {
     onDraw: (path) => {
@@ -224,34 +308,35 @@ function createLandscape(model, el) {
     },
     onDone: (path) => {
       lassoPath = null;
+      if (!shown) return draw();
+      // The selection is decided in data coordinates, so it is right at any zoom.
+      const polygon = path.map(([px, py]) => transform.toData(px, py));
       const inside = [];
       for (let i = 0; i < data.n; i++) {
-        const x = xy[2 * i];
-        const y = xy[2 * i + 1];
-        if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-        const [px, py] = transform.toPixel(x, y);
-        if (insidePolygon(px, py, path)) inside.push(i);
+        const x = shown[2 * i];
+        const y = shown[2 * i + 1];
+        if (Number.isFinite(x) && Number.isFinite(y) && insidePolygon(x, y, polygon)) inside.push(i);
       }
       select(inside);
     },
     onClick: (px, py) => {
-      const hit = nearest(transform, xy, data.n, px, py);
+      const hit = shown ? nearest(transform, shown, data.n, px, py, 6) : -1;
       select(hit >= 0 ? [hit] : []);
     },
   });
 
   canvas.addEventListener("mousemove", (event) => {
-    if (lassoPath) return;
+    if (lassoPath || !shown) return;
     const rect = canvas.getBoundingClientRect();
     const px = event.clientX - rect.left - canvas.clientLeft;
     const py = event.clientY - rect.top - canvas.clientTop;
-    const hit = nearest(transform, xy, data.n, px, py);
+    const hit = nearest(transform, shown, data.n, px, py, 6);
     if (hit < 0) {
       tooltip.hidden = true;
       return;
     }
     const labelIndex = data.labels[hit];
-    const split = ["train", "test", "unlabeled"][data.splits[hit]] || "";
+    const split = data.splitNames[data.splits[hit]] || "";
     const given = labelIndex >= 0 ? ` · label ${data.classes[labelIndex]}` : "";
     tooltip.textContent = `#${hit} ${split}${given}`;
     tooltip.style.left = `${px + 12}px`;
@@ -262,29 +347,36 @@ function createLandscape(model, el) {
     tooltip.hidden = true;
   });
 
+  model.on("msg:custom", (message, buffers) => {
+    if (message && message.type === "frames" && Array.isArray(message.indices))
+      frames.receive(message.indices, buffers);
+  });
   model.on("change:epoch", () => {
     const index = data.epochs.indexOf(model.get("epoch"));
-    if (index >= 0 && index !== Number(slider.value)) goTo(index, { settle: false });
+    if (index >= 0 && index !== current) goTo(index, { settle: false });
   });
-  for (const name of [
-    "positions",
-    "labels",
-    "splits",
-    "bounds",
-    "classes",
-    "palette",
-    "epochs",
-    "epoch_metrics",
-    "frame_quality",
-  ]) {
+  model.on("change:view", () => {
+    const next = model.get("view");
+    if (JSON.stringify(next) === sentView) return; // our own view coming back
+    sentView = JSON.stringify(next);
+    view = next;
+    transform = makeTransform(view, width, HEIGHT);
+    draw();
+  });
+  for (const name of ["labels", "splits", "split_names", "bounds", "classes", "palette", "epochs", "n_samples"]) {
     model.on(`change:${name}`, () => {
       decode();
       decodeFeedback();
-      resize();
-      draw();
+      goTo(Math.max(data.epochs.indexOf(model.get("epoch")), 0), { tween: false, settle: false });
     });
   }
-  for (const name of ["background", "background_size"]) {
+  model.on("change:epoch_metrics", () => {
+    data.metrics = model.get("epoch_metrics");
+    showLabel(current);
+  });
+  model.on("change:frame_quality", () => showLabel(current));
+  model.on("change:status", showStatus);
+  for (const name of ["background", "background_size", "background_bounds"]) {
     model.on(`change:${name}`, () => {
       decodeBackground();
       draw();
@@ -307,12 +399,9 @@ function createLandscape(model, el) {
   decodeFeedback();
   decodeBackground();
   play.textContent = "▶ play";
-  const initial = Math.max(data.epochs.indexOf(model.get("epoch")), 0);
-  frame = initial;
-  slider.value = String(initial);
-  showLabel(initial);
   resize();
   draw();
+  goTo(Math.max(data.epochs.indexOf(model.get("epoch")), 0), { tween: false, settle: false });
 
   return () => {
     cancelAnimationFrame(animation);
@@ -330,6 +419,7 @@ const STYLE = `
 .nbdebug-controls { display: flex; align-items: center; gap: 10px; margin-top: 6px; }
 .nbdebug-slider { flex: 1; }
 .nbdebug-trust { color: #777; font-size: 12px; cursor: help; }
+.nbdebug-status { color: #777; font-size: 12px; min-height: 1em; }
 .nbdebug-play { min-width: 80px; }
 .nbdebug-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 6px; }
 .nbdebug-legend-item { display: inline-flex; align-items: center; gap: 4px; }

@@ -42,6 +42,7 @@ JSON, so opening a run from an untrusted source cannot execute code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from functools import cached_property
@@ -150,6 +151,25 @@ class Run:
         if epoch not in self.epochs:
             raise ValueError(f"epoch {epoch!r} was not captured; captured epochs are {self.epochs}")
         return self.path / EPOCHS_DIR / epoch_dirname(epoch)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the recorded data: sizes, creation time and a hash of every epoch's
+        epoch.json plus its file sizes. A re-recorded or extended run changes it (the caches
+        computed from a run keep it in their keys)."""
+        epochs = {}
+        for epoch in self.epochs:
+            folder = self._epoch_path(epoch)
+            digest = hashlib.sha256((folder / "epoch.json").read_bytes())
+            for name in ("representations.npy", "probabilities.npy", "head.npz"):
+                digest.update(f"{name}:{(folder / name).stat().st_size};".encode())
+            epochs[str(epoch)] = digest.hexdigest()[:16]
+        return {
+            "n_samples": self.n_samples,
+            "dim": self.dim,
+            "n_classes": self.n_classes,
+            "created": self.info.get("created"),
+            "epochs": epochs,
+        }
 
     def representations(self, epoch: int) -> np.ndarray:
         """(n_samples, dim) representations at ``epoch``, memory-mapped (float16 on disk)."""

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import head
 from ._validation import check_choice
 from .interest import feedback as feedback_log
 from .interest.anomaly import AnomalyDetector
-from .interest.features import (
-    ATTRIBUTES_VERSION,
-    PROGRESS_MIN_SAMPLES,
-    aggregate_attributes,
-    confidence,
-    dynamic_features,
-    load_attributes,
-    load_probabilities,
-    save_attributes,
-    select_epochs,
-)
+from .interest.attributes import PAPER_ATTRIBUTES, SampleAttributes
+from .interest.features import confidence, dynamic_features, select_epochs
 from .interest.intention import MODES, IntentionLearner, is_prior, make_learner
-from .landscape.cache import run_fingerprint
 from .landscape.metrics import evaluate
 from .landscape.projection import AlignedPCA
 from .landscape.territories import Territories
@@ -36,8 +26,6 @@ from .landscape.visualizer import TimeTravelVisualizer
 from .run import Run, load_run
 
 PROJECTIONS = {"visualizer": TimeTravelVisualizer, "pca": AlignedPCA}
-
-PAPER_ATTRIBUTES = ("location", "velocity", "acceleration", "confidence")
 
 
 @dataclass
@@ -111,7 +99,10 @@ class Session:
         self.mode = mode
         self.epochs = select_epochs(run, epochs)
         self._detector = AnomalyDetector(n_clusters, threshold, seed)
+        self._sample_attributes = SampleAttributes(run, self.epochs, mode, self._detector, seed)
         self.seed = seed
+        # One thread at a time computes derived state: a widget prepares it in the background.
+        self._lock = threading.RLock()
         self._fitted = False
         self._derived = _Derived()
         self._log = feedback_log.FeedbackLog(run.path)
@@ -123,17 +114,19 @@ class Session:
 
     def fit(self) -> Session:
         """Fit the projection over every recorded epoch."""
-        self.projection.fit(self.run)
-        self._fitted = True
-        self._derived = _Derived()
+        with self._lock:
+            self.projection.fit(self.run)
+            self._fitted = True
+            self._derived = _Derived()
         return self
 
     @property
     def embedding(self) -> np.ndarray:
         """(n_epochs, n_samples, 2) float32 canvas positions; NaN for non-finite samples."""
-        if not self._fitted:
-            self.fit()
-        return self.projection.embedding_
+        with self._lock:
+            if not self._fitted:
+                self.fit()
+            return self.projection.embedding_
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -151,38 +144,44 @@ class Session:
 
     # -- class territories and faithfulness ---------------------------------------------
 
-    def territories(self, epoch: int, resolution: int = 256) -> Territories:
-        """The class territories of ``epoch`` over :attr:`bounds`: the canvas grid decoded to
-        representations and classified by that epoch's head. ``.image`` is (H, W, 4) RGBA
-        (row 0 at the top), ``.predicted`` and ``.confidence`` the grid's classes and
-        top-1 probabilities (for tooltips), ``.gap`` the top-1 / top-2 margin."""
-        bounds = self.bounds  # fits the projection if needed
-        return paint_territories(
-            self.projection,
-            self.run,
-            epoch,
-            bounds,
-            resolution,
-            head_module=getattr(self.projection, "head_module", None),
-        )
+    def territories(
+        self, epoch: int, resolution: int = 256, bounds: tuple[float, float, float, float] | None = None
+    ) -> Territories:
+        """The class territories of ``epoch`` over ``bounds`` (x_min, x_max, y_min, y_max;
+        default :attr:`bounds`, the whole canvas): the grid decoded to representations and
+        classified by that epoch's head. ``.image`` is (H, W, 4) RGBA (row 0 at the top),
+        ``.predicted`` and ``.confidence`` the grid's classes and top-1 probabilities (for
+        tooltips), ``.gap`` the top-1 / top-2 margin."""
+        box = self.bounds if bounds is None else bounds  # fits the projection if needed
+        head_module = getattr(self.projection, "head_module", None)
+        return paint_territories(self.projection, self.run, epoch, box, resolution, head_module=head_module)
 
-    def background(self, epoch: int, resolution: int = 256) -> np.ndarray:
-        """(resolution, resolution, 4) uint8 RGBA: the class colour, lighter where the
-        head is less confident, white at decision boundaries (DeepDebugger §2.2.1)."""
-        return self.territories(epoch, resolution).image
+    def background(
+        self, epoch: int, resolution: int = 256, bounds: tuple[float, float, float, float] | None = None
+    ) -> np.ndarray:
+        """(resolution, resolution, 4) uint8 RGBA over ``bounds`` (default :attr:`bounds`):
+        the class colour, lighter where the head is less confident, white at decision
+        boundaries (DeepDebugger §2.2.1). Any rectangle can be painted, e.g. a zoomed view."""
+        return self.territories(epoch, resolution, bounds).image
 
     @property
     def faithfulness(self) -> dict:
         """How far to trust each frame, per epoch: NPR@15 (``npr_train``, ``npr_test``),
-        PPR (``ppr_train``, ``ppr_test``), ``displacement``, ``rotation``, ``reflection``."""
-        if not self._fitted:
-            self.fit()
-        if self._derived.faithfulness is None:
-            if hasattr(self.projection, "faithfulness"):
-                self._derived.faithfulness = self.projection.faithfulness(self.run)  # cached in the run directory
-            else:
-                self._derived.faithfulness = evaluate(self.run, self.projection)
-        return self._derived.faithfulness
+        PPR (``ppr_train``, ``ppr_test``), each estimated on up to 2,000 samples of the split
+        with its standard error (``npr_train_se``, ...), and ``displacement``, ``rotation``,
+        ``reflection`` (see :func:`nbdebug.landscape.metrics.evaluate`)."""
+        return self._faithfulness()
+
+    def _faithfulness(self, on_epoch: Callable[[], None] | None = None) -> dict:
+        with self._lock:
+            if not self._fitted:
+                self.fit()
+            if self._derived.faithfulness is None:
+                if hasattr(self.projection, "faithfulness"):  # cached in the run directory
+                    self._derived.faithfulness = self.projection.faithfulness(self.run, on_epoch=on_epoch)
+                else:
+                    self._derived.faithfulness = evaluate(self.run, self.projection, on_epoch=on_epoch)
+            return self._derived.faithfulness
 
     # -- attributes -------------------------------------------------------------------
 
@@ -190,65 +189,16 @@ class Session:
         """(len(epochs), n_samples, 2): the embedding of the epochs the attributes use."""
         return self.embedding[[self.run.epochs.index(e) for e in self.epochs]]
 
-    def _features(self, probabilities: np.ndarray) -> dict[str, np.ndarray]:
-        """The paper's raw feature vectors of every sample (trajectories and confidence)."""
-        return dynamic_features(
-            self._chosen_embedding(), confidence(probabilities, self.run.labels, head.is_single_unit(self.run))
-        )
-
-    def _seen(self) -> np.ndarray:
-        """The samples the anomaly detector learns normality from: the training split."""
-        return self.run.indices("train") if "train" in self.run.splits else np.arange(self.run.n_samples)
-
-    def _compute_attributes(self) -> dict[str, np.ndarray]:
-        run = self.run
-        n_features = 2 + min(len(self.epochs) - 1, 2)  # location, confidence, velocity?, acceleration?
-        steps = len(self.epochs) + n_features + (self.mode == "default")
-        with tqdm(
-            total=steps, desc="computing attributes", disable=not self.progress or run.n_samples < PROGRESS_MIN_SAMPLES
-        ) as bar:
-            probs = load_probabilities(self.run, self.epochs, on_epoch=bar.update)
-            features = self._features(probs)
-            seen = self._seen()
-            self._detector.fit(features, seen, on_feature=bar.update)
-            self._derived.detector_fitted = True
-            scores = self._detector.score_all(features, seen).T
-            attributes = {name: values.astype(np.float32) for name, values in zip(features, scores, strict=True)}
-            if self.mode == "default":
-                attributes.update(aggregate_attributes(run, self.epochs, progress=False, probabilities=probs))
-                bar.update()
-        return attributes
-
-    def _attribute_key(self) -> dict:
-        """What the cached attributes depend on: the recorded data, the labels, the embedding of
-        the chosen epochs, the parameters and the attribute code's version."""
-        embedding = np.ascontiguousarray(self._chosen_embedding())
-        return {
-            "version": ATTRIBUTES_VERSION,
-            "mode": self.mode,
-            "epochs": self.epochs,
-            "n_clusters": self._detector.n_clusters,
-            "threshold": self._detector.threshold,
-            "seed": self.seed,
-            "run": run_fingerprint(self.run),
-            "labels": hashlib.sha256(np.ascontiguousarray(self.run.labels).tobytes()).hexdigest(),
-            "embedding": hashlib.sha256(embedding.tobytes()).hexdigest(),
-        }
-
-    def _load_or_compute_attributes(self) -> dict[str, np.ndarray]:
-        path = self.run.path / f"attributes-{self.mode}.npz"
-        key = self._attribute_key()
-        attributes = load_attributes(path, key)
-        if attributes is None:
-            attributes = self._compute_attributes()
-            save_attributes(path, key, attributes)  # a read-only run directory is left as it is
-        return attributes
-
-    def _attributes(self) -> dict[str, np.ndarray]:
+    def _attributes(self, on_step: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
         """Attribute name -> (n_samples,) float32 scores, from the cache or computed once."""
-        if self._derived.attributes is None:
-            self._derived.attributes = self._load_or_compute_attributes()
-        return self._derived.attributes
+        with self._lock:
+            if self._derived.attributes is None:
+                attributes, computed = self._sample_attributes.load_or_compute(
+                    self._chosen_embedding(), self.progress, on_step
+                )
+                self._derived.attributes = attributes
+                self._derived.detector_fitted = computed
+            return self._derived.attributes
 
     @property
     def attribute_names(self) -> list[str]:
@@ -272,10 +222,34 @@ class Session:
     def detector(self) -> AnomalyDetector:
         """The paper's anomaly detector, fitted on the training split's dynamic features (§4.2);
         fitted on first use when the attributes came from the cache (a few seconds)."""
-        if not self._derived.detector_fitted:
-            self._detector.fit(self._features(load_probabilities(self.run, self.epochs)), self._seen())
-            self._derived.detector_fitted = True
-        return self._detector
+        with self._lock:
+            self._attributes()
+            if not self._derived.detector_fitted:
+                self._sample_attributes.fit_detector(self._chosen_embedding())
+                self._derived.detector_fitted = True
+            return self._detector
+
+    def prepare(self, recommendations: bool = True, on_progress: Callable[[str, float], None] | None = None) -> Session:
+        """Compute now what is slow: the attributes and the learner behind the recommendations
+        (unless ``recommendations=False``), then every frame's faithfulness. A widget does this
+        in the background; ``on_progress(task, fraction)`` reports the share of each task done
+        ("recommendations", then "faithfulness")."""
+
+        def counter(task: str, total: int) -> Callable[[], None]:
+            done = [0]
+
+            def step() -> None:
+                done[0] += 1
+                if on_progress is not None:
+                    on_progress(task, min(done[0] / max(total, 1), 1.0))
+
+            return step
+
+        if recommendations:
+            self._attributes(counter("recommendations", self._sample_attributes.steps()))
+            _ = self.learner  # built from the attributes and the saved answers
+        self._faithfulness(counter("faithfulness", len(self.run.epochs)))
+        return self
 
     def score_unseen(self, representations, labels=None, probabilities=None) -> np.ndarray:
         """Anomaly scores of samples the session has not seen (a new batch, samples added
@@ -368,26 +342,27 @@ class Session:
     @property
     def learner(self) -> IntentionLearner:
         """The intention learner of the current intention (answers restored from the run directory)."""
-        if self._derived.learner is None:
-            names = self.attribute_names
-            # Every answer is in the log, so the learner is rebuilt from it (after a kernel
-            # restart, or after fit() changed the embedding the attributes come from).
-            self._intention, restored, prior = feedback_log.last_intention(self._log.read())
-            learner = self._derived.learner = make_learner(
-                self.anomaly_scores,
-                names,
-                mode=self.mode,
-                prior=prior if is_prior(prior, names) else None,
-                labelled=self.run.labels >= 0,
-                seed=self.seed,
-            )
-            valid = [(i, a) for i, a in restored.items() if 0 <= i < self.run.n_samples]
-            none = np.zeros(0, dtype=np.int64)
-            # Replayed in answer order, a run of equal answers at a time.
-            for accepted, answers in itertools.groupby(valid, key=lambda answer: answer[1]):
-                indices = np.array([i for i, _ in answers], dtype=np.int64)
-                learner.record(indices if accepted else none, none if accepted else indices)
-        return self._derived.learner
+        with self._lock:
+            if self._derived.learner is None:
+                names = self.attribute_names
+                # Every answer is in the log, so the learner is rebuilt from it (after a kernel
+                # restart, or after fit() changed the embedding the attributes come from).
+                self._intention, restored, prior = feedback_log.last_intention(self._log.read())
+                learner = self._derived.learner = make_learner(
+                    self.anomaly_scores,
+                    names,
+                    mode=self.mode,
+                    prior=prior if is_prior(prior, names) else None,
+                    labelled=self.run.labels >= 0,
+                    seed=self.seed,
+                )
+                valid = [(i, a) for i, a in restored.items() if 0 <= i < self.run.n_samples]
+                none = np.zeros(0, dtype=np.int64)
+                # Replayed in answer order, a run of equal answers at a time.
+                for accepted, answers in itertools.groupby(valid, key=lambda answer: answer[1]):
+                    indices = np.array([i for i, _ in answers], dtype=np.int64)
+                    learner.record(indices if accepted else none, none if accepted else indices)
+            return self._derived.learner
 
     def _candidates(self, among) -> np.ndarray | None:
         if among is None:
@@ -401,50 +376,53 @@ class Session:
 
         ``among`` restricts the pool: a split name ("train", "test", "unlabeled") or indices.
         """
-        return self.learner.recommend(k, self._candidates(among))
+        with self._lock:
+            return self.learner.recommend(k, self._candidates(among))
 
     def feedback(self, accept=(), reject=()) -> None:
         """Record the user's answers on samples (indices), save them, and refit the learner.
 
         Answering a sample again replaces its earlier answer; a sample in both lists raises.
         """
-        learner = self.learner
-        accept_idx, reject_idx = learner.check_answers(accept, reject)
-        events = []
-        if self._intention is None:
-            events.append(self._intention_event(1, learner.requested_prior))
-        intention = (self._intention or events[0])["intention"]
-        time = feedback_log.now()
-        prior = learner.prior_for(None)  # what recording the answers fixes, if not fixed yet
-        events += [
-            {
-                "event": "answer",
-                "intention": intention,
-                "index": int(i),
-                "answer": "accept" if ok else "reject",
-                "prior": prior,
-                "time": time,
-            }
-            for indices, ok in ((accept_idx, True), (reject_idx, False))
-            for i in indices
-        ]
-        self._log.append(events)
-        if self._intention is None:
-            self._intention = events[0]
-        learner.record(accept_idx, reject_idx)
+        with self._lock:
+            learner = self.learner
+            accept_idx, reject_idx = learner.check_answers(accept, reject)
+            events = []
+            if self._intention is None:
+                events.append(self._intention_event(1, learner.requested_prior))
+            intention = (self._intention or events[0])["intention"]
+            time = feedback_log.now()
+            prior = learner.prior_for(None)  # what recording the answers fixes, if not fixed yet
+            events += [
+                {
+                    "event": "answer",
+                    "intention": intention,
+                    "index": int(i),
+                    "answer": "accept" if ok else "reject",
+                    "prior": prior,
+                    "time": time,
+                }
+                for indices, ok in ((accept_idx, True), (reject_idx, False))
+                for i in indices
+            ]
+            self._log.append(events)
+            if self._intention is None:
+                self._intention = events[0]
+            learner.record(accept_idx, reject_idx)
         self._notify()
 
     def new_intention(self, prior: str | None = None) -> None:
         """Start a new intention: forget the answers (they stay in the log) and reset the
         coefficients. ``prior`` (default mode) names the attribute ranking the first round;
         by default it is chosen from the pool of the first recommendation."""
-        learner = self.learner
-        learner.check_prior(prior)
-        number = (self._intention["intention"] + 1) if self._intention else 1
-        event = self._intention_event(number, prior)
-        self._log.append([event])  # first: if saving fails, the current intention goes on
-        learner.reset(prior)
-        self._intention = event
+        with self._lock:
+            learner = self.learner
+            learner.check_prior(prior)
+            number = (self._intention["intention"] + 1) if self._intention else 1
+            event = self._intention_event(number, prior)
+            self._log.append([event])  # first: if saving fails, the current intention goes on
+            learner.reset(prior)
+            self._intention = event
         self._notify()
 
     def on_feedback(self, callback):

@@ -1,16 +1,26 @@
-"""The notebook widget: every sample as a dot over the epochs of a run, with a timeline,
-lasso selection and the samples-of-interest panel."""
+"""The notebook widget: every sample as a dot over the epochs of a run, with a timeline, pan
+and zoom, lasso selection and the samples-of-interest panel.
+
+The first frame comes first: ``show()`` returns once the dots of the epoch shown and its
+class territories can be drawn, and what is slow (the attributes and learner behind the
+recommendations, every frame's faithfulness) is computed in a background thread, with its
+progress in the widget and in a progress bar, filling in when ready.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
 import numpy as np
 import traitlets
+from tqdm.auto import tqdm
 
+from . import cards as card_maker
 from ._validation import check_int
 from .landscape.territories import PALETTE
 from .monitor import Monitor
@@ -23,7 +33,13 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger("nbdebug")
 
-SPLIT_CODES = {"train": 0, "test": 1, "unlabeled": 2}
+SPLIT_NAMES = ("train", "test", "unlabeled")  # a sample's split code indexes this
+# No message to the page is larger: epochs' positions go a few at a time.
+MAX_MESSAGE_BYTES = 10 * 2**20
+# Positions the page keeps by default; a longer run's epochs are sent around the one shown.
+POSITION_BUDGET = 64 * 2**20
+RENDERERS = ("pixels", "canvas")
+TASKS = {"recommendations": "computing recommendations", "faithfulness": "estimating how faithful each frame is"}
 
 
 def _check_bundle(path: Path) -> None:
@@ -34,16 +50,18 @@ def _check_bundle(path: Path) -> None:
         )
 
 
-def _frame_quality(session: Session) -> list[dict[str, float]]:
-    """Per epoch, the share of neighbours kept on the canvas (NPR@15) and of predictions
-    the painted territories preserve (PPR), training samples; NaN-free for JSON."""
-    quality = session.faithfulness
+def _frame_quality(quality: dict) -> list[dict[str, float]]:
+    """Per epoch, the share of neighbours kept on the canvas (NPR@15) and of predictions the
+    painted territories preserve (PPR) for training samples, each with the half-width of its
+    95% interval (``NPR_error``); NaN-free for JSON."""
     frames = []
     for i in range(len(quality["epochs"])):
         frame = {}
         for key, name in (("npr_train", "NPR"), ("ppr_train", "PPR")):
             if key in quality and np.isfinite(quality[key][i]):
                 frame[name] = float(quality[key][i])
+                se = quality.get(f"{key}_se", [math.nan] * (i + 1))[i]
+                frame[f"{name}_error"] = 1.96 * float(se) if np.isfinite(se) else 0.0
         frames.append(frame)
     return frames
 
@@ -59,17 +77,33 @@ def _indices_bytes(indices: Any) -> bytes:
     return np.asarray(indices, dtype=np.uint32).tobytes()
 
 
+def _indices(values: Any, name: str, stop: int) -> list[int]:
+    """A list of ints in 0..stop-1 sent by the page; raises ValueError naming ``name``."""
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{name} must be a list of indices")
+    if any(not 0 <= v < stop for v in values):
+        raise ValueError(f"{name} holds an index outside 0..{stop - 1}")
+    return values
+
+
 class Landscape(anywidget.AnyWidget):
     """Every sample as a dot coloured by its label, one frame per recorded epoch.
 
     ``epoch`` is the epoch shown (an epoch number of the run, not a frame index); set it
     from Python to move the timeline, or read it after moving the timeline in the page.
-    ``selection`` holds the indices lassoed (or clicked) in the page. The panel lists the
-    session's recommended samples; accepting or rejecting them (one by one, or the whole
-    selection) goes to ``session.feedback`` and the list is re-ranked at once.
+    ``view`` is the rectangle (x_min, x_max, y_min, y_max) of the canvas shown: the wheel
+    zooms around the cursor, the middle button or Shift + drag pans, a double click resets
+    it; set it from Python to move there. The class territories are painted for the view,
+    so zooming in sharpens them. ``selection`` holds the indices lassoed (or clicked) in the
+    page, decided in data coordinates. The panel lists the session's recommended samples;
+    accepting or rejecting them (one by one, or the whole selection) goes to
+    ``session.feedback`` and the list is re-ranked at once.
 
-    Positions of all epochs travel once, as one float32 buffer; the browser animates
-    between frames and reports only the epoch it settles on.
+    The page asks for each epoch's positions as it needs them, the shown one first, and
+    keeps at most ``position_budget`` bytes of them (messages stay under 10 MB); it animates
+    between frames and reports only the epoch and the view it settles on. ``status`` says
+    what is still being computed; :meth:`wait` waits for it. ``renderer`` is "pixels" (the
+    default: one image buffer per frame, fast on any machine) or "canvas" (Canvas 2D paths).
     """
 
     _esm = STATIC / "landscape.js"
@@ -77,28 +111,33 @@ class Landscape(anywidget.AnyWidget):
     epoch = traitlets.Int().tag(sync=True)
     epochs = traitlets.List(traitlets.Int()).tag(sync=True)
     n_samples = traitlets.Int().tag(sync=True)
-    positions = traitlets.Bytes().tag(sync=True)  # float32 (n_epochs, n_samples, 2), C order
     labels = traitlets.Bytes().tag(sync=True)  # int16 (n_samples,), -1 for none
-    splits = traitlets.Bytes().tag(sync=True)  # uint8 (n_samples,), SPLIT_CODES
-    bounds = traitlets.List(traitlets.Float(), minlen=4, maxlen=4).tag(sync=True)
+    splits = traitlets.Bytes().tag(sync=True)  # uint8 (n_samples,), an index into split_names
+    split_names = traitlets.List(traitlets.Unicode(), list(SPLIT_NAMES)).tag(sync=True)
+    bounds = traitlets.List(traitlets.Float(), minlen=4, maxlen=4).tag(sync=True)  # the whole canvas
+    view = traitlets.List(traitlets.Float(), minlen=4, maxlen=4).tag(sync=True)
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
     palette = traitlets.List(traitlets.Unicode()).tag(sync=True)
     epoch_metrics = traitlets.List(traitlets.Dict()).tag(sync=True)
     frame_quality = traitlets.List(traitlets.Dict()).tag(sync=True)  # per epoch: how faithful the frame is
-    background = traitlets.Bytes(b"").tag(sync=True)  # uint8 RGBA (h, w, 4) over `bounds`, row 0 on top
+    background = traitlets.Bytes(b"").tag(sync=True)  # uint8 RGBA (h, w, 4) over background_bounds, row 0 on top
     background_size = traitlets.List(traitlets.Int(), [0, 0]).tag(sync=True)  # [w, h]
+    background_bounds = traitlets.List(traitlets.Float(), [0.0, 1.0, 0.0, 1.0]).tag(sync=True)
     # uint32 indices, set by the lasso; the page sends a memoryview
     _selection = traitlets.Bytes(b"").tag(sync=True, from_json=lambda value, _widget: _buffer(value))
     _recommended = traitlets.Bytes(b"").tag(sync=True)  # uint32 indices, best first
     _accepted = traitlets.Bytes(b"").tag(sync=True)
     _rejected = traitlets.Bytes(b"").tag(sync=True)
     cards = traitlets.List(traitlets.Dict()).tag(sync=True)  # one per recommended sample
-    card_thumbnails = traitlets.Bytes(b"").tag(sync=True)  # uint8 (k, h, w, c)
-    thumbnail_shape = traitlets.List(traitlets.Int(), []).tag(sync=True)  # [h, w, c] or []
+    card_thumbnails = traitlets.Bytes(b"").tag(sync=True)  # uint8 pixels, at each card's thumbnail offset
     importance = traitlets.Dict().tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)  # the last problem with a request from the page
+    status = traitlets.Unicode("").tag(sync=True)  # what is still being computed
+    position_budget = traitlets.Int(POSITION_BUDGET).tag(sync=True)
+    renderer = traitlets.Unicode("pixels").tag(sync=True)
 
     _stop_listening = None  # set while the widget follows the session's answers
+    _ready = False  # set once the first frame's state is in place
 
     def __init__(self, session: Session, recommendations: int = 20, epoch: int | None = None, **kwargs: Any):
         _check_bundle(STATIC / "landscape.js")
@@ -107,30 +146,45 @@ class Landscape(anywidget.AnyWidget):
         # Plain attributes first: trait observers run during super().__init__.
         self.session = session
         self.n_recommendations = recommendations
-        self._thumbnails = {name: run.thumbnails(name) for name in run.splits}
-        embedding = np.ascontiguousarray(session.embedding, dtype=np.float32)
-        metrics = [{k: v for k, v in run.metrics(e).items() if v is not None} for e in run.epochs]
+        self._thumbnails = card_maker.Thumbnails(run)
+        self._positions = np.ascontiguousarray(session.embedding, dtype=np.float32)  # fits if needed
+        self._error: BaseException | None = None
         splits = np.empty(run.n_samples, dtype=np.uint8)
         for name, where in run.splits.items():
-            splits[where] = SPLIT_CODES[name]
+            splits[where] = SPLIT_NAMES.index(name)
+        kwargs.setdefault("view", list(session.bounds))
         super().__init__(
             epochs=list(run.epochs),
             epoch=run.epochs[-1] if epoch is None else epoch,
             n_samples=run.n_samples,
-            positions=embedding.tobytes(),
             labels=run.labels.astype(np.int16).tobytes(),
             splits=splits.tobytes(),
             bounds=list(session.bounds),
             classes=run.classes,
             palette=list(PALETTE),
-            epoch_metrics=metrics,
-            frame_quality=_frame_quality(session),
+            epoch_metrics=[{k: v for k, v in run.metrics(e).items() if v is not None} for e in run.epochs],
+            status="computing recommendations…" if recommendations else "estimating how faithful each frame is…",
             **kwargs,
         )
+        self._ready = True
+        self._refresh_background()
         self.on_msg(self._on_message)
         if self.n_recommendations:  # answers given in Python show here too
             self._stop_listening = session.on_feedback(self._refresh_recommendations)
-        self._refresh_recommendations()
+        # Created here, so that in a notebook the bar shows under this cell; moved by the job.
+        self._bar = tqdm(total=100, desc="nbdebug: preparing the landscape", disable=not session.progress)
+        self._job = threading.Thread(target=self._prepare, name="nbdebug-landscape", daemon=True)
+        self._job.start()
+
+    def wait(self, timeout: float | None = None) -> Landscape:
+        """Wait until the recommendations and the faithfulness figures are in (the background
+        job is done); raises what the job raised, if it failed."""
+        self._job.join(timeout)
+        if self._job.is_alive():
+            raise TimeoutError(f"the landscape is still being prepared after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self
 
     def close(self) -> None:
         """Close the widget; the session stops refreshing it after answers."""
@@ -147,6 +201,22 @@ class Landscape(anywidget.AnyWidget):
         if self.epochs and epoch not in self.epochs:
             raise traitlets.TraitError(f"epoch must be one of the recorded epochs {self.epochs}, got {epoch}")
         return epoch
+
+    @traitlets.validate("view")
+    def _valid_view(self, proposal: dict) -> list[float]:
+        x0, x1, y0, y1 = (float(v) for v in proposal["value"])
+        if not all(math.isfinite(v) for v in (x0, x1, y0, y1)) or x0 >= x1 or y0 >= y1:
+            raise traitlets.TraitError(
+                f"view must be finite (x_min, x_max, y_min, y_max) with x_min < x_max and y_min < y_max, "
+                f"got {proposal['value']}; widget.bounds is the whole canvas"
+            )
+        return [x0, x1, y0, y1]
+
+    @traitlets.validate("renderer")
+    def _valid_renderer(self, proposal: dict) -> str:
+        if proposal["value"] not in RENDERERS:
+            raise traitlets.TraitError(f"renderer must be one of {RENDERERS}, got {proposal['value']!r}")
+        return proposal["value"]
 
     @traitlets.validate("_selection")
     def _valid_selection(self, proposal: dict) -> bytes:
@@ -170,22 +240,22 @@ class Landscape(anywidget.AnyWidget):
             raise ValueError(f"selection must be sample indices in 0..{self.n_samples - 1}")
         self._selection = _indices_bytes(array)
 
-    @traitlets.observe("epoch")
-    def _epoch_changed(self, _change: dict) -> None:
-        self._refresh_background()
+    @traitlets.observe("epoch", "view")
+    def _shown_changed(self, _change: dict) -> None:
+        if self._ready:
+            self._refresh_background()
 
     def _on_message(self, _widget: Any, content: Any, _buffers: list) -> None:
         """Requests from the page, validated before use."""
         if not isinstance(content, dict):
             return
         try:
+            if content.get("type") == "frames":
+                self._send_frames(_indices(content.get("indices"), "indices", len(self.epochs)))
+                return
             if content.get("type") == "feedback":
-                accept, reject = content.get("accept", []), content.get("reject", [])
-                for name, values in (("accept", accept), ("reject", reject)):
-                    if not isinstance(values, list) or not all(
-                        isinstance(v, int) and not isinstance(v, bool) for v in values
-                    ):
-                        raise ValueError(f"{name} must be a list of sample indices")
+                accept = _indices(content.get("accept", []), "accept", self.n_samples)
+                reject = _indices(content.get("reject", []), "reject", self.n_samples)
                 self.session.feedback(accept=accept, reject=reject)
             elif content.get("type") == "new_intention":
                 self.session.new_intention()
@@ -199,52 +269,61 @@ class Landscape(anywidget.AnyWidget):
 
     # -- what the kernel pushes --------------------------------------------------------
 
+    def _send_frames(self, indices: list[int]) -> None:
+        """The positions of the frames ``indices`` (float32 (n, 2) each), as few per message as
+        keep it under MAX_MESSAGE_BYTES (one at least)."""
+        per_message = max(1, MAX_MESSAGE_BYTES // max(self._positions[0].nbytes, 1))
+        for start in range(0, len(indices), per_message):
+            chunk = indices[start : start + per_message]
+            self.send({"type": "frames", "indices": chunk}, buffers=[self._positions[i].data for i in chunk])
+
     def _refresh_background(self) -> None:
-        image = np.ascontiguousarray(self.session.background(self.epoch), dtype=np.uint8)
-        self.background = image.tobytes()
-        self.background_size = [image.shape[1], image.shape[0]]
+        """The class territories of the epoch shown, painted over the view."""
+        x0, x1, y0, y1 = self.view
+        image = np.ascontiguousarray(self.session.background(self.epoch, bounds=(x0, x1, y0, y1)), dtype=np.uint8)
+        with self.hold_sync():
+            self.background = image.tobytes()
+            self.background_size = [image.shape[1], image.shape[0]]
+            self.background_bounds = [x0, x1, y0, y1]
+
+    def _prepare(self) -> None:
+        """The background job: everything slow, with progress in ``status`` and the bar."""
+        weights = {"recommendations": 1.0 if self.n_recommendations else 0.0, "faithfulness": 1.0}
+        done = dict.fromkeys(weights, 0.0)
+
+        def progress(task: str, fraction: float) -> None:
+            done[task] = fraction
+            overall = sum(weights[t] * done[t] for t in done) / sum(weights.values())
+            self._bar.n = round(100 * overall)
+            self._bar.refresh()
+            self.status = f"{TASKS[task]}… {fraction:.0%}"
+
+        try:
+            self.session.prepare(recommendations=bool(self.n_recommendations), on_progress=progress)
+            self._refresh_recommendations()
+            self.frame_quality = _frame_quality(self.session.faithfulness)
+            self.status = ""
+        except Exception as err:  # shown in the widget; wait() raises it
+            self._error = err
+            self.status = f"could not prepare the landscape: {err}"
+            logger.warning("nbdebug widget: %s", self.status)
+        finally:
+            self._bar.close()
 
     def _refresh_recommendations(self) -> None:
         if not self.n_recommendations:
             return
-        run, session = self.session.run, self.session
+        session = self.session
         recommended = np.asarray(session.recommend(self.n_recommendations), dtype=np.int64)
         answers = session.learner.answers  # per sample: 1 accepted, 0 rejected, -1 not judged
-        probabilities = run.probabilities(run.epochs[-1])
-        cards, thumbs = [], []
-        for i in recommended:
-            label = int(run.labels[i])
-            cards.append(
-                {
-                    "index": int(i),
-                    "split": str(run.split[i]),
-                    "label": run.classes[label] if label >= 0 else "none",
-                    "predicted": run.classes[int(np.argmax(probabilities[i]))],
-                }
-            )
-            thumbs.append(self._thumbnail(int(i)))
-        shapes = {t.shape for t in thumbs if t is not None}
+        made, pixels = card_maker.cards(session.run, recommended, self._thumbnails)
         with self.hold_sync():
-            images = [t for t in thumbs if t is not None]
-            if len(shapes) == 1 and len(images) == len(thumbs):
-                self.card_thumbnails = np.stack(images).tobytes()
-                self.thumbnail_shape = list(images[0].shape)
-            else:
-                self.card_thumbnails, self.thumbnail_shape = b"", []
-            self.cards = cards
+            self.card_thumbnails = pixels
+            self.cards = made
             self._recommended = _indices_bytes(recommended)
             self._accepted = _indices_bytes(np.flatnonzero(answers == 1))
             self._rejected = _indices_bytes(np.flatnonzero(answers == 0))
             self.importance = {k: float(v) for k, v in session.importance.items()}
-
-    def _thumbnail(self, index: int) -> np.ndarray | None:
-        """The sample's image as (h, w, c) uint8, or None if its split has no thumbnails."""
-        split = str(self.session.run.split[index])
-        images = self._thumbnails.get(split)
-        if images is None:
-            return None
-        image = np.asarray(images[index - self.session.run.splits[split].start])
-        return image[..., None] if image.ndim == 2 else image
 
 
 def show(obj: Run | Session | Monitor | str | Path, projection: Any = None, **kwargs: Any) -> Landscape | MonitorWidget:
@@ -252,7 +331,8 @@ def show(obj: Run | Session | Monitor | str | Path, projection: Any = None, **kw
     or the live view of a training monitor: ``nbdebug.show(monitor)``.
 
     ``projection`` ("visualizer", the default, or "pca") is passed to :class:`Session` when
-    a run is given; other options (``epoch``, ``recommendations``) go to :class:`Landscape`."""
+    a run is given; other options (``epoch``, ``recommendations``, ``view``, ``renderer``,
+    ``position_budget``) go to :class:`Landscape`."""
     if isinstance(obj, Monitor):
         if kwargs or projection is not None:
             raise TypeError("show(monitor) takes no options")

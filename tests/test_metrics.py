@@ -80,3 +80,21 @@ def test_evaluate_reports_every_epoch_of_a_real_run(digits_run_path):
     assert not metrics["reflection"].any()  # AlignedPCA aligns each frame to the previous
     with pytest.raises(ValueError, match="fit the projection on this run"):
         evaluate(run, type("P", (), {"embedding_": np.zeros((1, 3, 2))})())
+
+
+def test_faithfulness_is_estimated_with_its_standard_error(digits_run_path):
+    run = load_run(digits_run_path)
+    pca = AlignedPCA(progress=False).fit(run)
+    exact = evaluate(run, pca, max_queries=None)
+    estimate = evaluate(run, pca, max_queries=300)
+    for key in ("npr_train", "ppr_train", "npr_test", "ppr_test"):
+        assert (exact[f"{key}_se"] == 0).all(), key  # every sample measured: no sampling error
+        se = estimate[f"{key}_se"]
+        assert ((se > 0) & (se < 0.05)).all(), key
+        # Within four standard errors of the exact value at every epoch (a 1-in-15,000 miss).
+        assert (np.abs(estimate[key] - exact[key]) <= 4 * se).all(), key
+    # The subsample is drawn once, not per epoch: the last epoch alone scores as it does in the run.
+    last = type(run)(run.path, run.info, run.labels, run.epochs[-1:], run.dim)
+    frames = type("P", (), {"embedding_": pca.embedding_[-1:], "inverse_transform": pca.inverse_transform})()
+    alone = evaluate(last, frames, max_queries=300)
+    assert alone["npr_train"][0] == estimate["npr_train"][-1] and alone["ppr_train"][0] == estimate["ppr_train"][-1]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nbdebug import load_run
+from nbdebug.interest.attributes import SampleAttributes
 from nbdebug.interest.feedback import FILE
 from nbdebug.interest.intention import PRIOR_UNLABELLED
 from nbdebug.session import Session
@@ -188,13 +189,13 @@ def test_nan_in_a_trajectory(tmp_path, record_tiny):
 
 def test_attributes_are_cached_in_the_run_and_recomputed_when_it_changes(digits_copy, monkeypatch):
     computed = []
-    original = Session._compute_attributes
+    original = SampleAttributes.compute
 
-    def counting(self):
+    def counting(self, *args, **kwargs):
         computed.append(self.mode)
-        return original(self)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Session, "_compute_attributes", counting)
+    monkeypatch.setattr(SampleAttributes, "compute", counting)
 
     first = Session(digits_copy, projection="pca", progress=False)
     scores = first.anomaly_scores

@@ -1,28 +1,57 @@
-"""The landscape widget's kernel side: binary buffers and a validated epoch."""
+"""The landscape widget's kernel side: binary buffers, validated requests, the view, and
+what is prepared in the background."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
 import traitlets
 
 import nbdebug
+import nbdebug.cards
+import nbdebug.widget
+
+
+def frames_sent(widget, indices):
+    """What the kernel sends when the page asks for the positions of frames ``indices``."""
+    sent = []
+    widget.send = lambda content, buffers=None: sent.append((content, buffers))
+    widget._on_message(widget, {"type": "frames", "indices": indices}, [])
+    return sent
 
 
 def test_widget_sends_binary_buffers(digits_run_path):
     widget = nbdebug.show(digits_run_path)
     run = widget.session.run
     assert widget.epochs == run.epochs and widget.epoch == run.epochs[-1]
-    positions = np.frombuffer(widget.positions, dtype=np.float32).reshape(6, 1797, 2)
-    np.testing.assert_array_equal(positions, widget.session.embedding)
+    sent = frames_sent(widget, [5, 0, 3])
+    assert [content for content, _ in sent] == [{"type": "frames", "indices": [5, 0, 3]}]
+    # Positions cross the wire as buffers, one per frame, not as JSON numbers.
+    buffers = sent[0][1]
+    assert all(isinstance(b, memoryview) for b in buffers)
+    positions = np.stack([np.frombuffer(b, dtype=np.float32).reshape(1797, 2) for b in buffers])
+    np.testing.assert_array_equal(positions, widget.session.embedding[[5, 0, 3]])
     assert np.array_equal(np.frombuffer(widget.labels, dtype=np.int16), run.labels)
     splits = np.frombuffer(widget.splits, dtype=np.uint8)
+    assert widget.split_names[1] == "test" and widget.split_names[0] == "train"
     assert (splits[run.indices("test")] == 1).all() and (splits[run.indices("train")] == 0).all()
     assert widget.classes == [str(d) for d in range(10)]
     assert set(widget.epoch_metrics[0]) == {"train_loss", "train_acc", "test_acc"}
-    # Positions cross the wire as a buffer, not as JSON numbers.
-    state = widget.get_state()
-    assert isinstance(state["positions"], (bytes, memoryview))
+    assert isinstance(widget.get_state()["labels"], (bytes, memoryview))
+
+
+def test_no_message_to_the_page_exceeds_the_limit(digits_run_path, monkeypatch):
+    widget = nbdebug.show(digits_run_path, recommendations=0)
+    frame = 1797 * 2 * 4
+    monkeypatch.setattr(nbdebug.widget, "MAX_MESSAGE_BYTES", 2 * frame + 1)  # two frames a message
+    sent = frames_sent(widget, [0, 1, 2, 3, 4])
+    assert [content["indices"] for content, _ in sent] == [[0, 1], [2, 3], [4]]
+    assert all(sum(b.nbytes for b in buffers) <= 2 * frame + 1 for _, buffers in sent)
+    for bad in ([6], [-1], "0", [True]):  # frames the run does not have are refused and said so
+        assert frames_sent(widget, bad) == []
+        assert "indices" in widget.message
 
 
 def test_epoch_must_be_recorded(digits_run_path):
@@ -56,10 +85,11 @@ def test_selection_from_the_page_is_validated(digits_run_path, copy_run):
 
 
 def test_feedback_messages_are_validated_and_rerank(digits_run_path, copy_run):
-    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5).wait()
     first = widget.cards[0]["index"]
     assert len(widget.cards) == 5 and np.frombuffer(widget._recommended, np.uint32)[0] == first
-    assert widget.thumbnail_shape == [8, 8, 1] and len(widget.card_thumbnails) == 5 * 64
+    assert [card["thumbnail"] for card in widget.cards] == [[64 * k, 8, 8, 1] for k in range(5)]
+    assert len(widget.card_thumbnails) == 5 * 64
     widget._on_message(widget, {"type": "feedback", "accept": [first], "reject": []}, [])
     assert widget.message == ""
     assert np.frombuffer(widget._accepted, np.uint32).tolist() == [first]
@@ -79,7 +109,7 @@ def test_feedback_messages_are_validated_and_rerank(digits_run_path, copy_run):
 
 
 def test_show_opens_on_a_chosen_epoch_and_refuses_non_binary_selections(digits_run_path):
-    widget = nbdebug.show(digits_run_path, epoch=3, recommendations=0)
+    widget = nbdebug.show(digits_run_path, epoch=3, recommendations=0).wait()
     assert widget.epoch == 3 and widget.cards == []
     with pytest.raises(traitlets.TraitError, match="binary buffer"):
         widget.set_state({"_selection": 8})
@@ -98,7 +128,7 @@ def test_show_gives_a_monitor_its_live_widget():
 
 
 def test_answers_given_in_python_show_in_the_widget(digits_run_path, copy_run):
-    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5).wait()
     first = widget.cards[0]["index"]
     widget.session.feedback(reject=[first])
     assert np.frombuffer(widget._rejected, np.uint32).tolist() == [first]
@@ -108,9 +138,73 @@ def test_answers_given_in_python_show_in_the_widget(digits_run_path, copy_run):
 
 
 def test_a_closed_widget_no_longer_follows_the_session(digits_run_path, copy_run):
-    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5).wait()
     cards = widget.cards
     widget.close()
     widget.session.feedback(reject=[cards[0]["index"]])
     assert widget.cards == cards
     assert len(np.frombuffer(widget._rejected, np.uint32)) == 0
+
+
+def test_the_first_frame_comes_before_the_recommendations(digits_run_path, copy_run, monkeypatch):
+    release = threading.Event()
+    prepare = nbdebug.Session.prepare
+
+    def slow(self, *args, **kwargs):  # as long as the test says
+        release.wait(30)
+        return prepare(self, *args, **kwargs)
+
+    monkeypatch.setattr(nbdebug.Session, "prepare", slow)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
+    # show() has returned: the dots (on request) and the territories are there, the rest is coming.
+    assert widget.background_size == [256, 256] and widget.background_bounds == widget.view == widget.bounds
+    assert widget.cards == [] and widget.frame_quality == [] and widget.status.startswith("computing")
+    assert len(frames_sent(widget, [5])) == 1
+    release.set()
+    widget.wait(60)
+    assert len(widget.cards) == 5 and widget.status == ""
+    assert len(widget.frame_quality) == 6 and {"NPR", "NPR_error", "PPR", "PPR_error"} <= set(widget.frame_quality[-1])
+
+
+def test_a_failed_preparation_is_shown_and_raised(digits_run_path, copy_run, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise ValueError("no attributes today")
+
+    monkeypatch.setattr(nbdebug.Session, "prepare", broken)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
+    with pytest.raises(ValueError, match="no attributes today"):
+        widget.wait(60)
+    assert "no attributes today" in widget.status
+
+
+def test_territories_follow_the_view(digits_run_path):
+    widget = nbdebug.show(digits_run_path, recommendations=0)
+    whole = np.frombuffer(widget.background, np.uint8).reshape(256, 256, 4)
+    x0, x1, y0, y1 = widget.bounds
+    zoomed = [x0, (x0 + x1) / 2, y0, (y0 + y1) / 2]  # the lower-left quarter
+    widget.view = zoomed
+    assert widget.background_bounds == zoomed
+    image = np.frombuffer(widget.background, np.uint8).reshape(256, 256, 4)
+    # The quarter repainted at full resolution: the whole image's lower-left quarter, finer.
+    expected = widget.session.background(widget.epoch, bounds=tuple(zoomed))
+    np.testing.assert_array_equal(image, expected)
+    assert not np.array_equal(image, whole)
+    coarse = whole[128:, :128, :3].astype(int)
+    fine = image[::2, ::2, :3].astype(int)
+    assert np.abs(coarse - fine).mean() < 10  # the same territories, only sharper
+    for bad in ([x1, x0, y0, y1], [x0, x1, y0, float("nan")]):
+        with pytest.raises(traitlets.TraitError, match="view must be finite"):
+            widget.view = bad
+    assert widget.view == zoomed
+
+
+def test_a_card_keeps_its_thumbnail_when_another_has_none(digits_run_path, copy_run):
+    path = copy_run(digits_run_path)
+    (path / "thumbnails" / "test.npy").unlink()  # the test split has no thumbnails now
+    widget = nbdebug.show(path, recommendations=0)
+    session = widget.session
+    train, test = session.run.indices("train")[:3], session.run.indices("test")[:2]
+    made, pixels = nbdebug.cards.cards(session.run, np.concatenate([train, test]), widget._thumbnails)
+    assert [card["thumbnail"] for card in made] == [[0, 8, 8, 1], [64, 8, 8, 1], [128, 8, 8, 1], None, None]
+    images = session.run.thumbnails("train")
+    assert pixels == np.ascontiguousarray(images[train]).tobytes()

@@ -21,7 +21,7 @@ export function attachLasso(canvas, { onDraw, onDone, onClick }) {
     return [event.clientX - rect.left - canvas.clientLeft, event.clientY - rect.top - canvas.clientTop];
   };
   canvas.addEventListener("pointerdown", (event) => {
-    if (event.button !== 0) return;
+    if (event.button !== 0 || event.shiftKey) return; // Shift + drag pans (see navigate.js)
     polygon = [point(event)];
     canvas.setPointerCapture(event.pointerId);
   });

@@ -48,13 +48,13 @@ export function createPanel(parent, { onFeedback, onNewIntention, onHover }) {
       selectionText.textContent = `${selection.length} selected`;
       acceptSelection.disabled = rejectSelection.disabled = selection.length === 0;
     },
-    setCards(cards, thumbs, shape) {
+    // Each card's `thumbnail` is [offset, h, w, c] into `thumbs`, or null without one.
+    setCards(cards, thumbs) {
       list.replaceChildren();
-      const thumbSize = shape && shape.length === 3 ? shape[0] * shape[1] * shape[2] : 0;
-      cards.forEach((card, k) => {
+      for (const card of cards) {
         const item = element("li", "nbdebug-card", list);
         item.dataset.index = String(card.index);
-        if (thumbSize) item.appendChild(thumbnail(thumbs, k * thumbSize, shape));
+        if (card.thumbnail) item.appendChild(thumbnail(thumbs, card.thumbnail[0], card.thumbnail.slice(1)));
         const text = element("span", "nbdebug-card-text", item);
         // Labels and class names come from data: text only, never HTML.
         text.textContent = `#${card.index} ${card.split} · label ${card.label} · predicted ${card.predicted}`;
@@ -68,7 +68,7 @@ export function createPanel(parent, { onFeedback, onNewIntention, onHover }) {
         reject.addEventListener("click", () => onFeedback([], [card.index]));
         item.addEventListener("mouseenter", () => onHover(card.index));
         item.addEventListener("mouseleave", () => onHover(-1));
-      });
+      }
     },
     setMessage(text) {
       message.textContent = text || ""; // the kernel's explanation of a refused request

@@ -1,86 +1,84 @@
-// Drawing the landscape: data coordinates -> canvas pixels, the background image and the dots.
+// The canvas view: which rectangle of the data plane is shown, and the maps between data
+// coordinates and canvas (CSS) pixels.
 
-export const DOT_RADIUS = 2.6;
-const PAD = 8;
+// Zooming stops at these multiples of the whole canvas's width.
+const MIN_ZOOM = 1e-3;
+const MAX_ZOOM = 10;
 
-// One scale for both axes so the canvas does not distort distances.
-export function makeTransform(bounds, width, height) {
-  const [x0, x1, y0, y1] = bounds;
-  const scale = Math.min((width - 2 * PAD) / (x1 - x0 || 1), (height - 2 * PAD) / (y1 - y0 || 1));
+// One scale for both axes so the canvas does not distort distances; the view is centred.
+export function makeTransform(view, width, height) {
+  const [x0, x1, y0, y1] = view;
+  const scale = Math.min(width / (x1 - x0 || 1), height / (y1 - y0 || 1));
   const offX = (width - scale * (x1 - x0)) / 2;
   const offY = (height - scale * (y1 - y0)) / 2;
   return {
+    x0,
+    y0,
+    scale,
+    offX,
+    offY,
+    width,
+    height,
+    key: `${view.join(",")}|${width}x${height}`,
     toPixel: (x, y) => [offX + (x - x0) * scale, height - (offY + (y - y0) * scale)],
     toData: (px, py) => [x0 + (px - offX) / scale, y0 + (height - py - offY) / scale],
   };
 }
 
-// Positions of every sample at a fractional frame, interpolated between neighbouring epochs.
-export function framePositions(positions, n, nFrames, frame, out) {
-  const lo = Math.max(0, Math.min(Math.floor(frame), nFrames - 1));
-  const hi = Math.min(lo + 1, nFrames - 1);
-  const t = Math.min(Math.max(frame - lo, 0), 1);
-  const a = lo * n * 2;
-  const b = hi * n * 2;
-  for (let k = 0; k < 2 * n; k++) out[k] = positions[a + k] * (1 - t) + positions[b + k] * t;
+// The rectangle the canvas shows under `transform` (wider than its view in one direction
+// when the view's shape is not the canvas's).
+export function visibleView(transform) {
+  const [left, top] = transform.toData(0, 0);
+  const [right, bottom] = transform.toData(transform.width, transform.height);
+  return [left, right, bottom, top];
+}
+
+// The view after zooming by `factor` (> 1 zooms in) around the pixel (px, py), which keeps
+// showing the same data point; `whole` is the whole canvas's view, which limits the zoom.
+export function zoomView(transform, factor, px, py, whole) {
+  const wholeWidth = whole[1] - whole[0];
+  const width = transform.width / (transform.scale * factor);
+  const limited = Math.min(Math.max(width, wholeWidth * MIN_ZOOM), wholeWidth * MAX_ZOOM);
+  const scale = transform.width / limited;
+  const [x, y] = transform.toData(px, py);
+  const left = x - px / scale;
+  const top = y + py / scale;
+  return [left, left + transform.width / scale, top - transform.height / scale, top];
+}
+
+// The view moved so that the data under one pixel moves by (dx, dy) pixels.
+export function panView(transform, dx, dy) {
+  const [x0, x1, y0, y1] = visibleView(transform);
+  const sx = dx / transform.scale;
+  const sy = dy / transform.scale;
+  return [x0 - sx, x1 - sx, y0 + sy, y1 + sy];
+}
+
+// Positions `out` moved a share `t` of the way from `from` to `to` (tweening between frames).
+export function blend(from, to, t, out) {
+  for (let k = 0; k < out.length; k++) out[k] = from[k] + (to[k] - from[k]) * t;
   return out;
 }
 
-// An RGBA uint8 image (w x h) turned into something drawImage can scale.
-export function imageCanvas(rgba, width, height) {
-  const canvas = document.createElement("canvas");
-  canvas.width = width;
-  canvas.height = height;
-  const pixels = new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, width * height * 4);
-  canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
-  return canvas;
-}
-
-// Samples grouped by (colour, style) once per data change, so each frame draws one path
-// per group: filled dots for train and unlabeled samples, rings for test samples.
-export function dotGroups(data, colourOf) {
-  const groups = new Map();
-  for (let i = 0; i < data.n; i++) {
-    const key = `${colourOf(i)}|${data.splits[i] === 1 ? "ring" : "fill"}`;
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key).push(i);
-  }
-  return Array.from(groups, ([key, members]) => {
-    const [colour, style] = key.split("|");
-    return { colour, ring: style === "ring", members: Int32Array.from(members) };
-  });
-}
-
-export function drawDots(ctx, transform, xy, groups, n) {
-  const square = n > 20000; // squares are much cheaper than arcs for big runs
-  for (const { colour, ring, members } of groups) {
-    ctx.beginPath();
-    for (const i of members) {
-      const x = xy[2 * i];
-      const y = xy[2 * i + 1];
-      if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-      const [px, py] = transform.toPixel(x, y);
-      if (square) {
-        ctx.rect(px - DOT_RADIUS, py - DOT_RADIUS, 2 * DOT_RADIUS, 2 * DOT_RADIUS);
-      } else {
-        ctx.moveTo(px + DOT_RADIUS, py);
-        ctx.arc(px, py, DOT_RADIUS, 0, 2 * Math.PI);
-      }
-    }
-    if (ring) {
-      ctx.strokeStyle = colour;
-      ctx.lineWidth = 1.2;
-      ctx.stroke();
-    } else {
-      ctx.fillStyle = colour;
-      ctx.globalAlpha = 0.85;
-      ctx.fill();
-      ctx.globalAlpha = 1;
+// The sample whose dot is nearest to a pixel, within `reach` pixels; -1 if none.
+export function nearest(transform, xy, n, px, py, reach) {
+  let best = -1;
+  let bestDistance = reach * reach;
+  for (let i = 0; i < n; i++) {
+    const x = xy[2 * i];
+    const y = xy[2 * i + 1];
+    if (!Number.isFinite(x)) continue;
+    const [qx, qy] = transform.toPixel(x, y);
+    const d = (qx - px) ** 2 + (qy - py) ** 2;
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = i;
     }
   }
+  return best;
 }
 
-// Outlines around some samples (selection, recommendations, judged ones).
+// Outlines around some samples (selection, recommendations, judged ones), in CSS pixels.
 export function drawOutlines(ctx, transform, xy, indices, colour, radius, width) {
   ctx.beginPath();
   for (const i of indices) {
@@ -96,20 +94,20 @@ export function drawOutlines(ctx, transform, xy, indices, colour, radius, width)
   ctx.stroke();
 }
 
-// The sample whose dot is nearest to a pixel, within a few pixels; -1 if none.
-export function nearest(transform, xy, n, px, py) {
-  let best = -1;
-  let bestDistance = (DOT_RADIUS + 3) ** 2;
-  for (let i = 0; i < n; i++) {
-    const x = xy[2 * i];
-    const y = xy[2 * i + 1];
-    if (!Number.isFinite(x)) continue;
-    const [qx, qy] = transform.toPixel(x, y);
-    const d = (qx - px) ** 2 + (qy - py) ** 2;
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = i;
-    }
-  }
-  return best;
+// An RGBA uint8 image (w x h) turned into something drawImage can scale.
+export function imageCanvas(rgba, width, height) {
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  const pixels = new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, width * height * 4);
+  canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
+  return canvas;
+}
+
+// Where the background image (covering `bounds`) lands on the canvas, in CSS pixels.
+export function backgroundRect(transform, bounds) {
+  const [x0, x1, y0, y1] = bounds;
+  const [left, top] = transform.toPixel(x0, y1);
+  const [right, bottom] = transform.toPixel(x1, y0);
+  return [left, top, right - left, bottom - top];
 }

@@ -1,5 +1,5 @@
-"""The visualizer's cache in the run directory, and the fingerprint that tells whether it
-still belongs to the recorded data.
+"""The visualizer's cache in the run directory (:meth:`nbdebug.run.Run.fingerprint` tells
+whether it still belongs to the recorded data).
 
 ``<run>/visualizer/`` is written whole as ``<run>/.tmp-visualizer-*`` and swapped in (see
 :func:`nbdebug._io.publish_dir`); nothing in it is pickled:
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .._io import TMP_PREFIX, json_bytes, publish_dir, save_array, write_json
-from ..run import EPOCHS_DIR, Run, epoch_dirname
+from ..run import Run
 
 CACHE_DIR = "visualizer"
 # Bump when the cached files or the fit change meaning: caches of older code are refitted.
@@ -45,25 +45,6 @@ METRICS_FILE = "metrics.json"
 def cache_key(config: dict[str, Any]) -> str:
     """A short hash of the settings that change the fit, and of the cache format."""
     return hashlib.sha256(json.dumps(dict(config, format=CACHE_FORMAT), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_fingerprint(run: Run) -> dict[str, Any]:
-    """What identifies the recorded data: sizes, creation time and a hash of every epoch's
-    epoch.json plus its file sizes. A re-recorded or extended run changes it."""
-    epochs = {}
-    for epoch in run.epochs:
-        folder = run.path / EPOCHS_DIR / epoch_dirname(epoch)
-        digest = hashlib.sha256((folder / "epoch.json").read_bytes())
-        for name in ("representations.npy", "probabilities.npy", "head.npz"):
-            digest.update(f"{name}:{(folder / name).stat().st_size};".encode())
-        epochs[str(epoch)] = digest.hexdigest()[:16]
-    return {
-        "n_samples": run.n_samples,
-        "dim": run.dim,
-        "n_classes": run.n_classes,
-        "created": run.info.get("created"),
-        "epochs": epochs,
-    }
 
 
 @dataclass

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,16 +45,22 @@ def neighbor_preserving_rate(
     return shared / k
 
 
+def prediction_preserved(head: torch.nn.Module, representations: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Per row, whether ``head`` predicts the same class for the reconstruction as for the
+    representation (bool)."""
+    with torch.no_grad():
+        original = head(torch.as_tensor(np.asarray(representations, dtype=np.float32)))
+        rebuilt = head(torch.as_tensor(np.asarray(reconstructions, dtype=np.float32)))
+    return (predicted_class(original) == predicted_class(rebuilt)).numpy()
+
+
 def prediction_preserving_rate(
     head: torch.nn.Module, representations: np.ndarray, reconstructions: np.ndarray
 ) -> float:
     """Fraction of rows where ``head`` predicts the same class for the reconstruction as
     for the representation."""
-    with torch.no_grad():
-        original = head(torch.as_tensor(np.asarray(representations, dtype=np.float32)))
-        rebuilt = head(torch.as_tensor(np.asarray(reconstructions, dtype=np.float32)))
-    same = predicted_class(original) == predicted_class(rebuilt)
-    return float(same.float().mean()) if len(same) else float("nan")
+    same = prediction_preserved(head, representations, reconstructions)
+    return float(same.mean()) if len(same) else float("nan")
 
 
 def procrustes_angle(source: np.ndarray, target: np.ndarray) -> tuple[float, bool]:
@@ -100,6 +107,16 @@ def temporal_smoothness(embedding: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def standard_error(values: np.ndarray, population: int) -> float:
+    """Standard error of the mean of ``values``, a sample drawn without replacement from
+    ``population`` values: their standard deviation over √m, times √(1 - m / population)
+    (0 when the sample is the whole population)."""
+    m = len(values)
+    if m < 2:
+        return float("nan")
+    return float(np.std(values, ddof=1) / np.sqrt(m) * np.sqrt(max(0.0, 1 - m / population)))
+
+
 def evaluate(
     run: Run,
     projection: Any,
@@ -109,15 +126,22 @@ def evaluate(
     seed: int = 0,
     head_module: torch.nn.Module | None = None,
     ppr: bool = True,
+    on_epoch: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Faithfulness of a fitted projection, per epoch of ``run``.
 
     Returns ``{"epochs": [...], "npr_<split>": (n_epochs,), "ppr_<split>": (n_epochs,),
-    "displacement": (n_epochs,), "rotation": (n_epochs,), "reflection": (n_epochs,)}``; the
-    temporal entries of the first epoch are NaN / False (nothing before it). NPR is the mean
-    over at most ``max_queries`` samples of the split (drawn with ``seed``), their neighbours
-    searched among the whole split. PPR needs ``projection.inverse_transform``; pass
-    ``ppr=False`` for a projection without one. Splits absent from the run are skipped.
+    "npr_<split>_se", "ppr_<split>_se", "displacement": (n_epochs,), "rotation": (n_epochs,),
+    "reflection": (n_epochs,)}``; the temporal entries of the first epoch are NaN / False
+    (nothing before it).
+
+    NPR and PPR of a split are estimated on one random subsample of at most ``max_queries``
+    of its samples (drawn once with ``seed``, the same samples at every epoch; None: every
+    sample), the neighbours of each searched exactly among the whole split. ``*_se`` is the
+    standard error of each estimate (:func:`standard_error`; 0 when it is exact), so
+    ±1.96 se bounds the exact value with 95% confidence. PPR needs
+    ``projection.inverse_transform``; pass ``ppr=False`` for a projection without one.
+    Splits absent from the run are skipped. ``on_epoch()`` is called after each epoch.
     """
     embedding = np.asarray(projection.embedding_)
     if embedding.shape[:2] != (len(run.epochs), run.n_samples):
@@ -127,26 +151,40 @@ def evaluate(
         )
     rng = np.random.default_rng(seed)
     present = [s for s in splits if s in run.splits and len(run.indices(s)) > k]
+    chosen = {}  # per split: whether each of its samples is in the subsample
+    for split in present:
+        n = len(run.indices(split))
+        chosen[split] = np.zeros(n, dtype=bool)
+        if max_queries is None or n <= max_queries:
+            chosen[split][:] = True
+        else:
+            chosen[split][rng.choice(n, max_queries, replace=False)] = True
+    scores = ["npr", "ppr"] if ppr else ["npr"]
     result: dict[str, Any] = {"epochs": list(run.epochs)}
     for split in present:
-        result[f"npr_{split}"] = np.full(len(run.epochs), np.nan)
-        if ppr:
-            result[f"ppr_{split}"] = np.full(len(run.epochs), np.nan)
+        for score in scores:
+            result[f"{score}_{split}"] = np.full(len(run.epochs), np.nan)
+            result[f"{score}_{split}_se"] = np.full(len(run.epochs), np.nan)
     for i, epoch in enumerate(run.epochs):
         reps = np.asarray(run.representations(epoch), dtype=np.float32)
         head = load_head(run, epoch, head_module) if ppr else None
         for split in present:
             rows = run.indices(split)
-            rows = rows[np.isfinite(reps[rows]).all(axis=1) & np.isfinite(embedding[i, rows]).all(axis=1)]
-            if len(rows) <= k:
+            finite = np.isfinite(reps[rows]).all(axis=1) & np.isfinite(embedding[i, rows]).all(axis=1)
+            rows, queries = rows[finite], np.flatnonzero(chosen[split][finite])
+            if len(rows) <= k or not len(queries):
                 continue
-            queries = np.arange(len(rows))
-            if max_queries is not None and len(rows) > max_queries:
-                queries = np.sort(rng.choice(len(rows), max_queries, replace=False))
-            result[f"npr_{split}"][i] = neighbor_preserving_rate(reps[rows], embedding[i, rows], k, queries).mean()
+            kept = neighbor_preserving_rate(reps[rows], embedding[i, rows], k, queries)
+            result[f"npr_{split}"][i] = kept.mean()
+            result[f"npr_{split}_se"][i] = standard_error(kept, len(rows))
             if head is not None:  # PPR asked for
-                rebuilt = projection.inverse_transform(epoch, embedding[i, rows])
-                result[f"ppr_{split}"][i] = prediction_preserving_rate(head, reps[rows], rebuilt)
+                sample = rows[queries]
+                rebuilt = projection.inverse_transform(epoch, embedding[i, sample])
+                same = prediction_preserved(head, reps[sample], rebuilt).astype(np.float64)
+                result[f"ppr_{split}"][i] = same.mean()
+                result[f"ppr_{split}_se"][i] = standard_error(same, len(rows))
+        if on_epoch is not None:
+            on_epoch()
     smooth = temporal_smoothness(embedding)
     result["displacement"] = np.concatenate([[np.nan], smooth["displacement"]])
     result["rotation"] = np.concatenate([[np.nan], smooth["rotation"]])

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,8 @@ from .training import Trainer
 
 # Nearest pool samples that place a sample outside the training pool (see _place).
 INTERPOLATED_NEIGHBOURS = 8
+# How faithfulness is estimated (2: one subsample per split, with standard errors); others are redone.
+ESTIMATOR = 2
 # Constructor arguments that do not change the fitted model: left out of the cache key.
 NOT_FITTING = ("device", "head_module", "n_threads", "cache", "progress")
 
@@ -245,7 +248,7 @@ class TimeTravelVisualizer:
     def _fit(self, run: Run) -> TimeTravelVisualizer:
         self._run = run  # placing new samples reads the pool's representations
         self._pool_cache: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        fingerprint = cache.run_fingerprint(run)
+        fingerprint = run.fingerprint()
         key = cache.cache_key(self._fitting_params())
         cached = cache.read_fit(run, key, fingerprint) if self.cache else None
         started = time.perf_counter()
@@ -458,21 +461,27 @@ class TimeTravelVisualizer:
         self._index(epoch)
         return territories(self, run, epoch, bounds, resolution, self.head_module, boundary_width)
 
-    def faithfulness(self, run: Run, k: int = 15, max_queries: int | None = 2000) -> dict[str, Any]:
-        """Per-epoch NPR@k, PPR (train and test) and temporal smoothness of this fit, from
-        :func:`nbdebug.landscape.metrics.evaluate`; kept in ``<run>/visualizer/metrics.json`` next to
-        the cached model (with ``cache=True``) and reused while that model is."""
+    def faithfulness(
+        self, run: Run, k: int = 15, max_queries: int | None = 2000, on_epoch: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
+        """Per-epoch NPR@k, PPR (train and test, estimated on ``max_queries`` samples with their
+        standard errors) and temporal smoothness of this fit, from
+        :func:`nbdebug.landscape.metrics.evaluate` (``on_epoch`` as there); kept in
+        ``<run>/visualizer/metrics.json`` next to the cached model (with ``cache=True``) and
+        reused while that model is."""
         self._check_fitted()
         if list(run.epochs) != self.epochs_:
             raise ValueError(
                 f"the run has epochs {run.epochs} but the visualizer was fitted on {self.epochs_}; call fit(run) first"
             )
         key = cache.cache_key(self._fitting_params())
-        settings = {"key": key, "epochs": self.epochs_, "k": k, "max_queries": max_queries}
+        settings = {"key": key, "epochs": self.epochs_, "k": k, "max_queries": max_queries, "estimator": ESTIMATOR}
         stored = cache.read_faithfulness(run, settings) if self.cache else None
         if stored is not None:
             return stored
-        result = metrics.evaluate(run, self, k=k, max_queries=max_queries, head_module=self.head_module)
+        result = metrics.evaluate(
+            run, self, k=k, max_queries=max_queries, head_module=self.head_module, on_epoch=on_epoch
+        )
         if self.cache:
             cache.write_faithfulness(run, settings, result)
         return result
