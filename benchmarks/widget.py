@@ -1,0 +1,338 @@
+"""The landscape widget at scale, in a real JupyterLab in headless Chromium.
+
+    .venv/bin/python -m benchmarks.widget [--sizes 10000 50000 200000] [--epochs 30]
+        [--baseline REV] [--out /tmp/nbdebug-bench/widget]
+
+Runs: ``make_classification`` (32 features, 10 classes) learned by an MLP 32-32-10 (32-d
+representations), recorded with ``--sizes`` training samples plus 10% test samples for
+``--epochs`` epochs into ``--out``; the default TimeTravelVisualizer is fitted beforehand
+(cached in the run directory), and the attributes are deleted before each measurement, as
+after a fresh recording.
+
+For each run and variant, a notebook cell ``nbdebug.show(path)`` is run like a person would
+(click, Shift+Enter; ``import nbdebug`` ran in the cell before), and measured from the page:
+
+* first frame: from pressing Shift+Enter to the first frame drawn with the dots;
+* recommendations: from pressing Shift+Enter to the first recommendation card;
+* playback: play pressed on the first epoch until the last; frames per second on the main
+  thread (a requestAnimationFrame loop of the benchmark's: what the page could show) and
+  frames the widget drew, as the mean over the playback and in its worst whole second;
+* wheel zoom: from one wheel event to the territories repainted for the new view (the page
+  waits for the wheel to settle for 250 ms first);
+* bytes: what the kernel sent the page over the websocket while the cell ran and the
+  animation played, and the largest single message.
+
+Variants: ``pixels`` (the default renderer), ``canvas`` (the Canvas 2D renderer, the one
+before, through the ``renderer`` switch) and, with ``--baseline REV``, the code of commit REV
+(checked out into ``--out``, its JavaScript built there, and imported by the kernel ahead
+of this checkout), measured with the same script so far as it applies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from nbdebug import Recorder, Session, load_run
+
+from ._common import existing_run, markdown_table
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def record_run(root: Path, n_train: int, epochs: int, seed: int = 0) -> Path:
+    """A recorded run with ``n_train`` + 10% samples, its visualizer fitted and cached."""
+    path = root / f"run-{n_train}-{epochs}"
+    if existing_run(path, epochs) is None:
+        from sklearn.datasets import make_classification
+
+        n = n_train + n_train // 10
+        x, y = make_classification(
+            n_samples=n,
+            n_features=32,
+            n_informative=12,
+            n_classes=10,
+            n_clusters_per_class=2,
+            flip_y=0.05,
+            class_sep=2.0,
+            random_state=seed,
+        )
+        x = torch.from_numpy(((x - x.mean(0)) / x.std(0)).astype(np.float32))
+        y = torch.from_numpy(y)
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        rec = Recorder(
+            model,
+            head=model[2],
+            path=path,
+            train=(x[:n_train], y[:n_train]),
+            test=(x[n_train:], y[n_train:]),
+            batch_size=4096,
+            overwrite=True,
+        )
+        for epoch in tqdm(range(1, epochs + 1), desc=f"recording {n_train} samples"):
+            for batch in torch.randperm(n_train).split(512):
+                loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            rec.capture(epoch)
+    session = Session(load_run(path))
+    session.fit()  # cached in the run directory, as after a first show()
+    _ = session.faithfulness  # cached too: the figures of a fitted run
+    return path
+
+
+def forget_attributes(path: Path) -> None:
+    """As after a fresh recording: the attributes (and nothing else) are computed again."""
+    for cached in path.glob("attributes-*.npz"):
+        cached.unlink()
+    (path / "feedback.jsonl").unlink(missing_ok=True)
+
+
+# -- JupyterLab and the browser ---------------------------------------------------------------
+
+
+def start_lab(root: Path, pythonpath: str | None) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / "jupyter-config")}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    log = open(root / f"lab-{port}.log", "w")  # noqa: SIM115 (open while the server runs)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.allow_root=True",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+            return server, f"{url}/lab/tree/{{name}}?reset&token={token}"
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError(f"JupyterLab did not start; see {log.name}")
+
+
+# Counts the main thread's animation frames: how often the page could show a new frame.
+FRAME_COUNTER = """() => {
+  window.benchFrames = [];
+  const tick = (now) => { window.benchFrames.push(now); requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+}"""
+
+
+def per_second(times_ms: list[float], start: float, stop: float) -> tuple[float, float]:
+    """(mean frames per second, frames in the worst whole second) of timestamps in [start, stop]."""
+    times = np.array([t for t in times_ms if start <= t <= stop])
+    seconds = (stop - start) / 1000
+    if seconds <= 0:
+        return float("nan"), float("nan")
+    whole = int(seconds)
+    worst = min(
+        (np.sum((times >= start + 1000 * k) & (times < start + 1000 * (k + 1))) for k in range(whole)),
+        default=len(times),
+    )
+    return len(times) / seconds, float(worst)
+
+
+def measure(browser, page_url: str, root: Path, path: Path, options: str, instrumented: bool) -> dict:
+    """Open a notebook that shows the run, and measure it (see the module docstring)."""
+    name = f"bench-{secrets.token_hex(4)}.ipynb"
+    sources = ["import nbdebug", f"w = nbdebug.show({str(path)!r}{options})\nw"]  # the import is not timed
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+            for source in sources
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (root / name).write_text(json.dumps(notebook))
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    received = {"bytes": 0, "largest": 0}
+
+    def on_frame(payload) -> None:
+        size = len(payload) if isinstance(payload, (bytes, bytearray)) else len(payload.encode())
+        received["bytes"] += size
+        received["largest"] = max(received["largest"], size)
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    page.goto(page_url.format(name=name))
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
+    page.evaluate(FRAME_COUNTER)
+    cells = page.locator(".jp-NotebookPanel:visible .jp-Cell")
+    cells.nth(0).locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    prompt = cells.nth(0).locator(".jp-InputArea-prompt").element_handle()
+    page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt, timeout=120_000)
+    cells.nth(1).locator(".cm-content").click()
+    before = dict(received)
+    started = page.evaluate("Date.now()")
+    page.keyboard.press("Shift+Enter")
+    result: dict = {}
+    wait = 900_000
+    if instrumented:
+        handle = page.wait_for_function(
+            "() => { const el = document.querySelector('.nbdebug-landscape');"
+            " return el && el.nbdebugStats && el.nbdebugStats.firstFrameAt; }",
+            timeout=wait,
+        )
+        result["first frame s"] = (handle.json_value() - started) / 1000
+    else:  # the code before draws every dot when the widget appears
+        handle = page.wait_for_function("() => document.querySelector('.nbdebug-canvas') && Date.now()", timeout=wait)
+        result["first frame s"] = (handle.json_value() - started) / 1000
+    handle = page.wait_for_function("() => document.querySelector('.nbdebug-card') && Date.now()", timeout=wait)
+    result["recommendations s"] = (handle.json_value() - started) / 1000
+    page.wait_for_function(
+        "() => !document.querySelector('.nbdebug-status') ||"
+        " document.querySelector('.nbdebug-status').textContent === ''",
+        timeout=wait,
+    )
+    landscape = page.locator(".nbdebug-landscape").first
+    landscape.evaluate("el => el.scrollIntoView({block: 'center'})")
+    slider = page.locator(".nbdebug-slider").first
+    slider.focus()
+    page.keyboard.press("Home")
+    page.wait_for_timeout(1500)
+    if instrumented:
+        landscape.evaluate("el => { el.nbdebugStats.drawTimes = []; }")
+    start = page.evaluate("performance.now()")
+    page.locator(".nbdebug-play").first.click()
+    page.wait_for_function("el => el.value === el.max", arg=slider.element_handle(), timeout=wait)
+    stop = page.evaluate("performance.now()")
+    frames = page.evaluate("window.benchFrames")
+    result["playback fps"], result["worst second fps"] = per_second(frames, start, stop)
+    if instrumented:
+        drawn = landscape.evaluate("el => el.nbdebugStats.drawTimes")
+        result["drawn fps"], result["worst second drawn"] = per_second(drawn, start, stop)
+    result["bytes sent MB"] = (received["bytes"] - before["bytes"]) / 2**20
+    result["largest message MB"] = received["largest"] / 2**20
+    if instrumented:
+        box = page.locator(".nbdebug-canvas").first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        count = landscape.evaluate("el => el.nbdebugStats.backgrounds")
+        wheel = page.evaluate("Date.now()")
+        page.mouse.wheel(0, -300)
+        handle = page.wait_for_function(
+            "([el, count]) => el.nbdebugStats.backgrounds > count && el.nbdebugStats.backgroundAt",
+            arg=[landscape.element_handle(), count],
+            timeout=60_000,
+        )
+        result["wheel zoom to territories s"] = (handle.json_value() - wheel) / 1000
+    page.close()
+    return result
+
+
+def baseline_checkout(root: Path, rev: str) -> Path:
+    """The code of ``rev`` in ``root``, with its JavaScript built."""
+    where = root / f"baseline-{rev}"
+    if not (where / "nbdebug" / "static" / "landscape.js").exists():
+        shutil.rmtree(where, ignore_errors=True)
+        where.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=where, check=True)
+        subprocess.run(["npm", "run", "--silent", "build"], cwd=where, check=True)
+    return where
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 50_000, 200_000])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--baseline", help="also measure the code of this commit (e.g. the one before yours)")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "nbdebug-bench" / "widget")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+
+    runs = {n: record_run(args.out, n, args.epochs) for n in args.sizes}
+    variants = [("pixels", None, "", True), ("canvas", None, ", renderer='canvas'", True)]
+    if args.baseline:
+        variants.append((f"code of {args.baseline}", str(baseline_checkout(args.out, args.baseline)), "", False))
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True, args=CHROMIUM_FLAGS
+        )
+        for label, pythonpath, options, instrumented in variants:
+            server, page_url = start_lab(args.out, pythonpath)
+            try:
+                for n, path in runs.items():
+                    forget_attributes(path)
+                    print(f"[{time.strftime('%H:%M:%S')}] {n} samples, {label} ...", flush=True)
+                    figures = measure(browser, page_url, args.out, path, options, instrumented)
+                    rows.append((n, label, figures))
+                    print("    " + json.dumps({k: round(v, 3) for k, v in figures.items()}), flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        browser.close()
+    columns = [
+        "first frame s",
+        "recommendations s",
+        "playback fps",
+        "worst second fps",
+        "drawn fps",
+        "worst second drawn",
+        "wheel zoom to territories s",
+        "bytes sent MB",
+        "largest message MB",
+    ]
+    cells = [
+        [f"{n:,} x {args.epochs}", label, *(f"{f[c]:.2f}" if c in f else "n/a" for c in columns)]
+        for n, label, f in rows
+    ]
+    print("\n" + "\n".join(markdown_table(["run", "variant", *columns], cells)))
+
+
+if __name__ == "__main__":
+    main()
