@@ -158,11 +158,8 @@ function createLandscape(model, el) {
 
   function draw() {
     if (!transform) return;
-    if (!shown) {
-      renderer.clear();
-      return;
-    }
     renderer.draw(transform, shown);
+    if (!shown) return;
     drawOutlines(ctx, transform, shown, data.rejected, "#bdbdbd", 4.5, 1.5);
     drawOutlines(ctx, transform, shown, data.accepted, "#2e7d32", 4.5, 2);
     drawOutlines(ctx, transform, shown, data.recommended, "#111111", 4.5, 1.5);

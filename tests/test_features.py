@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from nbdebug import load_run
+from nbdebug.interest import features
 from nbdebug.interest.features import (
     aggregate_attributes,
     confidence,
@@ -135,3 +136,14 @@ def test_saved_attributes_come_back_only_under_the_same_key(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["attributes-default.npz"]  # no temporary file left
     # A directory that cannot be written (here: one that does not exist): False, no error.
     assert not save_attributes(tmp_path / "gone" / "attributes-default.npz", key, attributes)
+
+
+def test_large_runs_search_neighbours_approximately_and_nearly_agree(digits_run_path, monkeypatch):
+    run = load_run(digits_run_path)
+    exact = aggregate_attributes(run)
+    monkeypatch.setattr(features, "EXACT_NEIGHBOURS_MAX", 500)  # the 1,437 training samples are "many"
+    approximate = aggregate_attributes(run)
+    for name in ("knn_disagreement", "knn_distance"):
+        assert not np.array_equal(exact[name], approximate[name]), name  # the other search was used
+        assert np.abs(exact[name] - approximate[name]).mean() < 0.02, name
+    assert all(np.array_equal(exact[n], approximate[n]) for n in exact if not n.startswith("knn_"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits, make_blobs
 
-from nbdebug.landscape.neighbours import clustered_knn, knn
+from nbdebug.landscape.neighbours import clustered_knn, clustered_reference_knn, knn
 
 
 def brute_force(points: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,3 +62,19 @@ def test_clustered_knn_probes_more_lists_when_they_are_too_small():
     assert not (indices == torch.arange(30)[:, None]).any()
     assert len(set(indices[0].tolist())) == 8
     assert torch.isfinite(distances).all()
+
+
+def test_clustered_reference_knn_finds_most_true_neighbours_of_other_rows():
+    x, _ = make_blobs(n_samples=9000, n_features=32, centers=20, cluster_std=4.0, random_state=0)
+    points = torch.from_numpy(x.astype(np.float32))
+    queries, reference = points[:3000], points[3000:]
+    distances, indices = clustered_reference_knn(queries, reference, 10, probes=12)
+    _, exact = knn(queries, 10, reference=reference)
+    recall = (indices[:, :, None] == exact[:, None, :]).any(2).float().mean().item()
+    assert recall > 0.9, recall
+    found = (queries[:, None, :] - reference[indices]).norm(dim=2)
+    torch.testing.assert_close(distances, found, rtol=1e-3, atol=1e-2)
+    assert (distances[:, 1:] >= distances[:, :-1] - 1e-4).all()
+    # A query that is also a reference row finds itself first, at distance 0.
+    itself, at = clustered_reference_knn(reference[:50], reference, 3)
+    assert (at[:, 0] == torch.arange(50)).all() and (itself[:, 0] < 0.1).all()  # float32 cancellation

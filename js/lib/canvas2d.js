@@ -51,6 +51,7 @@ export function createCanvasRenderer(canvas) {
         ctx.drawImage(background.image, left, top, w, h);
         ctx.globalAlpha = 1;
       }
+      if (!xy) return; // the territories alone, before the first frame's positions arrive
       const square = n > 20000; // squares are much cheaper than arcs for big runs
       for (const { colour, ring, members } of groups) {
         ctx.beginPath();
@@ -77,10 +78,6 @@ export function createCanvasRenderer(canvas) {
           ctx.globalAlpha = 1;
         }
       }
-    },
-    clear() {
-      ctx.fillStyle = "#ffffff";
-      ctx.fillRect(0, 0, width, height);
     },
   };
 }

@@ -8,7 +8,6 @@
 
 import { backgroundRect } from "./view.js";
 
-const WHITE = 0xffffffff;
 const TERRITORY_OPACITY = 0.6; // pale territories, so dots of the same class stay visible
 
 // Dot radius (CSS pixels) and opacity (0..256) for `visible` dots on `area` square pixels.
@@ -95,11 +94,16 @@ export function createPixelRenderer(canvas) {
       }
       visible = n;
     },
-    // Background and dots at positions `xy` (data coordinates, NaN where a sample has none).
+    // Background and dots at positions `xy` (data coordinates, NaN where a sample has none;
+    // null before the first frame's positions have arrived: the territories alone).
     draw(transform, xy) {
       if (!pixels) return;
       if (layerKey !== transform.key) paintLayer(transform);
       pixels.set(layer);
+      if (!xy) {
+        ctx.putImageData(image, 0, 0);
+        return;
+      }
       const style = dotStyle(visible, transform.width * transform.height);
       const radius = style.radius * ratio;
       const disc = stamp(radius, false, width);
@@ -141,12 +145,6 @@ export function createPixelRenderer(canvas) {
       visible = shown;
       ctx.putImageData(image, 0, 0);
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0); // outlines and the lasso follow in CSS pixels
-    },
-    clear() {
-      if (!pixels) return;
-      pixels.fill(WHITE);
-      ctx.putImageData(image, 0, 0);
-      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     },
   };
 }

@@ -56,6 +56,13 @@ def _birch(points: np.ndarray, k: int):
         threshold /= 4
 
 
+def _distinct_rows(x: np.ndarray, enough: int) -> int:
+    """How many distinct rows ``x`` has, or any number >= ``enough`` once that many are seen:
+    the first rows usually settle it, where counting all of a large set takes a sort of it."""
+    head = len(np.unique(x[: 64 * enough], axis=0))
+    return head if head >= enough else len(np.unique(x, axis=0))
+
+
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -96,7 +103,7 @@ class FeatureDetector:
         x = _normalise(vectors[finite])
         if len(x) == 0:
             raise ValueError("no seen sample has a finite feature vector; nothing to learn normality from")
-        k = min(self.n_clusters, len(np.unique(x.round(9), axis=0)))
+        k = min(self.n_clusters, _distinct_rows(x.round(9), self.n_clusters))
         rng = np.random.default_rng(self.seed)
         subset = x[rng.choice(len(x), MAX_BIRCH_SAMPLES, replace=False)] if len(x) > MAX_BIRCH_SAMPLES else x
         # Birch's CF tree, then the paper's k clusters by agglomerating its subclusters; a

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -68,14 +69,22 @@ class SampleAttributes:
         show = progress and self.run.n_samples >= PROGRESS_MIN_SAMPLES
         with tqdm(total=self.steps(), desc="computing attributes", disable=not show) as bar:
             probs = load_probabilities(self.run, self.epochs, on_epoch=step)
-            features = self.features(embedding, probs)
-            seen = self.seen()
-            self.detector.fit(features, seen, on_feature=step)
-            scores = self.detector.score_all(features, seen).T
-            attributes = {name: values.astype(np.float32) for name, values in zip(features, scores, strict=True)}
-            if self.mode == "default":
-                attributes.update(aggregate_attributes(self.run, self.epochs, progress=False, probabilities=probs))
-                step()
+            # The aggregated attributes (numpy and torch, which release the GIL) are computed
+            # beside the clustering (Python, which holds it): on two cores, about in its time.
+            with ThreadPoolExecutor(1) as pool:
+                aggregated = None
+                if self.mode == "default":
+                    aggregated = pool.submit(
+                        aggregate_attributes, self.run, self.epochs, progress=False, probabilities=probs
+                    )
+                features = self.features(embedding, probs)
+                seen = self.seen()
+                self.detector.fit(features, seen, on_feature=step)
+                scores = self.detector.score_all(features, seen).T
+                attributes = {name: values.astype(np.float32) for name, values in zip(features, scores, strict=True)}
+                if aggregated is not None:
+                    attributes.update(aggregated.result())
+                    step()
         return attributes
 
     def key(self, embedding: np.ndarray) -> dict:

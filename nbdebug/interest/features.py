@@ -54,9 +54,11 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .._io import write_atomically
+from ..landscape.neighbours import clustered_reference_knn
 from ..run import Run
 
 # The class indicators take three columns per class; above this many classes they are left
@@ -67,6 +69,11 @@ MAX_INDICATOR_CLASSES = 32
 N_NEIGHBOURS = 10
 # Above this many samples a progress bar is shown while attributes are computed.
 PROGRESS_MIN_SAMPLES = 5000
+# Above this many labelled training samples, the neighbours of the kNN attributes are searched
+# approximately (clustered_reference_knn, 12 lists probed): on the 50,000-sample run of
+# python -m benchmarks.widget, the exact search of 55,000 samples took 7.5 s, the clustered
+# one 1.5 s at a recall of 0.97. The runs of python -m benchmarks.recommend stay exact.
+EXACT_NEIGHBOURS_MAX = 20_000
 
 
 def select_epochs(run: Run, epochs=None) -> list[int]:
@@ -138,9 +145,8 @@ def load_probabilities(run: Run, epochs: list[int], progress: bool = False, on_e
 
 def _neighbours(representations: np.ndarray, reference: np.ndarray, k: int):
     """Distances and indices (into ``reference``) of each sample's k nearest reference
-    samples under cosine geometry, a sample never being its own neighbour."""
-    from sklearn.neighbors import NearestNeighbors
-
+    samples under cosine geometry, a sample never being its own neighbour (exact up to
+    EXACT_NEIGHBOURS_MAX reference samples, approximate above)."""
     reps = np.asarray(representations, dtype=np.float32)
     finite = np.asarray(np.isfinite(reps).all(axis=1))
     reps = np.where(finite[:, None], reps, 0)
@@ -152,8 +158,15 @@ def _neighbours(representations: np.ndarray, reference: np.ndarray, k: int):
     if len(reference) < 2:
         return dist, idx, finite
     k_fit = min(k + 1, len(reference))
-    model = NearestNeighbors(n_neighbors=k_fit).fit(reps[reference])
-    d, j = model.kneighbors(reps[finite])
+    if len(reference) > EXACT_NEIGHBOURS_MAX:
+        found = clustered_reference_knn(
+            torch.from_numpy(reps[finite]), torch.from_numpy(reps[reference]), k_fit, probes=12
+        )
+        d, j = found[0].numpy(), found[1].numpy()
+    else:
+        from sklearn.neighbors import NearestNeighbors
+
+        d, j = NearestNeighbors(n_neighbors=k_fit).fit(reps[reference]).kneighbors(reps[finite])
     j = reference[j]
     rows = np.flatnonzero(finite)
     # Drop the sample itself where it is among its neighbours, else the farthest one.

@@ -55,11 +55,34 @@ def clustered_knn(
     Neighbours across a list border that is not probed are missed.
     """
     n = len(points)
+    centroids, members, sizes = _lists(points, iterations, seed)
+    probes = min(probes, len(centroids))
+    lists_by_distance = knn(centroids, len(centroids), reference=centroids)[1].tolist()
+    squared = (points * points).sum(1)
+    distances = torch.empty(n, k)
+    indices = torch.empty(n, k, dtype=torch.long)
+    for own in range(len(centroids)):
+        rows = members[own]
+        if not len(rows):
+            continue
+        candidates = _probed(own, lists_by_distance[own], members, sizes, probes, k)  # own rows first
+        query = points[rows]
+        d2 = torch.addmm(squared[candidates][None, :], query, points[candidates].T, alpha=-2.0)
+        d2[torch.arange(len(rows)), torch.arange(len(rows))] = float("inf")  # itself
+        values, nearest = d2.topk(k, dim=1, largest=False)
+        distances[rows] = (values + squared[rows, None]).clamp_min(0).sqrt()
+        indices[rows] = candidates[nearest]
+    return distances, indices
+
+
+def _lists(points: torch.Tensor, iterations: int, seed: int) -> tuple[torch.Tensor, tuple, list[int]]:
+    """About √n lists of the rows by Lloyd's k-means: (centroids, each list's row indices,
+    each list's size); an emptied list keeps its centroid."""
+    n = len(points)
     n_lists = max(1, round(math.sqrt(n)))
-    probes = min(probes, n_lists)
     generator = torch.Generator().manual_seed(seed)
     centroids = points[torch.randperm(n, generator=generator)[:n_lists]].clone()
-    for _ in range(iterations):  # Lloyd's k-means; an emptied list keeps its centroid
+    for _ in range(iterations):
         assign = knn(points, 1, reference=centroids)[1][:, 0]
         counts = torch.bincount(assign, minlength=n_lists)
         sums = torch.zeros_like(centroids).index_add_(0, assign, points)
@@ -67,29 +90,45 @@ def clustered_knn(
         centroids[filled] = sums[filled] / counts[filled, None]
     assign = knn(points, 1, reference=centroids)[1][:, 0]
     sizes: list[int] = torch.bincount(assign, minlength=n_lists).tolist()
-    members = torch.split(torch.argsort(assign, stable=True), sizes)
-    lists_by_distance = knn(centroids, n_lists, reference=centroids)[1].tolist()
-    squared = (points * points).sum(1)
-    distances = torch.empty(n, k)
-    indices = torch.empty(n, k, dtype=torch.long)
-    for own in range(n_lists):
-        rows = members[own]
+    return centroids, torch.split(torch.argsort(assign, stable=True), sizes), sizes
+
+
+def _probed(own: int, nearest_lists: list[int], members: tuple, sizes: list[int], probes: int, k: int) -> torch.Tensor:
+    """The rows searched for the queries of list ``own``: its own rows first, then those of
+    the lists nearest to it, until ``probes`` lists and more than k rows."""
+    chosen, size = [members[own]], sizes[own]
+    for other in nearest_lists:
+        if len(chosen) >= probes and size > k:
+            break
+        if other != own:
+            chosen.append(members[other])
+            size += sizes[other]
+    return torch.cat(chosen)
+
+
+def clustered_reference_knn(
+    queries: torch.Tensor, reference: torch.Tensor, k: int, probes: int = 8, iterations: int = 8, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate k nearest rows of ``reference`` for every row of ``queries`` (the layout of
+    :func:`knn` with a reference): the index of :func:`clustered_knn` built on the reference,
+    each query searched among the ``probes`` lists nearest to the list its nearest centroid
+    leads. Needs more than k reference rows."""
+    centroids, members, sizes = _lists(reference, iterations, seed)
+    probes = min(probes, len(centroids))
+    lists_by_distance = knn(centroids, len(centroids), reference=centroids)[1].tolist()
+    assign = knn(queries, 1, reference=centroids)[1][:, 0]
+    counts = torch.bincount(assign, minlength=len(centroids)).tolist()
+    by_list = torch.split(torch.argsort(assign, stable=True), counts)  # the queries of each list
+    squared = (reference * reference).sum(1)
+    distances = torch.empty(len(queries), k)
+    indices = torch.empty(len(queries), k, dtype=torch.long)
+    for own, rows in enumerate(by_list):
         if not len(rows):
             continue
-        # the own list first (its rows are the first candidates: see "itself" below), then
-        # nearer lists until `probes` lists and more than k rows
-        chosen, size = [rows], len(rows)
-        for other in lists_by_distance[own]:
-            if len(chosen) >= probes and size > k:
-                break
-            if other != own:
-                chosen.append(members[other])
-                size += sizes[other]
-        candidates = torch.cat(chosen)
-        query = points[rows]
-        d2 = torch.addmm(squared[candidates][None, :], query, points[candidates].T, alpha=-2.0)
-        d2[torch.arange(len(rows)), torch.arange(len(rows))] = float("inf")  # itself
+        candidates = _probed(own, lists_by_distance[own], members, sizes, probes, k)
+        query = queries[rows]
+        d2 = torch.addmm(squared[candidates][None, :], query, reference[candidates].T, alpha=-2.0)
         values, nearest = d2.topk(k, dim=1, largest=False)
-        distances[rows] = (values + squared[rows, None]).clamp_min(0).sqrt()
+        distances[rows] = (values + (query * query).sum(1, keepdim=True)).clamp_min(0).sqrt()
         indices[rows] = candidates[nearest]
     return distances, indices
