@@ -1,13 +1,13 @@
 """The landscape widget at scale, in a real JupyterLab in headless Chromium.
 
     .venv/bin/python -m benchmarks.widget [--sizes 10000 50000 200000] [--epochs 30]
-        [--baseline REV] [--out /tmp/nbdebug-bench/widget]
+        [--baseline REV [--baseline-sizes 10000 50000]] [--out /tmp/nbdebug-bench/widget]
 
 Runs: ``make_classification`` (32 features, 10 classes) learned by an MLP 32-32-10 (32-d
 representations), recorded with ``--sizes`` training samples plus 10% test samples for
 ``--epochs`` epochs into ``--out``; the default TimeTravelVisualizer is fitted beforehand
-(cached in the run directory), and the attributes are deleted before each measurement, as
-after a fresh recording.
+(cached in the run directory), and the attributes, the faithfulness figures and any answers
+are deleted before each measurement, as after a fresh recording and fit.
 
 For each run and variant, a notebook cell ``nbdebug.show(path)`` is run like a person would
 (click, Shift+Enter; ``import nbdebug`` ran in the cell before), and measured from the page:
@@ -25,7 +25,8 @@ For each run and variant, a notebook cell ``nbdebug.show(path)`` is run like a p
 Variants: ``pixels`` (the default renderer), ``canvas`` (the Canvas 2D renderer, the one
 before, through the ``renderer`` switch) and, with ``--baseline REV``, the code of commit REV
 (checked out into ``--out``, its JavaScript built there, and imported by the kernel ahead
-of this checkout), measured with the same script so far as it applies.
+of this checkout) on copies of the ``--baseline-sizes`` runs whose projections it fitted,
+measured with the same script so far as it applies.
 """
 
 from __future__ import annotations
@@ -105,17 +106,33 @@ def record_run(root: Path, n_train: int, epochs: int, seed: int = 0) -> Path:
                 loss.backward()
                 optimizer.step()
             rec.capture(epoch)
-    session = Session(load_run(path))
-    session.fit()  # cached in the run directory, as after a first show()
-    _ = session.faithfulness  # cached too: the figures of a fitted run
+    Session(load_run(path)).fit()  # the projection, cached in the run directory
     return path
 
 
-def forget_attributes(path: Path) -> None:
-    """As after a fresh recording: the attributes (and nothing else) are computed again."""
+def as_after_fit(path: Path) -> None:
+    """As after a fresh recording whose projection was fitted: the attributes and the
+    faithfulness figures are computed again, and no answer has been given."""
     for cached in path.glob("attributes-*.npz"):
         cached.unlink()
     (path / "feedback.jsonl").unlink(missing_ok=True)
+    (path / "visualizer" / "metrics.json").unlink(missing_ok=True)
+
+
+def baseline_runs(where: Path, runs: dict[int, Path]) -> dict[int, Path]:
+    """Copies of ``runs`` under ``where``, their projections fitted by the code there (its
+    cache may differ from this checkout's, and both live in the run directory)."""
+    copies = {}
+    for n, path in runs.items():
+        copy = where / "runs" / path.name
+        if not (copy / "visualizer").exists():
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(path, copy, ignore=shutil.ignore_patterns("visualizer", "attributes-*", "feedback.jsonl"))
+            fit = "import sys; from nbdebug import Session; Session(sys.argv[1]).fit()"
+            env = {**os.environ, "PYTHONPATH": str(where)}
+            subprocess.run([sys.executable, "-c", fit, str(copy)], env=env, check=True)
+        copies[n] = copy
+    return copies
 
 
 # -- JupyterLab and the browser ---------------------------------------------------------------
@@ -289,25 +306,34 @@ def main(argv=None):
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 50_000, 200_000])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--baseline", help="also measure the code of this commit (e.g. the one before yours)")
+    parser.add_argument(
+        "--baseline-sizes",
+        nargs="+",
+        type=int,
+        default=[10_000, 50_000],
+        help="the runs measured with --baseline (its exact faithfulness grows with the square of the samples)",
+    )
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "nbdebug-bench" / "widget")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
 
     runs = {n: record_run(args.out, n, args.epochs) for n in args.sizes}
-    variants = [("pixels", None, "", True), ("canvas", None, ", renderer='canvas'", True)]
+    variants = [("pixels", None, runs, "", True), ("canvas", None, runs, ", renderer='canvas'", True)]
     if args.baseline:
-        variants.append((f"code of {args.baseline}", str(baseline_checkout(args.out, args.baseline)), "", False))
+        where = baseline_checkout(args.out, args.baseline)
+        before = baseline_runs(where, {n: runs[n] for n in args.baseline_sizes if n in runs})
+        variants.append((f"code of {args.baseline}", str(where), before, "", False))
     rows = []
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True, args=CHROMIUM_FLAGS
         )
-        for label, pythonpath, options, instrumented in variants:
+        for label, pythonpath, variant_runs, options, instrumented in variants:
             server, page_url = start_lab(args.out, pythonpath)
             try:
-                for n, path in runs.items():
-                    forget_attributes(path)
+                for n, path in variant_runs.items():
+                    as_after_fit(path)
                     print(f"[{time.strftime('%H:%M:%S')}] {n} samples, {label} ...", flush=True)
                     figures = measure(browser, page_url, args.out, path, options, instrumented)
                     rows.append((n, label, figures))

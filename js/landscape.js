@@ -15,6 +15,7 @@ import { blend, drawOutlines, imageCanvas, makeTransform, nearest, panView, zoom
 
 const HEIGHT = 440;
 const TWEEN_MS = 350;
+const DOUBLE_CLICK_MS = 500; // clicks this close are one double click, which keeps the selection
 const UNLABELLED = "#9e9e9e";
 const RENDERERS = { pixels: createPixelRenderer, canvas: createCanvasRenderer };
 
@@ -76,6 +77,8 @@ function createLandscape(model, el) {
   let transform = null;
   let lassoPath = null;
   let highlighted = -1;
+  let lastClickAt = Number.NEGATIVE_INFINITY;
+  let beforeClicks = []; // the selection before the last burst of clicks
 
   function decode() {
     const epochs = model.get("epochs");
@@ -296,7 +299,11 @@ function createLandscape(model, el) {
       draw();
     },
     onPanEnd: () => setView(view, { now: true }),
-    onReset: () => setView(data.bounds.slice(), { now: true }),
+    onReset: () => {
+      // The clicks of a double click do not select.
+      if (performance.now() - lastClickAt < DOUBLE_CLICK_MS) select(beforeClicks);
+      setView(data.bounds.slice(), { now: true });
+    },
   });
 
   attachLasso(canvas, {
@@ -318,6 +325,9 @@ function createLandscape(model, el) {
       select(inside);
     },
     onClick: (px, py) => {
+      const now = performance.now();
+      if (now - lastClickAt >= DOUBLE_CLICK_MS) beforeClicks = Array.from(data.selection);
+      lastClickAt = now;
       const hit = shown ? nearest(transform, shown, data.n, px, py, 6) : -1;
       select(hit >= 0 ? [hit] : []);
     },
@@ -346,8 +356,9 @@ function createLandscape(model, el) {
   });
 
   model.on("msg:custom", (message, buffers) => {
-    if (message && message.type === "frames" && Array.isArray(message.indices))
-      frames.receive(message.indices, buffers);
+    if (!message) return;
+    if (message.type === "frames" && Array.isArray(message.indices)) frames.receive(message.indices, buffers);
+    if (message.type === "frame_part") frames.receivePart(message.index, message.first, buffers[0]);
   });
   model.on("change:epoch", () => {
     const index = data.epochs.indexOf(model.get("epoch"));
@@ -374,17 +385,25 @@ function createLandscape(model, el) {
   });
   model.on("change:frame_quality", () => showLabel(current));
   model.on("change:status", showStatus);
-  for (const name of ["background", "background_size", "background_bounds"]) {
-    model.on(`change:${name}`, () => {
-      decodeBackground();
-      draw();
-    });
-  }
+  // Traits that change together arrive in one message: decoded once, after its last change.
+  const onceAfter = (fn) => {
+    let queued = false;
+    return () => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        fn();
+        draw();
+      });
+    };
+  };
+  const backgroundChanged = onceAfter(decodeBackground);
+  for (const name of ["background", "background_size", "background_bounds"])
+    model.on(`change:${name}`, backgroundChanged);
+  const feedbackChanged = onceAfter(decodeFeedback);
   for (const name of ["_selection", "_recommended", "_accepted", "_rejected", "cards", "importance", "message"]) {
-    model.on(`change:${name}`, () => {
-      decodeFeedback();
-      draw();
-    });
+    model.on(`change:${name}`, feedbackChanged);
   }
 
   const observer = new ResizeObserver(() => {

@@ -101,8 +101,11 @@ class Session:
         self._detector = AnomalyDetector(n_clusters, threshold, seed)
         self._sample_attributes = SampleAttributes(run, self.epochs, mode, self._detector, seed)
         self.seed = seed
-        # One thread at a time computes derived state: a widget prepares it in the background.
+        # One thread at a time computes derived state (a widget prepares it in the background):
+        # the attributes and the learner under one lock, the faithfulness figures, which
+        # nothing else needs, under their own.
         self._lock = threading.RLock()
+        self._faithfulness_lock = threading.Lock()
         self._fitted = False
         self._derived = _Derived()
         self._log = feedback_log.FeedbackLog(run.path)
@@ -123,10 +126,11 @@ class Session:
     @property
     def embedding(self) -> np.ndarray:
         """(n_epochs, n_samples, 2) float32 canvas positions; NaN for non-finite samples."""
-        with self._lock:
-            if not self._fitted:
-                self.fit()
-            return self.projection.embedding_
+        if not self._fitted:  # once fitted, read without waiting for work in progress
+            with self._lock:
+                if not self._fitted:
+                    self.fit()
+        return self.projection.embedding_
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -173,15 +177,15 @@ class Session:
         return self._faithfulness()
 
     def _faithfulness(self, on_epoch: Callable[[], None] | None = None) -> dict:
-        with self._lock:
-            if not self._fitted:
-                self.fit()
-            if self._derived.faithfulness is None:
+        _ = self.embedding  # fits the projection if needed
+        with self._faithfulness_lock:
+            derived = self._derived  # a fit() meanwhile starts a new one
+            if derived.faithfulness is None:
                 if hasattr(self.projection, "faithfulness"):  # cached in the run directory
-                    self._derived.faithfulness = self.projection.faithfulness(self.run, on_epoch=on_epoch)
+                    derived.faithfulness = self.projection.faithfulness(self.run, on_epoch=on_epoch)
                 else:
-                    self._derived.faithfulness = evaluate(self.run, self.projection, on_epoch=on_epoch)
-            return self._derived.faithfulness
+                    derived.faithfulness = evaluate(self.run, self.projection, on_epoch=on_epoch)
+            return derived.faithfulness
 
     # -- attributes -------------------------------------------------------------------
 
@@ -229,14 +233,22 @@ class Session:
                 self._derived.detector_fitted = True
             return self._detector
 
-    def prepare(self, recommendations: bool = True, on_progress: Callable[[str, float], None] | None = None) -> Session:
-        """Compute now what is slow: the attributes and the learner behind the recommendations
-        (unless ``recommendations=False``), then every frame's faithfulness. A widget does this
-        in the background; ``on_progress(task, fraction)`` reports the share of each task done
-        ("recommendations", then "faithfulness")."""
+    def prepare(
+        self,
+        recommendations: bool = True,
+        faithfulness: bool = True,
+        on_progress: Callable[[str, float], None] | None = None,
+    ) -> Session:
+        """Compute now what is slow: the attributes and the learner behind the recommendations,
+        then every frame's faithfulness (each unless False). A widget does this in the
+        background; ``on_progress(task, fraction)`` reports the share of each task done
+        ("recommendations", "faithfulness"), from 0 when it starts."""
 
         def counter(task: str, total: int) -> Callable[[], None]:
+            """The step function of ``task``, which is starting."""
             done = [0]
+            if on_progress is not None:
+                on_progress(task, 0.0)
 
             def step() -> None:
                 done[0] += 1
@@ -248,7 +260,8 @@ class Session:
         if recommendations:
             self._attributes(counter("recommendations", self._sample_attributes.steps()))
             _ = self.learner  # built from the attributes and the saved answers
-        self._faithfulness(counter("faithfulness", len(self.run.epochs)))
+        if faithfulness:
+            self._faithfulness(counter("faithfulness", len(self.run.epochs)))
         return self
 
     def score_unseen(self, representations, labels=None, probabilities=None) -> np.ndarray:

@@ -34,11 +34,14 @@ STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger("nbdebug")
 
 SPLIT_NAMES = ("train", "test", "unlabeled")  # a sample's split code indexes this
-# No message to the page is larger: epochs' positions go a few at a time.
-MAX_MESSAGE_BYTES = 10 * 2**20
+# No message to the page is larger: epochs' positions go a few at a time (or one in parts).
+MAX_MESSAGE_BYTES = 10_000_000
 # Positions the page keeps by default; a longer run's epochs are sent around the one shown.
 POSITION_BUDGET = 64 * 2**20
 RENDERERS = ("pixels", "canvas")
+# A view set from Python or the page spans at least this share of the canvas, at most this
+# multiple of it (the page zooms between 1/1000 and 10 times the canvas's width).
+VIEW_SPAN = (1e-6, 1e3)
 TASKS = {"recommendations": "computing recommendations", "faithfulness": "estimating how faithful each frame is"}
 
 
@@ -53,15 +56,17 @@ def _check_bundle(path: Path) -> None:
 def _frame_quality(quality: dict) -> list[dict[str, float]]:
     """Per epoch, the share of neighbours kept on the canvas (NPR@15) and of predictions the
     painted territories preserve (PPR) for training samples, each with the half-width of its
-    95% interval (``NPR_error``); NaN-free for JSON."""
+    95% interval (``NPR_error``) where it is known; NaN-free for JSON."""
     frames = []
     for i in range(len(quality["epochs"])):
         frame = {}
         for key, name in (("npr_train", "NPR"), ("ppr_train", "PPR")):
-            if key in quality and np.isfinite(quality[key][i]):
-                frame[name] = float(quality[key][i])
-                se = quality.get(f"{key}_se", [math.nan] * (i + 1))[i]
-                frame[f"{name}_error"] = 1.96 * float(se) if np.isfinite(se) else 0.0
+            value = quality.get(key, [math.nan] * (i + 1))[i]
+            se = quality.get(f"{key}_se", [math.nan] * (i + 1))[i]
+            if np.isfinite(value):
+                frame[name] = float(value)
+            if np.isfinite(value) and np.isfinite(se):
+                frame[f"{name}_error"] = 1.96 * float(se)
         frames.append(frame)
     return frames
 
@@ -77,12 +82,15 @@ def _indices_bytes(indices: Any) -> bytes:
     return np.asarray(indices, dtype=np.uint32).tobytes()
 
 
-def _indices(values: Any, name: str, stop: int) -> list[int]:
-    """A list of ints in 0..stop-1 sent by the page; raises ValueError naming ``name``."""
+def _indices(values: Any, name: str, stop: int, distinct: bool = False) -> list[int]:
+    """A list of ints in 0..stop-1 sent by the page (each once, if ``distinct``); raises
+    ValueError naming ``name``."""
     if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise ValueError(f"{name} must be a list of indices")
     if any(not 0 <= v < stop for v in values):
         raise ValueError(f"{name} holds an index outside 0..{stop - 1}")
+    if distinct and len(set(values)) < len(values):
+        raise ValueError(f"{name} holds an index twice")
     return values
 
 
@@ -100,10 +108,15 @@ class Landscape(anywidget.AnyWidget):
     ``session.feedback`` and the list is re-ranked at once.
 
     The page asks for each epoch's positions as it needs them, the shown one first, and
-    keeps at most ``position_budget`` bytes of them (messages stay under 10 MB); it animates
-    between frames and reports only the epoch and the view it settles on. ``status`` says
-    what is still being computed; :meth:`wait` waits for it. ``renderer`` is "pixels" (the
-    default: one image buffer per frame, fast on any machine) or "canvas" (Canvas 2D paths).
+    keeps at most ``position_budget`` bytes of them, and two frames at least (messages stay
+    under 10 MB); it animates between frames and reports only the epoch and the view it
+    settles on. ``status`` says what is still being computed; :meth:`wait` waits for it.
+    ``renderer`` is "pixels" (the default: one image buffer per frame, fast on any machine)
+    or "canvas" (Canvas 2D paths). The page reads ``renderer`` and ``position_budget`` when
+    it draws the widget: give them to ``show()``.
+
+    The background job and the kernel's thread both write traits; ``_sync`` lets one at a
+    time do so, and is never held while waiting for the session.
     """
 
     _esm = STATIC / "landscape.js"
@@ -149,6 +162,7 @@ class Landscape(anywidget.AnyWidget):
         self._thumbnails = card_maker.Thumbnails(run)
         self._positions = np.ascontiguousarray(session.embedding, dtype=np.float32)  # fits if needed
         self._error: BaseException | None = None
+        self._sync = threading.RLock()
         splits = np.empty(run.n_samples, dtype=np.uint8)
         for name, where in run.splits.items():
             splits[where] = SPLIT_NAMES.index(name)
@@ -205,12 +219,23 @@ class Landscape(anywidget.AnyWidget):
     @traitlets.validate("view")
     def _valid_view(self, proposal: dict) -> list[float]:
         x0, x1, y0, y1 = (float(v) for v in proposal["value"])
-        if not all(math.isfinite(v) for v in (x0, x1, y0, y1)) or x0 >= x1 or y0 >= y1:
+        b0, b1, c0, c1 = self.bounds or (x0, x1, y0, y1)
+        canvas = max(b1 - b0, c1 - c0)
+        low, high = VIEW_SPAN[0] * canvas, VIEW_SPAN[1] * canvas
+        if not all(math.isfinite(v) for v in (x0, x1, y0, y1)) or not (
+            low <= x1 - x0 <= high and low <= y1 - y0 <= high
+        ):
             raise traitlets.TraitError(
-                f"view must be finite (x_min, x_max, y_min, y_max) with x_min < x_max and y_min < y_max, "
-                f"got {proposal['value']}; widget.bounds is the whole canvas"
+                f"view must be finite (x_min, x_max, y_min, y_max) with each side between {low:.3g} and "
+                f"{high:.3g} long, got {proposal['value']}; widget.bounds is the whole canvas"
             )
         return [x0, x1, y0, y1]
+
+    @traitlets.validate("position_budget")
+    def _valid_budget(self, proposal: dict) -> int:
+        if proposal["value"] < 0:
+            raise traitlets.TraitError(f"position_budget must be a number of bytes >= 0, got {proposal['value']}")
+        return proposal["value"]
 
     @traitlets.validate("renderer")
     def _valid_renderer(self, proposal: dict) -> str:
@@ -238,12 +263,23 @@ class Landscape(anywidget.AnyWidget):
         array = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
         if array.size and (array.dtype.kind not in "iu" or array.min() < 0 or array.max() >= self.n_samples):
             raise ValueError(f"selection must be sample indices in 0..{self.n_samples - 1}")
-        self._selection = _indices_bytes(array)
+        self._set(_selection=_indices_bytes(array))
 
     @traitlets.observe("epoch", "view")
     def _shown_changed(self, _change: dict) -> None:
         if self._ready:
             self._refresh_background()
+
+    def set_state(self, sync_data: dict) -> None:
+        """Changes from the page (ipywidgets calls this), one writer at a time."""
+        with self._sync:
+            super().set_state(sync_data)
+
+    def _set(self, **values: Any) -> None:
+        """Set traits from either thread, one writer at a time, sent in one message."""
+        with self._sync, self.hold_sync():
+            for name, value in values.items():
+                setattr(self, name, value)
 
     def _on_message(self, _widget: Any, content: Any, _buffers: list) -> None:
         """Requests from the page, validated before use."""
@@ -251,7 +287,7 @@ class Landscape(anywidget.AnyWidget):
             return
         try:
             if content.get("type") == "frames":
-                self._send_frames(_indices(content.get("indices"), "indices", len(self.epochs)))
+                self._send_frames(_indices(content.get("indices"), "indices", len(self.epochs), distinct=True))
                 return
             if content.get("type") == "feedback":
                 accept = _indices(content.get("accept", []), "accept", self.n_samples)
@@ -262,17 +298,26 @@ class Landscape(anywidget.AnyWidget):
             else:
                 return
         except (ValueError, TypeError, IndexError) as err:
-            self.message = str(err)
+            self._set(message=str(err))
             logger.warning("nbdebug widget: %s", err)
             return
-        self.message = ""  # the session's on_feedback listener has refreshed the panel
+        self._set(message="")  # the session's on_feedback listener has refreshed the panel
 
     # -- what the kernel pushes --------------------------------------------------------
 
     def _send_frames(self, indices: list[int]) -> None:
-        """The positions of the frames ``indices`` (float32 (n, 2) each), as few per message as
-        keep it under MAX_MESSAGE_BYTES (one at least)."""
-        per_message = max(1, MAX_MESSAGE_BYTES // max(self._positions[0].nbytes, 1))
+        """The positions of the frames ``indices`` (float32 (n, 2) each), as many per message
+        as keep it within MAX_MESSAGE_BYTES; a frame larger than that goes in parts of
+        consecutive samples ("frame_part" messages, each saying its first sample)."""
+        frame_bytes = max(self._positions[0].nbytes, 1)
+        per_message = MAX_MESSAGE_BYTES // frame_bytes
+        if per_message == 0:
+            samples = MAX_MESSAGE_BYTES // self._positions[0][:1].nbytes
+            for i in indices:
+                for first in range(0, self.n_samples, samples):
+                    part = self._positions[i, first : first + samples]
+                    self.send({"type": "frame_part", "index": i, "first": first}, buffers=[part.data])
+            return
         for start in range(0, len(indices), per_message):
             chunk = indices[start : start + per_message]
             self.send({"type": "frames", "indices": chunk}, buffers=[self._positions[i].data for i in chunk])
@@ -281,10 +326,11 @@ class Landscape(anywidget.AnyWidget):
         """The class territories of the epoch shown, painted over the view."""
         x0, x1, y0, y1 = self.view
         image = np.ascontiguousarray(self.session.background(self.epoch, bounds=(x0, x1, y0, y1)), dtype=np.uint8)
-        with self.hold_sync():
-            self.background = image.tobytes()
-            self.background_size = [image.shape[1], image.shape[0]]
-            self.background_bounds = [x0, x1, y0, y1]
+        self._set(
+            background=image.tobytes(),
+            background_size=[image.shape[1], image.shape[0]],
+            background_bounds=[x0, x1, y0, y1],
+        )
 
     def _prepare(self) -> None:
         """The background job: everything slow, with progress in ``status`` and the bar."""
@@ -296,16 +342,17 @@ class Landscape(anywidget.AnyWidget):
             overall = sum(weights[t] * done[t] for t in done) / sum(weights.values())
             self._bar.n = round(100 * overall)
             self._bar.refresh()
-            self.status = f"{TASKS[task]}… {fraction:.0%}"
+            self._set(status=f"{TASKS[task]}… {fraction:.0%}")
 
         try:
-            self.session.prepare(recommendations=bool(self.n_recommendations), on_progress=progress)
-            self._refresh_recommendations()
-            self.frame_quality = _frame_quality(self.session.faithfulness)
-            self.status = ""
+            if self.n_recommendations:  # shown as soon as they are ready
+                self.session.prepare(faithfulness=False, on_progress=progress)
+                self._refresh_recommendations()
+            self.session.prepare(recommendations=False, on_progress=progress)
+            self._set(frame_quality=_frame_quality(self.session.faithfulness), status="")
         except Exception as err:  # shown in the widget; wait() raises it
             self._error = err
-            self.status = f"could not prepare the landscape: {err}"
+            self._set(status=f"could not prepare the landscape: {err}")
             logger.warning("nbdebug widget: %s", self.status)
         finally:
             self._bar.close()
@@ -317,13 +364,15 @@ class Landscape(anywidget.AnyWidget):
         recommended = np.asarray(session.recommend(self.n_recommendations), dtype=np.int64)
         answers = session.learner.answers  # per sample: 1 accepted, 0 rejected, -1 not judged
         made, pixels = card_maker.cards(session.run, recommended, self._thumbnails)
-        with self.hold_sync():
-            self.card_thumbnails = pixels
-            self.cards = made
-            self._recommended = _indices_bytes(recommended)
-            self._accepted = _indices_bytes(np.flatnonzero(answers == 1))
-            self._rejected = _indices_bytes(np.flatnonzero(answers == 0))
-            self.importance = {k: float(v) for k, v in session.importance.items()}
+        importance = {k: float(v) for k, v in session.importance.items()}
+        self._set(
+            card_thumbnails=pixels,
+            cards=made,
+            _recommended=_indices_bytes(recommended),
+            _accepted=_indices_bytes(np.flatnonzero(answers == 1)),
+            _rejected=_indices_bytes(np.flatnonzero(answers == 0)),
+            importance=importance,
+        )
 
 
 def show(obj: Run | Session | Monitor | str | Path, projection: Any = None, **kwargs: Any) -> Landscape | MonitorWidget:

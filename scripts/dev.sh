@@ -2,7 +2,7 @@
 # One entry point for a fresh machine:
 #   scripts/dev.sh demo   set everything up, record the demo run, open it in JupyterLab
 #   scripts/dev.sh test   set everything up, check lint, format and types, run the whole test suite
-#                         (browser tests included)
+#                         (the JavaScript unit tests, then pytest, browser tests included)
 # NBDEBUG_HEADLESS=1 makes `demo` start JupyterLab without trying to open a browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +65,8 @@ case "${1:-}" in
     test)
         setup
         check_code
+        echo "==> JavaScript unit tests"
+        npm run --silent test
         ensure_chromium
         shift
         exec "$PY" -m pytest "$@"

@@ -23,7 +23,7 @@ def frames_sent(widget, indices):
 
 
 def test_widget_sends_binary_buffers(digits_run_path):
-    widget = nbdebug.show(digits_run_path)
+    widget = nbdebug.show(digits_run_path).wait()
     run = widget.session.run
     assert widget.epochs == run.epochs and widget.epoch == run.epochs[-1]
     sent = frames_sent(widget, [5, 0, 3])
@@ -43,19 +43,28 @@ def test_widget_sends_binary_buffers(digits_run_path):
 
 
 def test_no_message_to_the_page_exceeds_the_limit(digits_run_path, monkeypatch):
-    widget = nbdebug.show(digits_run_path, recommendations=0)
+    widget = nbdebug.show(digits_run_path, recommendations=0).wait()
     frame = 1797 * 2 * 4
     monkeypatch.setattr(nbdebug.widget, "MAX_MESSAGE_BYTES", 2 * frame + 1)  # two frames a message
     sent = frames_sent(widget, [0, 1, 2, 3, 4])
     assert [content["indices"] for content, _ in sent] == [[0, 1], [2, 3], [4]]
     assert all(sum(b.nbytes for b in buffers) <= 2 * frame + 1 for _, buffers in sent)
-    for bad in ([6], [-1], "0", [True]):  # frames the run does not have are refused and said so
+    # A frame larger than a message goes in parts of consecutive samples.
+    monkeypatch.setattr(nbdebug.widget, "MAX_MESSAGE_BYTES", 1000)  # 125 samples a message
+    sent = frames_sent(widget, [4, 1])
+    assert all(content["type"] == "frame_part" and buffers[0].nbytes <= 1000 for content, buffers in sent)
+    assert [c["first"] for c, _ in sent if c["index"] == 4] == list(range(0, 1797, 125))
+    for index in (4, 1):
+        parts = [np.frombuffer(b[0], np.float32) for c, b in sent if c["index"] == index]
+        np.testing.assert_array_equal(np.concatenate(parts).reshape(-1, 2), widget.session.embedding[index])
+    # Frames the run does not have, repeated ones and malformed lists are refused and said so.
+    for bad in ([6], [-1], "0", [True], [2, 2], [0] * 10**4):
         assert frames_sent(widget, bad) == []
         assert "indices" in widget.message
 
 
 def test_epoch_must_be_recorded(digits_run_path):
-    widget = nbdebug.show(nbdebug.load_run(digits_run_path))
+    widget = nbdebug.show(nbdebug.load_run(digits_run_path)).wait()
     widget.epoch = 2
     assert widget.epoch == 2
     with pytest.raises(traitlets.TraitError, match="recorded epochs"):
@@ -69,7 +78,7 @@ def test_show_rejects_other_objects():
 
 
 def test_selection_from_the_page_is_validated(digits_run_path, copy_run):
-    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5).wait()
     # What the page sends: uint32 indices as a binary buffer (a memoryview in the kernel).
     widget.set_state({"_selection": memoryview(np.array([7, 3, 3, 1500], dtype=np.uint32).tobytes())})
     assert widget.selection.tolist() == [3, 7, 1500]
@@ -166,6 +175,38 @@ def test_the_first_frame_comes_before_the_recommendations(digits_run_path, copy_
     assert len(widget.frame_quality) == 6 and {"NPR", "NPR_error", "PPR", "PPR_error"} <= set(widget.frame_quality[-1])
 
 
+def test_the_kernel_answers_the_page_while_faithfulness_is_estimated(digits_run_path, copy_run, monkeypatch):
+    release, started = threading.Event(), threading.Event()
+    faithfulness = nbdebug.TimeTravelVisualizer.faithfulness
+
+    def slow(self, *args, **kwargs):  # as long as the test says
+        started.set()
+        release.wait(60)
+        return faithfulness(self, *args, **kwargs)
+
+    monkeypatch.setattr(nbdebug.TimeTravelVisualizer, "faithfulness", slow)
+    widget = nbdebug.show(copy_run(digits_run_path), recommendations=5)
+    assert started.wait(60) and widget.status.startswith("estimating")
+    answered = []
+
+    def page():  # what the page may ask meanwhile: frames, a zoom, an answer
+        answered.append(len(frames_sent(widget, [0, 1])))
+        x0, x1, y0, y1 = widget.bounds
+        widget.set_state({"view": [x0, (x0 + x1) / 2, y0, y1]})
+        widget._on_message(widget, {"type": "feedback", "accept": [widget.cards[0]["index"]]}, [])
+        answered.append(widget.message)
+
+    asking = threading.Thread(target=page)
+    asking.start()
+    asking.join(30)
+    blocked = asking.is_alive()
+    release.set()
+    widget.wait(60)
+    assert not blocked, "the page's requests waited for the faithfulness estimate"
+    assert answered == [1, ""] and len(np.frombuffer(widget._accepted, np.uint32)) == 1
+    assert widget.background_bounds[1] < widget.bounds[1] and widget.status == ""
+
+
 def test_a_failed_preparation_is_shown_and_raised(digits_run_path, copy_run, monkeypatch):
     def broken(self, *args, **kwargs):
         raise ValueError("no attributes today")
@@ -178,7 +219,7 @@ def test_a_failed_preparation_is_shown_and_raised(digits_run_path, copy_run, mon
 
 
 def test_territories_follow_the_view(digits_run_path):
-    widget = nbdebug.show(digits_run_path, recommendations=0)
+    widget = nbdebug.show(digits_run_path, recommendations=0).wait()
     whole = np.frombuffer(widget.background, np.uint8).reshape(256, 256, 4)
     x0, x1, y0, y1 = widget.bounds
     zoomed = [x0, (x0 + x1) / 2, y0, (y0 + y1) / 2]  # the lower-left quarter
@@ -192,16 +233,18 @@ def test_territories_follow_the_view(digits_run_path):
     coarse = whole[128:, :128, :3].astype(int)
     fine = image[::2, ::2, :3].astype(int)
     assert np.abs(coarse - fine).mean() < 10  # the same territories, only sharper
-    for bad in ([x1, x0, y0, y1], [x0, x1, y0, float("nan")]):
+    for bad in ([x1, x0, y0, y1], [x0, x1, y0, float("nan")], [-1e308, 1e308, y0, y1], [x0, x0 + 1e-300, y0, y1]):
         with pytest.raises(traitlets.TraitError, match="view must be finite"):
             widget.view = bad
     assert widget.view == zoomed
+    with pytest.raises(traitlets.TraitError, match="position_budget must be"):
+        widget.position_budget = -1
 
 
 def test_a_card_keeps_its_thumbnail_when_another_has_none(digits_run_path, copy_run):
     path = copy_run(digits_run_path)
     (path / "thumbnails" / "test.npy").unlink()  # the test split has no thumbnails now
-    widget = nbdebug.show(path, recommendations=0)
+    widget = nbdebug.show(path, recommendations=0).wait()
     session = widget.session
     train, test = session.run.indices("train")[:3], session.run.indices("test")[:2]
     made, pixels = nbdebug.cards.cards(session.run, np.concatenate([train, test]), widget._thumbnails)

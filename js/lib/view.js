@@ -54,9 +54,13 @@ export function panView(transform, dx, dy) {
   return [x0 - sx, x1 - sx, y0 + sy, y1 + sy];
 }
 
-// Positions `out` moved a share `t` of the way from `from` to `to` (tweening between frames).
+// Positions `out` moved a share `t` of the way from `from` to `to` (tweening between frames);
+// a sample with no position to start from (NaN) appears at its destination.
 export function blend(from, to, t, out) {
-  for (let k = 0; k < out.length; k++) out[k] = from[k] + (to[k] - from[k]) * t;
+  for (let k = 0; k < out.length; k++) {
+    const start = from[k];
+    out[k] = Number.isNaN(start) ? to[k] : start + (to[k] - start) * t;
+  }
   return out;
 }
 

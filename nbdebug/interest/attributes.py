@@ -70,7 +70,7 @@ class SampleAttributes:
         with tqdm(total=self.steps(), desc="computing attributes", disable=not show) as bar:
             probs = load_probabilities(self.run, self.epochs, on_epoch=step)
             # The aggregated attributes (numpy and torch, which release the GIL) are computed
-            # beside the clustering (Python, which holds it): on two cores, about in its time.
+            # beside the clustering (mostly Python, which holds it), so the two overlap.
             with ThreadPoolExecutor(1) as pool:
                 aggregated = None
                 if self.mode == "default":

@@ -54,25 +54,23 @@ def clustered_knn(
     n · probes · √n · dim instead of n² · dim: at 10,000 rows and 8 probes, a tenth.
     Neighbours across a list border that is not probed are missed.
     """
-    n = len(points)
-    centroids, members, sizes = _lists(points, iterations, seed)
-    probes = min(probes, len(centroids))
-    lists_by_distance = knn(centroids, len(centroids), reference=centroids)[1].tolist()
+    lists = _lists(points, iterations, seed)
     squared = (points * points).sum(1)
-    distances = torch.empty(n, k)
-    indices = torch.empty(n, k, dtype=torch.long)
-    for own in range(len(centroids)):
-        rows = members[own]
-        if not len(rows):
-            continue
-        candidates = _probed(own, lists_by_distance[own], members, sizes, probes, k)  # own rows first
-        query = points[rows]
-        d2 = torch.addmm(squared[candidates][None, :], query, points[candidates].T, alpha=-2.0)
-        d2[torch.arange(len(rows)), torch.arange(len(rows))] = float("inf")  # itself
-        values, nearest = d2.topk(k, dim=1, largest=False)
-        distances[rows] = (values + squared[rows, None]).clamp_min(0).sqrt()
-        indices[rows] = candidates[nearest]
-    return distances, indices
+    return _search(lists[1], points, squared, points, lists, probes, k, own_rows=True)
+
+
+def clustered_reference_knn(
+    queries: torch.Tensor, reference: torch.Tensor, k: int, probes: int = 8, iterations: int = 8, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate k nearest rows of ``reference`` for every row of ``queries`` (the layout of
+    :func:`knn` with a reference): the index of :func:`clustered_knn` built on the reference,
+    each query searched among the ``probes`` lists nearest to the list its nearest centroid
+    leads. Needs more than k reference rows."""
+    lists = _lists(reference, iterations, seed)
+    assign = knn(queries, 1, reference=lists[0])[1][:, 0]
+    counts = torch.bincount(assign, minlength=len(lists[0])).tolist()
+    by_list = torch.split(torch.argsort(assign, stable=True), counts)  # the queries of each list
+    return _search(by_list, queries, (queries * queries).sum(1), reference, lists, probes, k, own_rows=False)
 
 
 def _lists(points: torch.Tensor, iterations: int, seed: int) -> tuple[torch.Tensor, tuple, list[int]]:
@@ -93,6 +91,38 @@ def _lists(points: torch.Tensor, iterations: int, seed: int) -> tuple[torch.Tens
     return centroids, torch.split(torch.argsort(assign, stable=True), sizes), sizes
 
 
+def _search(
+    query_lists,
+    queries: torch.Tensor,
+    query_squared: torch.Tensor,
+    reference: torch.Tensor,
+    lists,
+    probes: int,
+    k: int,
+    own_rows: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k nearest reference rows of the queries of each list (``query_lists[list]``),
+    searched among the rows of the ``probes`` lists nearest to it. With ``own_rows``, a
+    list's queries are its own reference rows, which are not their own neighbours."""
+    centroids, members, sizes = lists
+    probes = min(probes, len(centroids))
+    lists_by_distance = knn(centroids, len(centroids), reference=centroids)[1].tolist()
+    squared = (reference * reference).sum(1)
+    distances = torch.empty(len(queries), k)
+    indices = torch.empty(len(queries), k, dtype=torch.long)
+    for own, rows in enumerate(query_lists):
+        if not len(rows):
+            continue
+        candidates = _probed(own, lists_by_distance[own], members, sizes, probes, k)  # own rows first
+        d2 = torch.addmm(squared[candidates][None, :], queries[rows], reference[candidates].T, alpha=-2.0)
+        if own_rows:
+            d2[torch.arange(len(rows)), torch.arange(len(rows))] = float("inf")  # itself
+        values, nearest = d2.topk(k, dim=1, largest=False)
+        distances[rows] = (values + query_squared[rows, None]).clamp_min(0).sqrt()
+        indices[rows] = candidates[nearest]
+    return distances, indices
+
+
 def _probed(own: int, nearest_lists: list[int], members: tuple, sizes: list[int], probes: int, k: int) -> torch.Tensor:
     """The rows searched for the queries of list ``own``: its own rows first, then those of
     the lists nearest to it, until ``probes`` lists and more than k rows."""
@@ -104,31 +134,3 @@ def _probed(own: int, nearest_lists: list[int], members: tuple, sizes: list[int]
             chosen.append(members[other])
             size += sizes[other]
     return torch.cat(chosen)
-
-
-def clustered_reference_knn(
-    queries: torch.Tensor, reference: torch.Tensor, k: int, probes: int = 8, iterations: int = 8, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Approximate k nearest rows of ``reference`` for every row of ``queries`` (the layout of
-    :func:`knn` with a reference): the index of :func:`clustered_knn` built on the reference,
-    each query searched among the ``probes`` lists nearest to the list its nearest centroid
-    leads. Needs more than k reference rows."""
-    centroids, members, sizes = _lists(reference, iterations, seed)
-    probes = min(probes, len(centroids))
-    lists_by_distance = knn(centroids, len(centroids), reference=centroids)[1].tolist()
-    assign = knn(queries, 1, reference=centroids)[1][:, 0]
-    counts = torch.bincount(assign, minlength=len(centroids)).tolist()
-    by_list = torch.split(torch.argsort(assign, stable=True), counts)  # the queries of each list
-    squared = (reference * reference).sum(1)
-    distances = torch.empty(len(queries), k)
-    indices = torch.empty(len(queries), k, dtype=torch.long)
-    for own, rows in enumerate(by_list):
-        if not len(rows):
-            continue
-        candidates = _probed(own, lists_by_distance[own], members, sizes, probes, k)
-        query = queries[rows]
-        d2 = torch.addmm(squared[candidates][None, :], query, reference[candidates].T, alpha=-2.0)
-        values, nearest = d2.topk(k, dim=1, largest=False)
-        distances[rows] = (values + (query * query).sum(1, keepdim=True)).clamp_min(0).sqrt()
-        indices[rows] = candidates[nearest]
-    return distances, indices

@@ -176,20 +176,21 @@ def test_a_run_over_the_position_budget_loads_epochs_on_demand(notebook, digits_
     nb = notebook(
         [
             GEOMETRY,
-            f"import nbdebug\nw = nbdebug.show({str(digits_run_path)!r}, recommendations=0, epoch=1, "
-            f"position_budget={3 * frame})\n"
-            "sent = []\nsend = w.send\n"
-            "w.send = lambda content, buffers=None: (sent.append(content['indices']), send(content, buffers=buffers))\n"
+            # Every frame is larger than a message here, so each goes in two parts.
+            "import nbdebug, nbdebug.widget\nnbdebug.widget.MAX_MESSAGE_BYTES = 8000\n"
+            f"w = nbdebug.show({str(digits_run_path)!r}, recommendations=0, epoch=1, position_budget={3 * frame})\n"
+            "asked = []  # the page's requests for frames\n"
+            "w.on_msg(lambda _w, content, _b: content.get('type') == 'frames' and asked.append(content['indices']))\n"
             "w",
-            "print('SENT', json.dumps(sent))\nprint('EPOCH', w.epoch)",
+            "print('ASKED', json.dumps(asked))\nprint('EPOCH', w.epoch)",
         ]
     )
     open_landscape(nb)
     landscape = nb.cell(1).locator(".nbdebug-landscape").element_handle()
     nb.page.wait_for_function("el => el.nbdebugStats.framesHeld === 3", arg=landscape, timeout=10_000)
-    sent = printed(nb, 2, "SENT")
-    assert sent[0] == [0]  # the frame shown, alone and first
-    assert sorted(i for chunk in sent for i in chunk) == [0, 1, 2]  # then the window the budget allows
+    asked = printed(nb, 2, "ASKED")
+    assert asked[0] == [0]  # the frame shown, alone and first
+    assert sorted(i for chunk in asked for i in chunk) == [0, 1, 2]  # then the window the budget allows
 
     # Scrub to the last epoch like a person: the page asks for it, shows it, keeps three frames.
     slider = nb.cell(1).locator(".nbdebug-slider")
@@ -198,7 +199,9 @@ def test_a_run_over_the_position_budget_loads_epochs_on_demand(notebook, digits_
     label = nb.cell(1).locator(".nbdebug-epoch")
     nb.page.wait_for_function("el => el.textContent.startsWith('epoch 6')", arg=label.element_handle(), timeout=10_000)
     nb.page.wait_for_function("el => el.nbdebugStats.framesHeld === 3", arg=landscape, timeout=10_000)
-    assert 5 in [i for chunk in printed(nb, 2, "SENT") for i in chunk]
+    asked = printed(nb, 2, "ASKED")
+    assert asked[2] == [5]  # the frame scrubbed to, alone (after [0] and [1, 2])
+    assert sorted(i for chunk in asked for i in chunk) == [0, 1, 2, 3, 4, 5]  # each frame asked for once
     assert printed(nb, 2, "EPOCH") == 6
 
     # Playback from the start fetches ahead and reaches the end, holding three frames at most.
