@@ -36,12 +36,10 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +50,8 @@ from tqdm.auto import tqdm
 from nbdebug import Recorder, Session, load_run
 
 from ._common import existing_run, markdown_table
+from ._lab import CHROMIUM_FLAGS, Lab, chromium_path, start_lab, write_notebook
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
@@ -138,45 +129,6 @@ def baseline_runs(where: Path, runs: dict[int, Path]) -> dict[int, Path]:
 # -- JupyterLab and the browser ---------------------------------------------------------------
 
 
-def start_lab(root: Path, pythonpath: str | None) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / "jupyter-config")}
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    log = open(root / f"lab-{port}.log", "w")  # noqa: SIM115 (open while the server runs)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            f"--ServerApp.port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            "--ServerApp.allow_root=True",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-            return server, f"{url}/lab/tree/{{name}}?reset&token={token}"
-        except OSError:
-            time.sleep(0.3)
-    server.kill()
-    raise RuntimeError(f"JupyterLab did not start; see {log.name}")
-
-
 # Counts the main thread's animation frames: how often the page could show a new frame.
 FRAME_COUNTER = """() => {
   window.benchFrames = [];
@@ -199,20 +151,11 @@ def per_second(times_ms: list[float], start: float, stop: float) -> tuple[float,
     return len(times) / seconds, float(worst)
 
 
-def measure(browser, page_url: str, root: Path, path: Path, options: str, instrumented: bool) -> dict:
+def measure(browser, lab: Lab, path: Path, options: str, instrumented: bool) -> dict:
     """Open a notebook that shows the run, and measure it (see the module docstring)."""
     name = f"bench-{secrets.token_hex(4)}.ipynb"
-    sources = ["import nbdebug", f"w = nbdebug.show({str(path)!r}{options})\nw"]  # the import is not timed
-    notebook = {
-        "cells": [
-            {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
-            for source in sources
-        ],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (root / name).write_text(json.dumps(notebook))
+    # The import is not timed.
+    write_notebook(lab.root / name, ["import nbdebug", f"w = nbdebug.show({str(path)!r}{options})\nw"])
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     received = {"bytes": 0, "largest": 0}
 
@@ -222,7 +165,7 @@ def measure(browser, page_url: str, root: Path, path: Path, options: str, instru
         received["largest"] = max(received["largest"], size)
 
     page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-    page.goto(page_url.format(name=name))
+    page.goto(lab.page_url(name))
     page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
     page.evaluate(FRAME_COUNTER)
     cells = page.locator(".jp-NotebookPanel:visible .jp-Cell")
@@ -232,6 +175,7 @@ def measure(browser, page_url: str, root: Path, path: Path, options: str, instru
     page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt, timeout=120_000)
     cells.nth(1).locator(".cm-content").click()
     before = dict(received)
+    received["largest"] = 0  # of the messages from here on
     started = page.evaluate("Date.now()")
     page.keyboard.press("Shift+Enter")
     result: dict = {}
@@ -270,17 +214,17 @@ def measure(browser, page_url: str, root: Path, path: Path, options: str, instru
     if instrumented:
         drawn = landscape.evaluate("el => el.nbdebugStats.drawTimes")
         result["drawn fps"], result["worst second drawn"] = per_second(drawn, start, stop)
-    result["bytes sent MB"] = (received["bytes"] - before["bytes"]) / 2**20
-    result["largest message MB"] = received["largest"] / 2**20
+    result["bytes sent MiB"] = (received["bytes"] - before["bytes"]) / 2**20
+    result["largest message MiB"] = received["largest"] / 2**20
     if instrumented:
         box = page.locator(".nbdebug-canvas").first.bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        count = landscape.evaluate("el => el.nbdebugStats.backgrounds")
+        page.wait_for_timeout(2000)  # the territories of the epoch playback stopped on are in
         wheel = page.evaluate("Date.now()")
         page.mouse.wheel(0, -300)
         handle = page.wait_for_function(
-            "([el, count]) => el.nbdebugStats.backgrounds > count && el.nbdebugStats.backgroundAt",
-            arg=[landscape.element_handle(), count],
+            "([el, wheel]) => el.nbdebugStats.backgroundAt > wheel && el.nbdebugStats.backgroundAt",
+            arg=[landscape.element_handle(), wheel],
             timeout=60_000,
         )
         result["wheel zoom to territories s"] = (handle.json_value() - wheel) / 1000
@@ -326,21 +270,18 @@ def main(argv=None):
         variants.append((f"code of {args.baseline}", str(where), before, "", False))
     rows = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True, args=CHROMIUM_FLAGS
-        )
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
         for label, pythonpath, variant_runs, options, instrumented in variants:
-            server, page_url = start_lab(args.out, pythonpath)
+            lab = start_lab(args.out, args.out / "jupyter-config", args.out / "jupyterlab.log", pythonpath)
             try:
                 for n, path in variant_runs.items():
                     as_after_fit(path)
                     print(f"[{time.strftime('%H:%M:%S')}] {n} samples, {label} ...", flush=True)
-                    figures = measure(browser, page_url, args.out, path, options, instrumented)
+                    figures = measure(browser, lab, path, options, instrumented)
                     rows.append((n, label, figures))
                     print("    " + json.dumps({k: round(v, 3) for k, v in figures.items()}), flush=True)
             finally:
-                server.terminate()
-                server.wait(timeout=30)
+                lab.stop()
         browser.close()
     columns = [
         "first frame s",
@@ -350,8 +291,8 @@ def main(argv=None):
         "drawn fps",
         "worst second drawn",
         "wheel zoom to territories s",
-        "bytes sent MB",
-        "largest message MB",
+        "bytes sent MiB",
+        "largest message MiB",
     ]
     cells = [
         [f"{n:,} x {args.epochs}", label, *(f"{f[c]:.2f}" if c in f else "n/a" for c in columns)]

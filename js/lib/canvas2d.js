@@ -1,6 +1,7 @@
 // The Canvas 2D renderer (renderer="canvas"): one path per colour and style, arcs (squares
 // above 20,000 dots). Sharper for small runs with a GPU-backed canvas, but on software
-// rendering it drops to about 12 frames a second at 50,000 dots; kept for comparison.
+// rendering it drops to about 20 frames a second at 50,000 dots and 4 at 200,000 (python -m
+// benchmarks.widget); kept for comparison.
 
 import { backgroundRect } from "./view.js";
 

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .. import head
 from .._validation import check_int, check_number
@@ -193,9 +194,8 @@ class TimeTravelVisualizer:
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Every constructor argument and its current value, as scikit-learn estimators give
         them (``deep`` is accepted for compatibility; no argument is itself an estimator)."""
-        return {
-            name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"
-        }
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
 
     def _fitting_params(self) -> dict[str, Any]:
         """The settings that change the fitted model, which key its cache: every constructor
@@ -421,7 +421,7 @@ class TimeTravelVisualizer:
     def _project_all(self, run: Run) -> np.ndarray:
         embedding = np.full((len(self.epochs_), run.n_samples, 2), np.nan, dtype=np.float32)
         outside = np.setdiff1d(np.arange(run.n_samples), self.pool_)
-        for i, epoch in enumerate(self.epochs_):
+        for i, epoch in enumerate(tqdm(self.epochs_, desc="placing samples", disable=not self.progress, leave=False)):
             reps = np.asarray(run.representations(epoch), dtype=np.float32)
             pool_reps = reps[self.pool_]
             # the pool's refined positions, encoded once for both the pool and the placement
