@@ -3,23 +3,18 @@
 // rendering it drops to about 20 frames a second at 50,000 dots and 4 at 200,000 (python -m
 // benchmarks.widget); kept for comparison.
 
-import { backgroundRect } from "./view.js";
+import { paintTerritories } from "./view.js";
 
 const DOT_RADIUS = 2.6;
-const TERRITORY_OPACITY = 0.6;
 
 export function createCanvasRenderer(canvas) {
   const ctx = canvas.getContext("2d");
-  let width = 0;
-  let height = 0;
   let background = null;
   let groups = [];
   let n = 0;
 
   return {
     resize(cssWidth, cssHeight, ratio) {
-      width = cssWidth;
-      height = cssHeight;
       canvas.width = Math.round(cssWidth * ratio);
       canvas.height = Math.round(cssHeight * ratio);
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
@@ -43,15 +38,7 @@ export function createCanvasRenderer(canvas) {
       });
     },
     draw(transform, xy) {
-      ctx.fillStyle = "#ffffff";
-      ctx.fillRect(0, 0, width, height);
-      if (background) {
-        const [left, top, w, h] = backgroundRect(transform, background.bounds);
-        ctx.imageSmoothingEnabled = true;
-        ctx.globalAlpha = TERRITORY_OPACITY;
-        ctx.drawImage(background.image, left, top, w, h);
-        ctx.globalAlpha = 1;
-      }
+      paintTerritories(ctx, transform, background, 1); // ctx draws in CSS pixels
       if (!xy) return; // the territories alone, before the first frame's positions arrive
       const square = n > 20000; // squares are much cheaper than arcs for big runs
       for (const { colour, ring, members } of groups) {

@@ -7,9 +7,7 @@
 // Dots get smaller and more transparent as more of them are on screen, so dense regions stay
 // readable: training and unlabeled samples are discs, test samples rings.
 
-import { backgroundRect } from "./view.js";
-
-const TERRITORY_OPACITY = 0.6; // pale territories, so dots of the same class stay visible
+import { paintTerritories } from "./view.js";
 
 // Dot radius (CSS pixels) and opacity (0..256) for `visible` dots on `area` square pixels.
 export function dotStyle(visible, area) {
@@ -57,14 +55,7 @@ export function createPixelRenderer(canvas) {
     off.width = width;
     off.height = height;
     const octx = off.getContext("2d");
-    octx.fillStyle = "#ffffff";
-    octx.fillRect(0, 0, width, height);
-    if (background) {
-      const [left, top, w, h] = backgroundRect(transform, background.bounds);
-      octx.imageSmoothingEnabled = true;
-      octx.globalAlpha = TERRITORY_OPACITY;
-      octx.drawImage(background.image, left * ratio, top * ratio, w * ratio, h * ratio);
-    }
+    paintTerritories(octx, transform, background, ratio);
     layer = new Uint32Array(octx.getImageData(0, 0, width, height).data.buffer);
     layerKey = transform.key;
   }

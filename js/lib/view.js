@@ -108,10 +108,20 @@ export function imageCanvas(rgba, width, height) {
   return canvas;
 }
 
-// Where the background image (covering `bounds`) lands on the canvas, in CSS pixels.
-export function backgroundRect(transform, bounds) {
-  const [x0, x1, y0, y1] = bounds;
+// Pale territories, so dots of their class stay visible over them.
+const TERRITORY_OPACITY = 0.6;
+
+// White, then the class territories (an image covering `background.bounds`) where they lie
+// under `transform`; `scale` maps its CSS pixels to the context's pixels.
+export function paintTerritories(ctx, transform, background, scale) {
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+  if (!background) return;
+  const [x0, x1, y0, y1] = background.bounds;
   const [left, top] = transform.toPixel(x0, y1);
   const [right, bottom] = transform.toPixel(x1, y0);
-  return [left, top, right - left, bottom - top];
+  ctx.imageSmoothingEnabled = true;
+  ctx.globalAlpha = TERRITORY_OPACITY;
+  ctx.drawImage(background.image, left * scale, top * scale, (right - left) * scale, (bottom - top) * scale);
+  ctx.globalAlpha = 1;
 }
