@@ -62,6 +62,25 @@ def digits_run(root: Path, epochs: int = 30) -> Run:
     return existing_run(path, epochs) or load_run(record_demo(path, epochs=epochs, noise=0.1, seed=0))
 
 
+def classification_data(n: int, n_features: int, seed: int, n_redundant: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``make_classification``'s 10 classes (12 informative features, 2 clusters per class,
+    5% of labels flipped, class_sep 2): standardised float32 inputs and their labels."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=n,
+        n_features=n_features,
+        n_informative=12,
+        n_redundant=n_redundant,
+        n_classes=10,
+        n_clusters_per_class=2,
+        flip_y=0.05,
+        class_sep=2.0,
+        random_state=seed,
+    )
+    return ((x - x.mean(0)) / x.std(0)).astype(np.float32), y
+
+
 def synthetic_run(root: Path, n_samples: int = 10000, epochs: int = 30, seed: int = 0) -> Run:
     """``make_classification`` (64 features, 12 informative, 10 classes, 2 clusters per class,
     5% of labels flipped) learned by an MLP 64-128-128-10; ``n_samples`` train plus 20% as
@@ -70,21 +89,8 @@ def synthetic_run(root: Path, n_samples: int = 10000, epochs: int = 30, seed: in
     run = existing_run(path, epochs)
     if run is not None:
         return run
-    from sklearn.datasets import make_classification
-
     n_test = n_samples // 5
-    x, y = make_classification(
-        n_samples=n_samples + n_test,
-        n_features=64,
-        n_informative=12,
-        n_redundant=8,
-        n_classes=10,
-        n_clusters_per_class=2,
-        flip_y=0.05,
-        class_sep=2.0,
-        random_state=seed,
-    )
-    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    x, y = classification_data(n_samples + n_test, 64, seed, n_redundant=8)
     x_train, y_train = torch.from_numpy(x[:n_samples]), torch.from_numpy(y[:n_samples])
     x_test, y_test = torch.from_numpy(x[n_samples:]), torch.from_numpy(y[n_samples:])
     torch.manual_seed(seed)

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from nbdebug import Recorder, Session, load_run
 
-from ._common import existing_run, markdown_table
+from ._common import classification_data, existing_run, markdown_table
 from ._lab import CHROMIUM_FLAGS, Lab, chromium_path, start_lab, write_notebook
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,21 +63,8 @@ def record_run(root: Path, n_train: int, epochs: int, seed: int = 0) -> Path:
     """A recorded run with ``n_train`` + 10% samples, its visualizer fitted and cached."""
     path = root / f"run-{n_train}-{epochs}"
     if existing_run(path, epochs) is None:
-        from sklearn.datasets import make_classification
-
-        n = n_train + n_train // 10
-        x, y = make_classification(
-            n_samples=n,
-            n_features=32,
-            n_informative=12,
-            n_classes=10,
-            n_clusters_per_class=2,
-            flip_y=0.05,
-            class_sep=2.0,
-            random_state=seed,
-        )
-        x = torch.from_numpy(((x - x.mean(0)) / x.std(0)).astype(np.float32))
-        y = torch.from_numpy(y)
+        inputs, labels = classification_data(n_train + n_train // 10, 32, seed)
+        x, y = torch.from_numpy(inputs), torch.from_numpy(labels)
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

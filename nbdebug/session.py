@@ -16,7 +16,7 @@ from ._validation import check_choice
 from .interest import feedback as feedback_log
 from .interest.anomaly import AnomalyDetector
 from .interest.attributes import PAPER_ATTRIBUTES, SampleAttributes
-from .interest.features import confidence, dynamic_features, select_epochs
+from .interest.features import select_epochs
 from .interest.intention import MODES, IntentionLearner, is_prior, make_learner
 from .landscape.metrics import evaluate
 from .landscape.projection import AlignedPCA
@@ -197,8 +197,9 @@ class Session:
         """Attribute name -> (n_samples,) float32 scores, from the cache or computed once."""
         with self._lock:
             if self._derived.attributes is None:
+                # A caller reporting the steps shows its own progress: one bar, not two.
                 attributes, computed = self._sample_attributes.load_or_compute(
-                    self._chosen_embedding(), self.progress, on_step
+                    self._chosen_embedding(), self.progress and on_step is None, on_step
                 )
                 self._derived.attributes = attributes
                 self._derived.detector_fitted = computed
@@ -244,16 +245,17 @@ class Session:
         background; ``on_progress(task, fraction)`` reports the share of each task done
         ("recommendations", "faithfulness"), from 0 when it starts."""
 
-        def counter(task: str, total: int) -> Callable[[], None]:
-            """The step function of ``task``, which is starting."""
+        def counter(task: str, total: int) -> Callable[[], None] | None:
+            """The step function of ``task``, which is starting (None without ``on_progress``:
+            the computations show their own progress bars)."""
+            if on_progress is None:
+                return None
             done = [0]
-            if on_progress is not None:
-                on_progress(task, 0.0)
+            on_progress(task, 0.0)
 
             def step() -> None:
                 done[0] += 1
-                if on_progress is not None:
-                    on_progress(task, min(done[0] / max(total, 1), 1.0))
+                on_progress(task, min(done[0] / max(total, 1), 1.0))
 
             return step
 
@@ -325,7 +327,7 @@ class Session:
                     f"(-1: no label), got {labels.dtype} {labels.shape}"
                 )
         positions = np.stack([self.projection.transform(epoch, reps[i]) for i, epoch in enumerate(self.epochs)])
-        features = dynamic_features(positions, confidence(probs, labels, head.is_single_unit(run)))
+        features = self._sample_attributes.features(positions, probs, labels)
         return self.detector.score_unseen(features).astype(np.float32)
 
     def _per_epoch(self, values, name: str, width: int) -> np.ndarray:

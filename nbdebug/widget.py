@@ -61,11 +61,11 @@ def _frame_quality(quality: dict) -> list[dict[str, float]]:
     for i in range(len(quality["epochs"])):
         frame = {}
         for key, name in (("npr_train", "NPR"), ("ppr_train", "PPR")):
-            value = quality.get(key, [math.nan] * (i + 1))[i]
-            se = quality.get(f"{key}_se", [math.nan] * (i + 1))[i]
-            if np.isfinite(value):
-                frame[name] = float(value)
-            if np.isfinite(value) and np.isfinite(se):
+            if key not in quality or not np.isfinite(quality[key][i]):
+                continue
+            frame[name] = float(quality[key][i])
+            se = quality[f"{key}_se"][i] if f"{key}_se" in quality else math.nan
+            if np.isfinite(se):
                 frame[f"{name}_error"] = 1.96 * float(se)
         frames.append(frame)
     return frames
@@ -177,7 +177,7 @@ class Landscape(anywidget.AnyWidget):
             classes=run.classes,
             palette=list(PALETTE),
             epoch_metrics=[{k: v for k, v in run.metrics(e).items() if v is not None} for e in run.epochs],
-            status="computing recommendations…" if recommendations else "estimating how faithful each frame is…",
+            status=f"{TASKS['recommendations' if recommendations else 'faithfulness']}…",
             **kwargs,
         )
         self._ready = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -37,10 +38,16 @@ class SampleAttributes:
     def __init__(self, run: Run, epochs: list[int], mode: str, detector: AnomalyDetector, seed: int):
         self.run, self.epochs, self.mode, self.detector, self.seed = run, epochs, mode, detector, seed
 
-    def features(self, embedding: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
-        """The paper's raw feature vectors of every sample from ``embedding`` (the chosen
-        epochs' positions) and ``probabilities`` (the same epochs')."""
-        return dynamic_features(embedding, confidence(probabilities, self.run.labels, is_single_unit(self.run)))
+    @cached_property
+    def single_unit(self) -> bool:
+        """Whether the run's head has one output unit (read from the run once)."""
+        return is_single_unit(self.run)
+
+    def features(self, positions: np.ndarray, probabilities: np.ndarray, labels) -> dict[str, np.ndarray]:
+        """The paper's raw feature vectors of samples from their ``positions`` over the chosen
+        epochs, ``probabilities`` at the same epochs and given ``labels`` (None: none, see
+        :func:`~nbdebug.interest.features.confidence`)."""
+        return dynamic_features(positions, confidence(probabilities, labels, self.single_unit))
 
     def seen(self) -> np.ndarray:
         """The samples the anomaly detector learns normality from: the training split."""
@@ -48,7 +55,8 @@ class SampleAttributes:
 
     def fit_detector(self, embedding: np.ndarray) -> None:
         """Fit the detector alone (when the attributes came from the cache)."""
-        self.detector.fit(self.features(embedding, load_probabilities(self.run, self.epochs)), self.seen())
+        probabilities = load_probabilities(self.run, self.epochs)
+        self.detector.fit(self.features(embedding, probabilities, self.run.labels), self.seen())
 
     def steps(self) -> int:
         """How many steps :meth:`compute` reports: each epoch read, each feature clustered and,
@@ -60,11 +68,10 @@ class SampleAttributes:
         """Attribute name -> (n_samples,) float32 scores (fitting the detector). A progress bar
         is shown for large runs when ``progress``; ``on_step()`` follows each of :meth:`steps`."""
 
-        def step(n: int = 1) -> None:
-            bar.update(n)
+        def step() -> None:
+            bar.update()
             if on_step is not None:
-                for _ in range(n):
-                    on_step()
+                on_step()
 
         show = progress and self.run.n_samples >= PROGRESS_MIN_SAMPLES
         with tqdm(total=self.steps(), desc="computing attributes", disable=not show) as bar:
@@ -77,7 +84,7 @@ class SampleAttributes:
                     aggregated = pool.submit(
                         aggregate_attributes, self.run, self.epochs, progress=False, probabilities=probs
                     )
-                features = self.features(embedding, probs)
+                features = self.features(embedding, probs, self.run.labels)
                 seen = self.seen()
                 self.detector.fit(features, seen, on_feature=step)
                 scores = self.detector.score_all(features, seen).T

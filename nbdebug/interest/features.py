@@ -144,10 +144,11 @@ def load_probabilities(run: Run, epochs: list[int], progress: bool = False, on_e
     return probs
 
 
-def _neighbours(representations: np.ndarray, reference: np.ndarray, k: int):
+def _neighbours(representations: np.ndarray, reference: np.ndarray, k: int, exact: bool | None = None):
     """Distances and indices (into ``reference``) of each sample's k nearest reference
-    samples under cosine geometry, a sample never being its own neighbour (exact up to
-    EXACT_NEIGHBOURS_MAX reference samples, approximate above)."""
+    samples under cosine geometry, a sample never being its own neighbour; searched exactly
+    or approximately as ``exact`` says (default: exactly up to EXACT_NEIGHBOURS_MAX
+    reference samples)."""
     reps = np.asarray(representations, dtype=np.float32)
     finite = np.asarray(np.isfinite(reps).all(axis=1))
     reps = np.where(finite[:, None], reps, 0)
@@ -159,7 +160,9 @@ def _neighbours(representations: np.ndarray, reference: np.ndarray, k: int):
     if len(reference) < 2:
         return dist, idx, finite
     k_fit = min(k + 1, len(reference))
-    if len(reference) > EXACT_NEIGHBOURS_MAX:
+    if exact is None:
+        exact = len(reference) <= EXACT_NEIGHBOURS_MAX
+    if not exact:
         found = clustered_reference_knn(
             torch.from_numpy(reps[finite]), torch.from_numpy(reps[reference]), k_fit, probes=12
         )
