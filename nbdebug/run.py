@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from . import head as head_module
+from ._validation import check_choice
 
 FORMAT = 1
 RUN_FILE = "run.json"
@@ -142,10 +143,8 @@ class Run:
 
     def indices(self, split: str) -> np.ndarray:
         """Sample indices of one split."""
-        splits = self.splits
-        if split not in splits:
-            raise ValueError(f"split must be one of {sorted(splits)}, got {split!r}")
-        return np.arange(splits[split].start, splits[split].stop)
+        where = self.splits[check_choice("split", split, sorted(self.splits))]
+        return np.arange(where.start, where.stop)
 
     def _epoch_path(self, epoch: int) -> Path:
         if epoch not in self.epochs:
@@ -209,8 +208,7 @@ class Run:
 
     def thumbnails(self, split: str) -> np.ndarray | None:
         """uint8 images of one split as recorded, or None if none were given."""
-        if split not in self.splits:
-            raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
+        check_choice("split", split, sorted(self.splits))
         path = self.path / THUMBNAILS_DIR / f"{split}.npy"
         if not path.exists():
             return None

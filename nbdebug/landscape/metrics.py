@@ -23,6 +23,7 @@ import torch
 from ..head import load_head, predicted_class
 from ..run import Run
 from .neighbours import knn
+from .projection import procrustes_rotation
 
 
 def neighbor_preserving_rate(
@@ -68,8 +69,7 @@ def procrustes_angle(source: np.ndarray, target: np.ndarray) -> tuple[float, boo
     map that best carries the centred ``source`` (n, 2) onto the centred ``target``."""
     a = source - source.mean(axis=0)
     b = target - target.mean(axis=0)
-    u, _, vt = np.linalg.svd(a.T @ b)
-    q = u @ vt
+    q = procrustes_rotation(a, b)
     reflected = bool(np.linalg.det(q) < 0)
     if reflected:  # angle of the rotation part once the reflection is removed
         q = q @ np.diag([1.0, -1.0])

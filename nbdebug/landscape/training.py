@@ -66,23 +66,17 @@ class EpochData:
 
 
 class Trainer:
-    """Fits ``model`` for ``settings`` (a :class:`~nbdebug.landscape.visualizer.TimeTravelVisualizer`
-    whose parameters it reads) on the training ``pool`` of a run; ``mean`` (E, dim) and
-    ``scale`` (E,) are the visualizer's per-epoch normalisation, set by :meth:`prepare`.
-    ``pairs`` are all adjacent epoch pairs of the run (one ``(0, 0)`` for a one-epoch run)."""
+    """Fits the model of ``settings`` (a :class:`~nbdebug.landscape.visualizer.TimeTravelVisualizer`
+    whose parameters it reads, initialised for the run) on its training pool. The
+    visualizer's per-epoch normalisation, ``mean_`` (E, dim) and ``scale_`` (E,), is set in
+    place by :meth:`prepare`. ``pairs`` are all adjacent epoch pairs of the run (one
+    ``(0, 0)`` for a one-epoch run)."""
 
-    def __init__(
-        self,
-        settings: TimeTravelVisualizer,
-        model: AutoEncoder,
-        pool: np.ndarray,
-        mean: np.ndarray,
-        scale: np.ndarray,
-        pairs: list[tuple[int, int]],
-        device: torch.device,
-    ):
+    def __init__(self, settings: TimeTravelVisualizer, pairs: list[tuple[int, int]], device: torch.device):
         self.settings = settings
-        self.model, self.pool, self.mean, self.scale = model, pool, mean, scale
+        # The visualizer's own model and arrays, not copies.
+        self.model: AutoEncoder = settings.model_
+        self.pool, self.mean, self.scale = settings.pool_, settings.mean_, settings.scale_
         self.pairs, self.device = pairs, device
         self.curve = umap_curve(settings.min_dist)
         self.kept: dict[tuple[int, int], torch.Tensor] = {}  # see kept_neighbours

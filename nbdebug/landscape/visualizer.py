@@ -273,7 +273,7 @@ class TimeTravelVisualizer:
             new_pairs = self._pairs()
             old = 0
             self.from_cache_ = None
-        trainer = Trainer(self, self.model_, self.pool_, self.mean_, self.scale_, self._pairs(), self._device)
+        trainer = Trainer(self, self._pairs(), self._device)
         data = trainer.prepare(run, heads)
         prepared = time.perf_counter()
         self.loss_history_ = trainer.train(data, heads, new_pairs, replay=old > 1)
