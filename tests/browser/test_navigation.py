@@ -188,9 +188,11 @@ def test_a_run_over_the_position_budget_loads_epochs_on_demand(notebook, digits_
     open_landscape(nb)
     landscape = nb.cell(1).locator(".nbdebug-landscape").element_handle()
     nb.page.wait_for_function("el => el.nbdebugStats.framesHeld === 3", arg=landscape, timeout=10_000)
+    # The page sends its requests in order (js/test/frames.test.js checks that), but the kernel
+    # may handle two comm messages that arrive together in either order, so the order is not checked here.
     asked = printed(nb, 2, "ASKED")
-    assert asked[0] == [0]  # the frame shown, alone and first
-    assert sorted(i for chunk in asked for i in chunk) == [0, 1, 2]  # then the window the budget allows
+    assert [0] in asked  # the frame shown, alone
+    assert sorted(i for chunk in asked for i in chunk) == [0, 1, 2]  # and the window the budget allows
 
     # Scrub to the last epoch like a person: the page asks for it, shows it, keeps three frames.
     slider = nb.cell(1).locator(".nbdebug-slider")
@@ -200,7 +202,7 @@ def test_a_run_over_the_position_budget_loads_epochs_on_demand(notebook, digits_
     nb.page.wait_for_function("el => el.textContent.startsWith('epoch 6')", arg=label.element_handle(), timeout=10_000)
     nb.page.wait_for_function("el => el.nbdebugStats.framesHeld === 3", arg=landscape, timeout=10_000)
     asked = printed(nb, 2, "ASKED")
-    assert asked[2] == [5]  # the frame scrubbed to, alone (after [0] and [1, 2])
+    assert [5] in asked  # the frame scrubbed to, alone
     assert sorted(i for chunk in asked for i in chunk) == [0, 1, 2, 3, 4, 5]  # each frame asked for once
     assert printed(nb, 2, "EPOCH") == 6
 
