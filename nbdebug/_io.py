@@ -3,7 +3,7 @@
 The fsync policy, in one place:
 
 * What cannot be computed again -- the recorded run (``run.json``, labels, thumbnails,
-  every epoch) and the user's answers -- is durable: every file is flushed and fsynced,
+  every epoch), the user's answers and relabels -- is durable: every file is flushed and fsynced,
   and so is the directory that names it, before the call returns.
 * Caches (the fitted visualizer, attributes, faithfulness figures) are only atomic:
   written whole under a temporary name and renamed into place, never fsynced. After a
@@ -13,9 +13,11 @@ The fsync policy, in one place:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -100,3 +102,57 @@ def publish_dir(tmp: Path, final: Path, *, replace: bool) -> None:
     os.rename(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def append_json_lines(path: Path, records: list[dict[str, Any]], what: str) -> None:
+    """Append ``records`` to the JSON Lines file ``path`` durably: one write, flush, fsync (and
+    the directory, when the file is new), so they are on disk before the call returns. A line
+    cut short by a crash mid-write is ended first, so the new records start on lines of their
+    own. ``what`` names the records in errors ("feedback", "relabels")."""
+    if not records:
+        return
+    data = "".join(json.dumps(record, separators=(", ", ": ")) + "\n" for record in records).encode("utf-8")
+    try:
+        created = not path.exists()
+        with open(path, "a+b") as f:  # writes go to the end; reading checks how the file ends
+            end = f.seek(0, os.SEEK_END)
+            if end:
+                f.seek(end - 1)
+                if f.read(1) != b"\n":  # a line cut short by a crash: end it first
+                    data = b"\n" + data
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if created:
+            fsync_dir(path.parent)  # the file's name is durable too
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise PermissionError(
+                f"cannot save {what} to {path} ({err}); the run directory must be "
+                "writable: copy the run somewhere writable and open the copy"
+            ) from None
+        raise OSError(err.errno, f"cannot save {what} to {path}: {err.strerror}") from err
+
+
+def read_json_lines(path: Path, is_record: Callable[[Any], bool], what: str) -> list[dict[str, Any]]:
+    """The complete records of the JSON Lines file ``path`` (none if it is missing), oldest
+    first: a line that is not JSON or fails ``is_record`` is skipped, with a warning unless it
+    is the last line (cut short by a crash). Only JSON is read, never pickle."""
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or not is_record(record):
+            if number < len(lines):  # not just the last line cut short by a crash
+                warnings.warn(f"{path} line {number} is not {what}; skipped", stacklevel=3)
+            continue
+        records.append(record)
+    return records

@@ -5,25 +5,27 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from . import head
 from ._validation import check_choice
 from .interest import feedback as feedback_log
 from .interest.anomaly import AnomalyDetector
 from .interest.attributes import PAPER_ATTRIBUTES, SampleAttributes
 from .interest.features import select_epochs
 from .interest.intention import MODES, IntentionLearner, is_prior, make_learner
+from .interest.relabels import Relabels
+from .interest.unseen import score_unseen
 from .landscape.metrics import evaluate
 from .landscape.projection import AlignedPCA
 from .landscape.territories import Territories
 from .landscape.territories import territories as paint_territories
+from .landscape.trust import misplaced
 from .landscape.visualizer import TimeTravelVisualizer
 from .run import Run, load_run
+from .table import sample_table
 
 PROJECTIONS = {"visualizer": TimeTravelVisualizer, "pca": AlignedPCA}
 
@@ -38,6 +40,7 @@ class _Derived:
     attributes: dict[str, np.ndarray] | None = None
     detector_fitted: bool = False
     learner: IntentionLearner | None = None
+    misplaced: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # per epoch
 
 
 class Session:
@@ -45,8 +48,9 @@ class Session:
     per-sample attributes and anomaly scores, and the samples-of-interest loop
     (recommendations refined by the user's accept / reject answers).
 
-    Answers are saved in the run directory as they are given (see
-    :mod:`nbdebug.interest.feedback`) and restored when the run is opened again. The attributes
+    Answers and relabels are saved in the run directory as they are given (see
+    :mod:`nbdebug.interest.feedback` and :mod:`nbdebug.interest.relabels`) and restored when
+    the run is opened again. The attributes
     are cached there too (``attributes-<mode>.npz``), and recomputed when the run, the
     embedding or the parameters below change.
 
@@ -109,6 +113,7 @@ class Session:
         self._fitted = False
         self._derived = _Derived()
         self._log = feedback_log.FeedbackLog(run.path)
+        self._relabels = Relabels(run)
         self._intention: dict | None = None  # the current intention's event, once logged
         self._listeners: list = []  # called after every answer or new intention (the widgets)
 
@@ -175,6 +180,23 @@ class Session:
         with its standard error (``npr_train_se``, ...), and ``displacement``, ``rotation``,
         ``reflection`` (see :func:`nbdebug.landscape.metrics.evaluate`)."""
         return self._faithfulness()
+
+    def misplaced(self, epoch: int) -> dict[str, np.ndarray]:
+        """Which dots the canvas misplaces at ``epoch``, per sample: ``territory`` (the
+        territory painted under the dot is not the model's prediction) and ``neighbours``
+        (it kept fewer than 2 of its 15 nearest neighbours); see :mod:`nbdebug.landscape.trust`."""
+        index = self.run.epochs.index(epoch) if epoch in self.run.epochs else None
+        if index is None:
+            raise ValueError(f"epoch must be one of the recorded epochs {self.run.epochs}, got {epoch!r}")
+        embedding = self.embedding
+        with self._faithfulness_lock:
+            derived = self._derived
+            if epoch not in derived.misplaced:
+                head_module = getattr(self.projection, "head_module", None)
+                derived.misplaced[epoch] = misplaced(
+                    self.run, self.projection, epoch, embedding[index], head_module=head_module
+                )
+            return derived.misplaced[epoch]
 
     def _faithfulness(self, on_epoch: Callable[[], None] | None = None) -> dict:
         _ = self.embedding  # fits the projection if needed
@@ -296,61 +318,17 @@ class Session:
             feature scores ``1 - 1/(n + 1)``; ``session.detector.is_anomalous(scores)``
             applies ``th_ab``.
         """
-        run = self.run
-        if not self._fitted:
-            self.fit()
-        reps = self._per_epoch(representations, "representations", run.dim)
-        m = reps.shape[1]
-        if probabilities is None:
-            head_module = getattr(self.projection, "head_module", None)
-            probs = np.empty((len(self.epochs), m, run.n_classes), dtype=np.float32)
-            for i, epoch in enumerate(self.epochs):
-                with torch.no_grad():
-                    probs[i] = head.probabilities(head.load_head(run, epoch, head_module)(torch.from_numpy(reps[i])))
-        else:
-            probs = self._per_epoch(probabilities, "probabilities", run.n_classes)
-            if probs.shape[1] != m:
-                raise ValueError(
-                    f"probabilities hold {probs.shape[1]} samples per epoch but representations hold "
-                    f"{m}; pass both for the same samples"
-                )
-        if labels is not None:
-            labels = np.asarray(labels)
-            if (
-                labels.shape != (m,)
-                or labels.dtype.kind not in "iu"
-                or (labels < -1).any()
-                or (labels >= run.n_classes).any()
-            ):
-                raise ValueError(
-                    f"labels must be {m} integer class indices in -1..{run.n_classes - 1} "
-                    f"(-1: no label), got {labels.dtype} {labels.shape}"
-                )
-        positions = np.stack([self.projection.transform(epoch, reps[i]) for i, epoch in enumerate(self.epochs)])
-        features = self._sample_attributes.features(positions, probs, labels)
-        return self.detector.score_unseen(features).astype(np.float32)
-
-    def _per_epoch(self, values, name: str, width: int) -> np.ndarray:
-        """(n_epochs, m, width) float32 from an array or a dict keyed by epoch; raises naming ``name``."""
-        if isinstance(values, dict):
-            missing = [e for e in self.epochs if e not in values]
-            if missing:
-                raise ValueError(
-                    f"{name} lacks epochs {missing}; give one array per epoch of session.epochs = {self.epochs}"
-                )
-            values = [np.asarray(values[e], dtype=np.float32) for e in self.epochs]
-            if len({v.shape for v in values}) > 1:
-                raise ValueError(
-                    f"{name} must hold arrays of one shape (m, {width}) for every epoch, "
-                    f"got {sorted({v.shape for v in values})}"
-                )
-        array = np.asarray(values, dtype=np.float32)
-        if array.ndim != 3 or array.shape[0] != len(self.epochs) or array.shape[2] != width:
-            raise ValueError(
-                f"{name} must have shape (n_epochs={len(self.epochs)}, m, {width}), one (m, {width}) "
-                f"array per epoch of session.epochs, got {array.shape}"
-            )
-        return np.ascontiguousarray(array)
+        _ = self.embedding  # fits the projection if needed
+        return score_unseen(
+            self.run,
+            self.epochs,
+            self.projection,
+            self._sample_attributes,
+            self.detector,
+            representations,
+            labels,
+            probabilities,
+        )
 
     # -- samples of interest ----------------------------------------------------------
 
@@ -441,7 +419,7 @@ class Session:
         self._notify()
 
     def on_feedback(self, callback):
-        """Call ``callback()`` after every answer and new intention, wherever it came from
+        """Call ``callback()`` after every answer, new intention and relabel, wherever it came from
         (a widget's buttons or Python), so every view of the session stays current.
         Returns a function that stops the calls (a closed widget calls it)."""
         self._listeners.append(callback)
@@ -465,6 +443,37 @@ class Session:
     def importance(self) -> dict[str, float]:
         """Attribute name -> learned coefficient of the current intention."""
         return self.learner.importance
+
+    @property
+    def answers(self) -> np.ndarray:
+        """(n_samples,) int8 answers of the current intention: 1 accepted, 0 rejected, -1 not judged."""
+        with self._lock:
+            return self.learner.answers.copy()
+
+    # -- data repair ------------------------------------------------------------------
+
+    def relabel(self, relabels: dict) -> None:
+        """Say which label samples should have: ``{index: class index or name}`` (None takes a
+        relabel back). Saved in the run directory at once (``relabels.jsonl``), restored when
+        the run is opened again, and shown in every widget of the session."""
+        self._relabels.set(relabels)
+        self._notify()
+
+    @property
+    def relabels(self) -> dict[int, int]:
+        """Sample index -> the class index the user says it should have."""
+        return self._relabels.labels
+
+    def corrected_labels(self) -> np.ndarray:
+        """(n_samples,) int64: the given labels with :attr:`relabels` applied (-1: unlabeled),
+        e.g. to retrain on: ``labels[run.indices("train")]``."""
+        return self._relabels.corrected()
+
+    def table(self, indices=None, epoch: int | None = None):
+        """A pandas DataFrame of the samples ``indices`` (default all), see
+        :func:`nbdebug.table.sample_table`: index, split, label, predicted, confidence,
+        answer, relabel and every attribute."""
+        return sample_table(self, indices, epoch)
 
 
 def _make_projection(projection, progress: bool):

@@ -26,15 +26,11 @@ and the next write starts on a line of its own. Only JSON is read back, never pi
 
 from __future__ import annotations
 
-import errno
-import json
-import os
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._io import fsync_dir
+from .._io import append_json_lines, read_json_lines
 
 FILE = "feedback.jsonl"
 FORMAT = 1
@@ -52,50 +48,13 @@ class FeedbackLog:
 
     def read(self) -> list[dict[str, Any]]:
         """All complete events, oldest first; unreadable lines are skipped with a warning."""
-        if not self.path.exists():
-            return []
-        events = []
-        with open(self.path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().split("\n")
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                event = None
-            if not isinstance(event, dict) or event.get("event") not in ("intention", "answer"):
-                if number < len(lines):  # not just the last line cut short by a crash
-                    warnings.warn(f"{self.path} line {number} is not a feedback event; skipped", stacklevel=2)
-                continue
-            events.append(event)
-        return events
+        return read_json_lines(
+            self.path, lambda event: event.get("event") in ("intention", "answer"), "a feedback event"
+        )
 
     def append(self, events: list[dict[str, Any]]) -> None:
         """Write events durably: one write, flush, fsync."""
-        if not events:
-            return
-        data = "".join(json.dumps(event, separators=(", ", ": ")) + "\n" for event in events).encode("utf-8")
-        try:
-            created = not self.path.exists()
-            with open(self.path, "a+b") as f:  # writes go to the end; reading checks how the file ends
-                end = f.seek(0, os.SEEK_END)
-                if end:
-                    f.seek(end - 1)
-                    if f.read(1) != b"\n":  # a line cut short by a crash: end it first
-                        data = b"\n" + data
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if created:
-                fsync_dir(self.path.parent)  # the file's name is durable too
-        except OSError as err:
-            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise PermissionError(
-                    f"cannot save feedback to {self.path} ({err}); the run directory must be "
-                    "writable: copy the run somewhere writable and open the copy"
-                ) from None
-            raise OSError(err.errno, f"cannot save feedback to {self.path}: {err.strerror}") from err
+        append_json_lines(self.path, events, "feedback")
 
 
 def last_intention(events: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[int, bool], str | None]:
