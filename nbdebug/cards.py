@@ -24,19 +24,32 @@ class Thumbnails:
         return image[..., None] if image.ndim == 2 else image
 
 
-def cards(run: Run, indices: np.ndarray, thumbnails: Thumbnails) -> tuple[list[dict], bytes]:
-    """One card per sample in ``indices`` (index, split, label, last prediction and, where the
-    sample has one, ``thumbnail``: [offset, h, w, c] into the returned bytes), and the
-    thumbnails' pixels, one after another. Names come from data: the page shows them as text."""
+def cards(
+    run: Run,
+    recommended: np.ndarray,
+    accepted: np.ndarray,
+    thumbnails: Thumbnails,
+    scores: np.ndarray,
+    relabels: dict[int, int],
+) -> tuple[list[dict], bytes]:
+    """One card per sample of ``recommended`` (``kind`` "recommended"), then of ``accepted``
+    ("accepted", to relabel), and the thumbnails' pixels, one after another. A card holds the
+    sample's index, split, label, last prediction, ``score`` (what the learner ranks by),
+    ``relabel`` (a class name or None) and, where the sample has one, ``thumbnail``: [offset,
+    h, w, c] into the pixels. Names come from data: the page shows them as text."""
     probabilities = run.probabilities(run.epochs[-1])
     made, pixels, offset = [], [], 0
-    for i in (int(i) for i in indices):
+    kinds = ["recommended"] * len(recommended) + ["accepted"] * len(accepted)
+    for i, kind in zip((int(i) for i in np.concatenate([recommended, accepted])), kinds, strict=True):
         label = int(run.labels[i])
         card: dict = {
             "index": i,
+            "kind": kind,
             "split": str(run.split[i]),
             "label": run.classes[label] if label >= 0 else "none",
             "predicted": run.classes[int(np.argmax(probabilities[i]))],
+            "score": round(float(scores[i]), 4),
+            "relabel": run.classes[relabels[i]] if i in relabels else None,
             "thumbnail": None,
         }
         image = thumbnails.of(i)

@@ -1,5 +1,6 @@
 """The notebook widget: every sample as a dot over the epochs of a run, with a timeline, pan
-and zoom, lasso selection and the samples-of-interest panel.
+and zoom, lasso and box selection, queries, a per-sample panel with its trail, the
+samples-of-interest panel, and relabelling.
 
 The first frame comes first: ``show()`` returns once the dots of the epoch shown and its
 class territories can be drawn, and what is slow (the attributes and learner behind the
@@ -21,11 +22,14 @@ import traitlets
 from tqdm.auto import tqdm
 
 from . import cards as card_maker
+from . import query as queries
 from ._validation import check_int
+from .inspect import sample_detail
 from .landscape.territories import PALETTE
 from .monitor import Monitor
 from .run import Run
 from .session import Session
+from .transport import frame_quality, from_page_buffer, indices_bytes, page_indices, send_frames
 
 if TYPE_CHECKING:
     from .monitor.widget import MonitorWidget
@@ -34,8 +38,6 @@ STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger("nbdebug")
 
 SPLIT_NAMES = ("train", "test", "unlabeled")  # a sample's split code indexes this
-# No message to the page is larger: epochs' positions go a few at a time (or one in parts).
-MAX_MESSAGE_BYTES = 10_000_000
 # Positions the page keeps by default; a longer run's epochs are sent around the one shown.
 POSITION_BUDGET = 64 * 2**20
 RENDERERS = ("pixels", "canvas")
@@ -43,6 +45,7 @@ RENDERERS = ("pixels", "canvas")
 # multiple of it (the page zooms between 1/1000 and 10 times the canvas's width).
 VIEW_SPAN = (1e-6, 1e3)
 TASKS = {"recommendations": "computing recommendations", "faithfulness": "estimating how faithful each frame is"}
+ACCEPTED_CARDS = 50  # the most recently accepted samples listed, to relabel
 
 
 def _check_bundle(path: Path) -> None:
@@ -51,47 +54,6 @@ def _check_bundle(path: Path) -> None:
             f"the nbdebug frontend bundle {path} is missing: build it with `npm ci && npm run build` "
             "in the nbdebug source tree (scripts/dev.sh does this)"
         )
-
-
-def _frame_quality(quality: dict) -> list[dict[str, float]]:
-    """Per epoch, the share of neighbours kept on the canvas (NPR@15) and of predictions the
-    painted territories preserve (PPR) for training samples, each with the half-width of its
-    95% interval (``NPR_error``) where it is known; NaN-free for JSON."""
-    frames = []
-    for i in range(len(quality["epochs"])):
-        frame = {}
-        for key, name in (("npr_train", "NPR"), ("ppr_train", "PPR")):
-            if key not in quality or not np.isfinite(quality[key][i]):
-                continue
-            frame[name] = float(quality[key][i])
-            se = quality[f"{key}_se"][i] if f"{key}_se" in quality else math.nan
-            if np.isfinite(se):
-                frame[f"{name}_error"] = 1.96 * float(se)
-        frames.append(frame)
-    return frames
-
-
-def _buffer(value: Any) -> bytes:
-    """A binary message from the page as bytes; anything else is refused."""
-    if not isinstance(value, (bytes, memoryview)):
-        raise traitlets.TraitError(f"expected a binary buffer, got {type(value).__name__}")
-    return bytes(value)
-
-
-def _indices_bytes(indices: Any) -> bytes:
-    return np.asarray(indices, dtype=np.uint32).tobytes()
-
-
-def _indices(values: Any, name: str, stop: int, distinct: bool = False) -> list[int]:
-    """A list of ints in 0..stop-1 sent by the page (each once, if ``distinct``); raises
-    ValueError naming ``name``."""
-    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{name} must be a list of indices")
-    if any(not 0 <= v < stop for v in values):
-        raise ValueError(f"{name} holds an index outside 0..{stop - 1}")
-    if distinct and len(set(values)) < len(values):
-        raise ValueError(f"{name} holds an index twice")
-    return values
 
 
 class Landscape(anywidget.AnyWidget):
@@ -137,7 +99,7 @@ class Landscape(anywidget.AnyWidget):
     background_size = traitlets.List(traitlets.Int(), [0, 0]).tag(sync=True)  # [w, h]
     background_bounds = traitlets.List(traitlets.Float(), [0.0, 1.0, 0.0, 1.0]).tag(sync=True)
     # uint32 indices, set by the lasso; the page sends a memoryview
-    _selection = traitlets.Bytes(b"").tag(sync=True, from_json=lambda value, _widget: _buffer(value))
+    _selection = traitlets.Bytes(b"").tag(sync=True, from_json=lambda value, _widget: from_page_buffer(value))
     _recommended = traitlets.Bytes(b"").tag(sync=True)  # uint32 indices, best first
     _accepted = traitlets.Bytes(b"").tag(sync=True)
     _rejected = traitlets.Bytes(b"").tag(sync=True)
@@ -148,9 +110,27 @@ class Landscape(anywidget.AnyWidget):
     status = traitlets.Unicode("").tag(sync=True)  # what is still being computed
     position_budget = traitlets.Int(POSITION_BUDGET).tag(sync=True)
     renderer = traitlets.Unicode("pixels").tag(sync=True)
+    # A query's matches (uint32 indices) stay highlighted across epochs, the rest greyed.
+    highlighting = traitlets.Bool(False).tag(sync=True)
+    _highlighted = traitlets.Bytes(b"").tag(sync=True)
+    query_text = traitlets.Unicode("").tag(sync=True)  # the query bar's last query
+    hidden_splits = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    inspected = traitlets.Int(-1).tag(sync=True)  # the sample whose trail and panel are shown
+    inspected_detail = traitlets.Dict().tag(sync=True)
+    # Per sample at predictions_epoch: the predicted class (uint16) and confidence (uint8, 255 = 1).
+    predictions_epoch = traitlets.Int(-1).tag(sync=True)
+    _predicted = traitlets.Bytes(b"").tag(sync=True)
+    _confidence = traitlets.Bytes(b"").tag(sync=True)
+    relabelled = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)  # [index, class] pairs
+    # Outline the dots the canvas misplaces at misplaced_epoch (uint32 indices of each kind).
+    show_misplaced = traitlets.Bool(False).tag(sync=True)
+    misplaced_epoch = traitlets.Int(-1).tag(sync=True)
+    _misplaced_territory = traitlets.Bytes(b"").tag(sync=True)
+    _misplaced_neighbours = traitlets.Bytes(b"").tag(sync=True)
 
-    _stop_listening = None  # set while the widget follows the session's answers
+    _stop_listening = None  # set while the widget follows the session's answers and relabels
     _ready = False  # set once the first frame's state is in place
+    _scored = False  # set once the attributes are computed (reading them earlier would wait)
 
     def __init__(self, session: Session, recommendations: int = 20, epoch: int | None = None, **kwargs: Any):
         _check_bundle(STATIC / "landscape.js")
@@ -182,9 +162,12 @@ class Landscape(anywidget.AnyWidget):
         )
         self._ready = True
         self._refresh_background()
+        self._refresh_predictions()
+        self._refresh_relabels()
         self.on_msg(self._on_message)
-        if self.n_recommendations:  # answers given in Python show here too
-            self._stop_listening = session.on_feedback(self._refresh_recommendations)
+        self._misplaced_job: threading.Thread | None = None
+        # Answers and relabels given in Python, or in another widget, show here too.
+        self._stop_listening = session.on_feedback(self._session_changed)
         # Created here, so that in a notebook the bar shows under this cell; moved by the job.
         self._bar = tqdm(total=100, desc="nbdebug: preparing the landscape", disable=not session.progress)
         self._job = threading.Thread(target=self._prepare, name="nbdebug-landscape", daemon=True)
@@ -263,12 +246,54 @@ class Landscape(anywidget.AnyWidget):
         array = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
         if array.size and (array.dtype.kind not in "iu" or array.min() < 0 or array.max() >= self.n_samples):
             raise ValueError(f"selection must be sample indices in 0..{self.n_samples - 1}")
-        self._set(_selection=_indices_bytes(array))
+        self._set(_selection=indices_bytes(array))
+
+    @traitlets.validate("hidden_splits")
+    def _valid_hidden_splits(self, proposal: dict) -> list[str]:
+        unknown = [s for s in proposal["value"] if s not in self.split_names]
+        if unknown:
+            raise traitlets.TraitError(f"hidden_splits must name splits {self.split_names}, got {unknown}")
+        return list(proposal["value"])
+
+    @traitlets.validate("inspected")
+    def _valid_inspected(self, proposal: dict) -> int:
+        if not -1 <= proposal["value"] < self.n_samples:
+            raise traitlets.TraitError(f"inspected must be a sample index in 0..{self.n_samples - 1} or -1 (none)")
+        return proposal["value"]
+
+    @property
+    def highlighted(self) -> np.ndarray | None:
+        """Indices of the samples the last query matched (highlighted, the rest greyed), or None."""
+        return np.frombuffer(self._highlighted, dtype=np.uint32).astype(np.int64) if self.highlighting else None
+
+    def query(self, label=None, predicted=None, mispredicted=None, split=None, indices=None, where=None) -> np.ndarray:
+        """Highlight the samples matching every argument given, at the epoch shown, and return
+        their indices; they stay highlighted across epochs, the rest greyed. ``query()``
+        without arguments clears the highlight. See :func:`nbdebug.query.matching` for the
+        arguments (e.g. ``query(label=3, mispredicted=True, where="forgetting >= 3")``)."""
+        kwargs = {"label": label, "predicted": predicted, "mispredicted": mispredicted, "split": split}
+        kwargs |= {"indices": indices, "where": where}
+        found = queries.matching(self.session, self.epoch, **kwargs)
+        active = any(value is not None for value in kwargs.values())
+        self._set(highlighting=active, _highlighted=indices_bytes(found if active else []), message="")
+        return found
 
     @traitlets.observe("epoch", "view")
-    def _shown_changed(self, _change: dict) -> None:
-        if self._ready:
-            self._refresh_background()
+    def _shown_changed(self, change: dict) -> None:
+        if not self._ready:
+            return
+        self._refresh_background()
+        if change["name"] == "epoch":
+            self._refresh_predictions()
+            self._refresh_misplaced()
+
+    @traitlets.observe("inspected")
+    def _inspected_changed(self, _change: dict) -> None:
+        self._refresh_inspected()
+
+    @traitlets.observe("show_misplaced")
+    def _show_misplaced_changed(self, _change: dict) -> None:
+        self._refresh_misplaced()
 
     def set_state(self, sync_data: dict) -> None:
         """Changes from the page (ipywidgets calls this), one writer at a time."""
@@ -287,14 +312,28 @@ class Landscape(anywidget.AnyWidget):
             return
         try:
             if content.get("type") == "frames":
-                self._send_frames(_indices(content.get("indices"), "indices", len(self.epochs), distinct=True))
+                send_frames(
+                    self,
+                    self._positions,
+                    page_indices(content.get("indices"), "indices", len(self.epochs), distinct=True),
+                )
                 return
             if content.get("type") == "feedback":
-                accept = _indices(content.get("accept", []), "accept", self.n_samples)
-                reject = _indices(content.get("reject", []), "reject", self.n_samples)
+                accept = page_indices(content.get("accept", []), "accept", self.n_samples)
+                reject = page_indices(content.get("reject", []), "reject", self.n_samples)
                 self.session.feedback(accept=accept, reject=reject)
             elif content.get("type") == "new_intention":
                 self.session.new_intention()
+            elif content.get("type") == "query":
+                text = str(content.get("text", ""))
+                self.query(**queries.parse(text))
+                self._set(query_text=text)
+            elif content.get("type") == "relabel":
+                index = page_indices([content.get("index")], "index", self.n_samples)[0]
+                self.session.relabel({index: content.get("label")})
+            elif content.get("type") == "thumbnail":
+                self._send_thumbnail(page_indices([content.get("index")], "index", self.n_samples)[0])
+                return
             else:
                 return
         except (ValueError, TypeError, IndexError) as err:
@@ -305,22 +344,64 @@ class Landscape(anywidget.AnyWidget):
 
     # -- what the kernel pushes --------------------------------------------------------
 
-    def _send_frames(self, indices: list[int]) -> None:
-        """The positions of the frames ``indices`` (float32 (n, 2) each), as many per message
-        as keep it within MAX_MESSAGE_BYTES; a frame larger than that goes in parts of
-        consecutive samples ("frame_part" messages, each saying its first sample)."""
-        frame_bytes = max(self._positions[0].nbytes, 1)
-        per_message = MAX_MESSAGE_BYTES // frame_bytes
-        if per_message == 0:
-            samples = MAX_MESSAGE_BYTES // self._positions[0][:1].nbytes
-            for i in indices:
-                for first in range(0, self.n_samples, samples):
-                    part = self._positions[i, first : first + samples]
-                    self.send({"type": "frame_part", "index": i, "first": first}, buffers=[part.data])
+    def _send_thumbnail(self, index: int) -> None:
+        """Sample ``index``'s thumbnail for the tooltip: its shape [h, w, c] and pixels, or no shape."""
+        image = self._thumbnails.of(index)
+        if image is None:
+            self.send({"type": "thumbnail", "index": index, "shape": None})
             return
-        for start in range(0, len(indices), per_message):
-            chunk = indices[start : start + per_message]
-            self.send({"type": "frames", "indices": chunk}, buffers=[self._positions[i].data for i in chunk])
+        pixels = np.ascontiguousarray(image, dtype=np.uint8)
+        self.send({"type": "thumbnail", "index": index, "shape": list(pixels.shape)}, buffers=[pixels.data])
+
+    def _refresh_predictions(self) -> None:
+        """Every sample's predicted class and confidence at the epoch shown, for the tooltip."""
+        probabilities = np.asarray(self.session.run.probabilities(self.epoch), dtype=np.float32)
+        self._set(
+            _predicted=probabilities.argmax(axis=1).astype(np.uint16).tobytes(),
+            _confidence=np.round(probabilities.max(axis=1) * 255).astype(np.uint8).tobytes(),
+            predictions_epoch=self.epoch,
+        )
+
+    def _refresh_relabels(self) -> None:
+        self._set(relabelled=[[i, label] for i, label in self.session.relabels.items()])
+
+    def _refresh_inspected(self) -> None:
+        index = self.inspected
+        self._set(inspected_detail=sample_detail(self.session, index, self._scored) if index >= 0 else {})
+
+    def _session_changed(self) -> None:
+        """After an answer, a new intention or a relabel, wherever it was given."""
+        self._refresh_relabels()
+        if self._scored:
+            self._refresh_recommendations()
+        if self.inspected >= 0:
+            self._refresh_inspected()
+
+    def _refresh_misplaced(self) -> None:
+        """Outline the dots the canvas misplaces at the epoch shown (when asked to), computed in a
+        thread (a few seconds at 50,000 samples); the page says so until misplaced_epoch is the
+        epoch shown."""
+        if not self.show_misplaced or self.misplaced_epoch == self.epoch:
+            return
+        if self._misplaced_job is not None and self._misplaced_job.is_alive():
+            return  # it looks at the epoch shown again when done
+
+        def work() -> None:
+            try:
+                while self.show_misplaced and self.misplaced_epoch != self.epoch:
+                    epoch = self.epoch
+                    flags = self.session.misplaced(epoch)
+                    self._set(
+                        _misplaced_territory=indices_bytes(np.flatnonzero(flags["territory"])),
+                        _misplaced_neighbours=indices_bytes(np.flatnonzero(flags["neighbours"])),
+                        misplaced_epoch=epoch,
+                    )
+            except Exception as err:  # shown in the widget
+                self._set(message=f"could not find the misplaced dots: {err}")
+                logger.warning("nbdebug widget: %s", err)
+
+        self._misplaced_job = threading.Thread(target=work, name="nbdebug-misplaced", daemon=True)
+        self._misplaced_job.start()
 
     def _refresh_background(self) -> None:
         """The class territories of the epoch shown, painted over the view."""
@@ -347,9 +428,12 @@ class Landscape(anywidget.AnyWidget):
         try:
             if self.n_recommendations:  # shown as soon as they are ready
                 self.session.prepare(faithfulness=False, on_progress=progress)
+                self._scored = True
                 self._refresh_recommendations()
+                if self.inspected >= 0:
+                    self._refresh_inspected()
             self.session.prepare(recommendations=False, on_progress=progress)
-            self._set(frame_quality=_frame_quality(self.session.faithfulness), status="")
+            self._set(frame_quality=frame_quality(self.session.faithfulness), status="")
         except Exception as err:  # shown in the widget; wait() raises it
             self._error = err
             self._set(status=f"could not prepare the landscape: {err}")
@@ -362,15 +446,19 @@ class Landscape(anywidget.AnyWidget):
             return
         session = self.session
         recommended = np.asarray(session.recommend(self.n_recommendations), dtype=np.int64)
-        answers = session.learner.answers  # per sample: 1 accepted, 0 rejected, -1 not judged
-        made, pixels = card_maker.cards(session.run, recommended, self._thumbnails)
+        learner = session.learner
+        answers = learner.answers  # per sample: 1 accepted, 0 rejected, -1 not judged
+        latest_first = dict.fromkeys(learner.judged[::-1].tolist())
+        accepted = np.array([i for i in latest_first if answers[i] == 1][:ACCEPTED_CARDS], dtype=np.int64)
+        scores = learner.scores()
+        made, pixels = card_maker.cards(session.run, recommended, accepted, self._thumbnails, scores, session.relabels)
         importance = {k: float(v) for k, v in session.importance.items()}
         self._set(
             card_thumbnails=pixels,
             cards=made,
-            _recommended=_indices_bytes(recommended),
-            _accepted=_indices_bytes(np.flatnonzero(answers == 1)),
-            _rejected=_indices_bytes(np.flatnonzero(answers == 0)),
+            _recommended=indices_bytes(recommended),
+            _accepted=indices_bytes(np.flatnonzero(answers == 1)),
+            _rejected=indices_bytes(np.flatnonzero(answers == 0)),
             importance=importance,
         )
 

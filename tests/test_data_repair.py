@@ -10,7 +10,6 @@ import textwrap
 import numpy as np
 import pytest
 
-from nbdebug import load_run
 from nbdebug.interest.relabels import FILE
 from nbdebug.query import matching, parse
 from nbdebug.session import Session
@@ -105,7 +104,9 @@ def test_answers_and_the_table(digits_copy):
     assert table["split"].tolist() == [str(run.split[i]) for i in (5, 3, run.n_samples - 1)]
     assert table["label"].tolist() == [run.classes[run.labels[i]] for i in (5, 3, run.n_samples - 1)]
     probabilities = np.asarray(run.probabilities(run.epochs[-1]))
-    assert table["predicted"].tolist() == [run.classes[int(np.argmax(probabilities[i]))] for i in (5, 3, run.n_samples - 1)]
+    assert table["predicted"].tolist() == [
+        run.classes[int(np.argmax(probabilities[i]))] for i in (5, 3, run.n_samples - 1)
+    ]
     assert table["confidence"].to_numpy() == pytest.approx(probabilities[[5, 3, run.n_samples - 1]].max(axis=1))
     assert table["answer"].tolist() == [0, 1, -1]
     assert table["relabel"].isna().tolist() == [True, False, True] and table["relabel"].iloc[1] == "7"
@@ -155,7 +156,11 @@ def test_query_semantics(digits_run_path):
         ({"mispredicted": "yes"}, TypeError, "mispredicted must be True, False or None"),
         ({"split": "val"}, ValueError, r"split must name splits of this run \['test', 'train'\]"),
         ({"indices": [10**6]}, IndexError, r"indices holds \[1000000\], outside 0\.\.1796"),
-        ({"where": "forgeting > 1"}, ValueError, "'forgeting' is not an attribute; choose from session.attribute_names"),
+        (
+            {"where": "forgeting > 1"},
+            ValueError,
+            "'forgeting' is not an attribute; choose from session.attribute_names",
+        ),
         ({"where": "forgetting is big"}, ValueError, "where must be conditions like 'forgetting >= 3'"),
         ({"where": "forgetting > a lot"}, ValueError, "must compare with a number"),
     ],

@@ -11,6 +11,7 @@ import traitlets
 
 import nbdebug
 import nbdebug.cards
+import nbdebug.transport
 import nbdebug.widget
 
 
@@ -45,12 +46,12 @@ def test_widget_sends_binary_buffers(digits_run_path):
 def test_no_message_to_the_page_exceeds_the_limit(digits_run_path, monkeypatch):
     widget = nbdebug.show(digits_run_path, recommendations=0).wait()
     frame = 1797 * 2 * 4
-    monkeypatch.setattr(nbdebug.widget, "MAX_MESSAGE_BYTES", 2 * frame + 1)  # two frames a message
+    monkeypatch.setattr(nbdebug.transport, "MAX_MESSAGE_BYTES", 2 * frame + 1)  # two frames a message
     sent = frames_sent(widget, [0, 1, 2, 3, 4])
     assert [content["indices"] for content, _ in sent] == [[0, 1], [2, 3], [4]]
     assert all(sum(b.nbytes for b in buffers) <= 2 * frame + 1 for _, buffers in sent)
     # A frame larger than a message goes in parts of consecutive samples.
-    monkeypatch.setattr(nbdebug.widget, "MAX_MESSAGE_BYTES", 1000)  # 125 samples a message
+    monkeypatch.setattr(nbdebug.transport, "MAX_MESSAGE_BYTES", 1000)  # 125 samples a message
     sent = frames_sent(widget, [4, 1])
     assert all(content["type"] == "frame_part" and buffers[0].nbytes <= 1000 for content, buffers in sent)
     assert [c["first"] for c, _ in sent if c["index"] == 4] == list(range(0, 1797, 125))
@@ -102,7 +103,9 @@ def test_feedback_messages_are_validated_and_rerank(digits_run_path, copy_run):
     widget._on_message(widget, {"type": "feedback", "accept": [first], "reject": []}, [])
     assert widget.message == ""
     assert np.frombuffer(widget._accepted, np.uint32).tolist() == [first]
-    assert first not in [card["index"] for card in widget.cards]
+    assert first not in [card["index"] for card in widget.cards if card["kind"] == "recommended"]
+    accepted = [card for card in widget.cards if card["kind"] == "accepted"]
+    assert [card["index"] for card in accepted] == [first]  # listed to relabel
     # Malformed or out-of-range requests change nothing and say why.
     for bad in (
         {"type": "feedback", "accept": ["7"]},
@@ -247,7 +250,14 @@ def test_a_card_keeps_its_thumbnail_when_another_has_none(digits_run_path, copy_
     widget = nbdebug.show(path, recommendations=0).wait()
     session = widget.session
     train, test = session.run.indices("train")[:3], session.run.indices("test")[:2]
-    made, pixels = nbdebug.cards.cards(session.run, np.concatenate([train, test]), widget._thumbnails)
+    made, pixels = nbdebug.cards.cards(
+        session.run,
+        np.concatenate([train, test]),
+        np.zeros(0, dtype=np.int64),
+        widget._thumbnails,
+        np.zeros(session.run.n_samples),
+        {},
+    )
     assert [card["thumbnail"] for card in made] == [[0, 8, 8, 1], [64, 8, 8, 1], [128, 8, 8, 1], None, None]
     images = session.run.thumbnails("train")
     assert pixels == np.ascontiguousarray(images[train]).tobytes()

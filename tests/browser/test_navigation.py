@@ -177,7 +177,7 @@ def test_a_run_over_the_position_budget_loads_epochs_on_demand(notebook, digits_
         [
             GEOMETRY,
             # Every frame is larger than a message here, so each goes in two parts.
-            "import nbdebug, nbdebug.widget\nnbdebug.widget.MAX_MESSAGE_BYTES = 8000\n"
+            "import nbdebug, nbdebug.transport\nnbdebug.transport.MAX_MESSAGE_BYTES = 8000\n"
             f"w = nbdebug.show({str(digits_run_path)!r}, recommendations=0, epoch=1, position_budget={3 * frame})\n"
             "asked = []  # the page's requests for frames\n"
             "w.on_msg(lambda _w, content, _b: content.get('type') == 'frames' and asked.append(content['indices']))\n"
