@@ -56,8 +56,8 @@ def test_the_tooltips_predictions_follow_the_epoch_shown(digits_run_path):
         assert np.abs(confidence - probabilities.max(1)).max() <= 0.5 / 255 + 1e-6
 
 
-def test_inspecting_a_sample_gives_its_trail_predictions_and_attributes(digits_run_path):
-    widget = nbdebug.show(digits_run_path, recommendations=3).wait()
+def test_inspecting_a_sample_gives_its_trail_predictions_and_attributes(digits_copy):
+    widget = nbdebug.show(digits_copy, recommendations=3).wait()
     session, run = widget.session, widget.session.run
     widget.inspected = 17
     detail = widget.inspected_detail
