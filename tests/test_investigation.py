@@ -81,11 +81,12 @@ def test_relabels_from_the_page_are_saved_and_shown(digits_run_path, copy_run):
     widget = nbdebug.show(path, recommendations=5).wait()
     first = widget.cards[0]["index"]
     widget._on_message(widget, {"type": "feedback", "accept": [first], "reject": []}, [])
-    widget._on_message(widget, {"type": "relabel", "index": first, "label": 4}, [])
-    assert widget.message == "" and widget.session.relabels == {first: 4}
-    assert widget.relabelled == [[first, 4]]
+    new = (int(widget.session.run.labels[first]) + 1) % 10
+    widget._on_message(widget, {"type": "relabel", "index": first, "label": new}, [])
+    assert widget.message == "" and widget.session.relabels == {first: new}
+    assert widget.relabelled == [[first, new]]
     accepted = [card for card in widget.cards if card["kind"] == "accepted"]
-    assert accepted[0]["index"] == first and accepted[0]["relabel"] == "4"
+    assert accepted[0]["index"] == first and accepted[0]["relabel"] == str(new)
     for bad, says in [
         ({"type": "relabel", "index": first, "label": "cat"}, "'cat' is not a class"),
         ({"type": "relabel", "index": 10**6, "label": 1}, "index holds an index outside"),
@@ -93,9 +94,9 @@ def test_relabels_from_the_page_are_saved_and_shown(digits_run_path, copy_run):
     ]:
         widget._on_message(widget, bad, [])
         assert says in widget.message
-    assert nbdebug.Session(path, progress=False).relabels == {first: 4}  # on disk
+    assert nbdebug.Session(path, progress=False).relabels == {first: new}  # on disk
     again = nbdebug.show(path, recommendations=0)  # reopened: shown again
-    assert again.relabelled == [[first, 4]]
+    assert again.relabelled == [[first, new]]
 
 
 def test_thumbnails_and_split_visibility(digits_run_path, record_tiny, tmp_path):
