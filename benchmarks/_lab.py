@@ -43,6 +43,10 @@ class Lab:
         """The address that opens ``notebook`` (relative to root) in a fresh workspace."""
         return f"{self.url}/lab/tree/{notebook}?reset&token={self.token}"
 
+    def notebook7_url(self, notebook: str) -> str:
+        """The URL of ``notebook`` in Notebook 7 (served by the same server)."""
+        return f"{self.url}/notebooks/{notebook}?token={self.token}"
+
     def stop(self) -> None:
         self.server.terminate()
         try:

@@ -1,17 +1,34 @@
 // The landscape widget: every sample as a dot at each recorded epoch over the class
-// territories, a timeline, pan and zoom, lasso selection and the samples-of-interest panel.
+// territories, a timeline, pan and zoom, lasso and box selection, queries, a per-sample panel
+// with the sample's trail, the samples-of-interest panel and relabelling.
 // Each epoch's positions (a frame) are asked of the kernel as they are needed, the shown one
 // first; animation runs here, and the kernel hears only the epoch and the view the page
-// settles on, the lasso selection and feedback.
+// settles on, the selection, the sample inspected, queries, feedback and relabels.
+//
+// Keyboard, while the widget has focus (never while typing in a cell or the query bar):
+// a / r accept / reject the current card, j / k or the arrow keys move through the cards,
+// space plays or pauses, left / right step one epoch.
 
 import { createCanvasRenderer } from "./lib/canvas2d.js";
 import { asTyped, element } from "./lib/dom.js";
 import { createFrameStore } from "./lib/frames.js";
 import { attachLasso, insidePolygon } from "./lib/lasso.js";
 import { attachNavigation, debounce } from "./lib/navigate.js";
-import { createPanel } from "./lib/panel.js";
+import { createPanel, thumbnail } from "./lib/panel.js";
 import { createPixelRenderer } from "./lib/pixels.js";
-import { blend, drawOutlines, imageCanvas, makeTransform, nearest, panView, zoomView } from "./lib/view.js";
+import { createSamplePanel } from "./lib/sample.js";
+import { createToolbar } from "./lib/toolbar.js";
+import {
+  blend,
+  DOT_STATE,
+  drawOutlines,
+  drawTrail,
+  imageCanvas,
+  makeTransform,
+  nearest,
+  panView,
+  zoomView,
+} from "./lib/view.js";
 
 const HEIGHT = 440;
 const TWEEN_MS = 350;
@@ -21,7 +38,22 @@ const RENDERERS = { pixels: createPixelRenderer, canvas: createCanvasRenderer };
 
 function createLandscape(model, el) {
   const root = element("div", "nbdebug-landscape", el);
+  root.tabIndex = 0; // focusable: the keyboard shortcuts act only while it has focus
+  root.setAttribute("data-lm-suppress-shortcuts", "true"); // JupyterLab's and Notebook 7's keys stay out
   const main = element("div", "nbdebug-main", root);
+  const toolbar = createToolbar(main, {
+    onQuery: (text) => model.send({ type: "query", text }),
+    onSplits: (hidden) => {
+      model.set("hidden_splits", hidden);
+      model.save_changes();
+      restyle();
+    },
+    onMisplaced: (on) => {
+      model.set("show_misplaced", on);
+      model.save_changes();
+      showMisplaced();
+    },
+  });
   const stage = element("div", "nbdebug-stage", main);
   const canvas = element("canvas", "nbdebug-canvas", stage);
   const tooltip = element("div", "nbdebug-tooltip", stage);
@@ -47,21 +79,35 @@ function createLandscape(model, el) {
   reset.title = "Show the whole canvas (or double-click it). Wheel: zoom; middle button or Shift + drag: pan.";
   tooltip.hidden = true;
 
-  const panel = createPanel(root, {
-    onFeedback: (accept, reject) => {
-      if (accept.length || reject.length) model.send({ type: "feedback", accept, reject });
-    },
+  const onFeedback = (accept, reject) => {
+    if (accept.length || reject.length) model.send({ type: "feedback", accept, reject });
+  };
+  const onRelabel = (index, label) => model.send({ type: "relabel", index, label });
+  const side = element("div", "nbdebug-side", root);
+  const samplePanel = createSamplePanel(side, { onClose: () => inspect(-1), onFeedback, onRelabel });
+  const panel = createPanel(side, {
+    onFeedback,
     onNewIntention: () => model.send({ type: "new_intention" }),
     onHover: (index) => {
       highlighted = index;
       draw();
     },
+    onInspect: (index) => inspect(index, { centre: true }),
+    onRelabel,
   });
 
   const renderer = (RENDERERS[model.get("renderer")] || createPixelRenderer)(canvas);
   const ctx = canvas.getContext("2d");
   // What benchmarks/widget.py reads; it sets drawTimes to an array to time each draw.
-  const stats = { framesDrawn: 0, animationFrames: 0, framesHeld: 0, firstFrameAt: 0, backgroundAt: 0, backgrounds: 0 };
+  const stats = {
+    framesDrawn: 0,
+    animationFrames: 0,
+    framesHeld: 0,
+    firstFrameAt: 0,
+    backgroundAt: 0,
+    backgrounds: 0,
+    highlightedAt: 0, // when the dots were last drawn with a new query's highlight
+  };
   root.nbdebugStats = stats;
   let data = null;
   let frames = null;
@@ -79,6 +125,10 @@ function createLandscape(model, el) {
   let highlighted = -1;
   let lastClickAt = Number.NEGATIVE_INFINITY;
   let beforeClicks = []; // the selection before the last burst of clicks
+  let states = null; // per dot: a DOT_STATE (queried, greyed, hidden by its split)
+  let thumbnails = new Map(); // sample index -> its thumbnail canvas (or null), for the tooltip
+  let hovered = -1; // the sample under the pointer, whose tooltip is shown
+  let hoveredAt = [0, 0];
 
   function decode() {
     const epochs = model.get("epochs");
@@ -110,7 +160,57 @@ function createLandscape(model, el) {
       testCode: data.splitNames.indexOf("test"),
     });
     slider.max = String(Math.max(epochs.length - 1, 0));
+    thumbnails = new Map();
     renderLegend();
+    const present = data.splitNames.map((_, code) => data.splits.includes(code));
+    toolbar.setSplits(data.splitNames, present, model.get("hidden_splits"));
+    decodePredictions();
+    decodeRelabels();
+    restyle();
+  }
+
+  // The epoch shown's predicted class and confidence of every sample, for the tooltip.
+  function decodePredictions() {
+    data.predicted = asTyped(model.get("_predicted"), Uint16Array);
+    data.confidence = asTyped(model.get("_confidence"), Uint8Array);
+    data.predictionsEpoch = model.get("predictions_epoch");
+  }
+
+  function decodeRelabels() {
+    data.relabels = new Map(model.get("relabelled").map(([index, label]) => [index, label]));
+  }
+
+  // Which dots are shown, greyed (outside the query's matches) or hidden (by their split).
+  function restyle() {
+    const hiddenCodes = new Set(model.get("hidden_splits").map((name) => data.splitNames.indexOf(name)));
+    const highlighting = model.get("highlighting");
+    const matches = asTyped(model.get("_highlighted"), Uint32Array);
+    states = new Uint8Array(data.n).fill(highlighting ? DOT_STATE.dimmed : DOT_STATE.shown);
+    for (const i of matches) if (i < data.n) states[i] = DOT_STATE.shown;
+    for (let i = 0; i < data.n; i++) if (hiddenCodes.has(data.splits[i])) states[i] = DOT_STATE.hidden;
+    renderer.setStates(states);
+    toolbar.setQuery(model.get("query_text"), highlighting ? matches.length : null);
+  }
+
+  function showMisplaced() {
+    const on = model.get("show_misplaced");
+    const ready = model.get("misplaced_epoch") === data.epochs[current];
+    toolbar.setMisplaced(on, on && !ready ? "finding…" : "");
+    draw();
+  }
+
+  function showSample() {
+    samplePanel.show(model.get("inspected_detail"), { classes: data.classes, colour, shownIndex: current });
+  }
+
+  // Show sample `index`'s panel and trail (-1: none), centring the view on it if asked.
+  function inspect(index, { centre = false } = {}) {
+    model.set("inspected", index);
+    model.save_changes();
+    if (!centre || index < 0 || !shown || !Number.isFinite(shown[2 * index])) return draw();
+    const [x0, x1, y0, y1] = view;
+    const [x, y] = [shown[2 * index], shown[2 * index + 1]];
+    setView([x - (x1 - x0) / 2, x + (x1 - x0) / 2, y - (y1 - y0) / 2, y + (y1 - y0) / 2], { now: true });
   }
 
   function decodeBackground() {
@@ -127,9 +227,14 @@ function createLandscape(model, el) {
     data.accepted = asTyped(model.get("_accepted"), Uint32Array);
     data.rejected = asTyped(model.get("_rejected"), Uint32Array);
     panel.setSelection(data.selection);
-    panel.setCards(model.get("cards"), asTyped(model.get("card_thumbnails"), Uint8Array));
+    panel.setCards(model.get("cards"), asTyped(model.get("card_thumbnails"), Uint8Array), data.classes);
     panel.setImportance(model.get("importance"));
     panel.setMessage(model.get("message"));
+  }
+
+  // The indices of a uint32 buffer whose dots are not hidden.
+  function visible(buffer) {
+    return asTyped(buffer, Uint32Array).filter((i) => states[i] !== DOT_STATE.hidden);
   }
 
   function colour(labelIndex) {
@@ -167,6 +272,12 @@ function createLandscape(model, el) {
     drawOutlines(ctx, transform, shown, data.accepted, "#2e7d32", 4.5, 2);
     drawOutlines(ctx, transform, shown, data.recommended, "#111111", 4.5, 1.5);
     drawOutlines(ctx, transform, shown, data.selection, "#d81b60", 3.8, 1.2);
+    if (model.get("show_misplaced") && model.get("misplaced_epoch") === data.epochs[current]) {
+      drawOutlines(ctx, transform, shown, visible(model.get("_misplaced_territory")), "#ef6c00", 3.4, 1.2);
+      drawOutlines(ctx, transform, shown, visible(model.get("_misplaced_neighbours")), "#6a1b9a", 5.2, 1);
+    }
+    const detail = model.get("inspected_detail");
+    if (detail?.trail) drawTrail(ctx, transform, detail.trail, current, colour(detail.label));
     if (highlighted >= 0) drawOutlines(ctx, transform, shown, [highlighted], "#000000", 7, 2.5);
     if (lassoPath) {
       ctx.beginPath();
@@ -182,6 +293,10 @@ function createLandscape(model, el) {
       ctx.stroke();
     }
     stats.framesDrawn++;
+    if (stats.highlightPending) {
+      stats.highlightPending = false;
+      stats.highlightedAt = performance.now();
+    }
     if (!stats.firstFrameAt) stats.firstFrameAt = Date.now();
     if (stats.drawTimes) stats.drawTimes.push(performance.now()); // only while a benchmark asks
   }
@@ -207,6 +322,8 @@ function createLandscape(model, el) {
     current = index;
     slider.value = String(index);
     showLabel(index);
+    showSample();
+    showMisplaced();
     if (settle) settleOn(index);
     frames.focusOn(index);
     const target = frames.get(index);
@@ -244,6 +361,13 @@ function createLandscape(model, el) {
       model.set("epoch", epoch);
       model.save_changes();
     }
+  }
+
+  // One epoch back or forward, settled.
+  function step(delta) {
+    if (playing) stop();
+    const index = Math.max(0, Math.min(data.epochs.length - 1, current + delta));
+    if (index !== current) goTo(index, { tween: false });
   }
 
   function stop() {
@@ -307,6 +431,7 @@ function createLandscape(model, el) {
   });
 
   attachLasso(canvas, {
+    box: toolbar.box,
     onDraw: (path) => {
       lassoPath = path;
       draw();
@@ -320,7 +445,8 @@ function createLandscape(model, el) {
       for (let i = 0; i < data.n; i++) {
         const x = shown[2 * i];
         const y = shown[2 * i + 1];
-        if (Number.isFinite(x) && Number.isFinite(y) && insidePolygon(x, y, polygon)) inside.push(i);
+        if (states[i] === DOT_STATE.hidden || !Number.isFinite(x) || !Number.isFinite(y)) continue;
+        if (insidePolygon(x, y, polygon)) inside.push(i);
       }
       select(inside);
     },
@@ -328,37 +454,68 @@ function createLandscape(model, el) {
       const now = performance.now();
       if (now - lastClickAt >= DOUBLE_CLICK_MS) beforeClicks = Array.from(data.selection);
       lastClickAt = now;
-      const hit = shown ? nearest(transform, shown, data.n, px, py, 6) : -1;
+      const hit = shown ? nearest(transform, shown, data.n, px, py, 6, states) : -1;
       select(hit >= 0 ? [hit] : []);
+      if (hit >= 0) inspect(hit, { centre: true });
     },
   });
+
+  // The tooltip of sample `index` at pixel (px, py): what the page knows at once, and the
+  // thumbnail when the kernel has sent it. Names are data: text, never HTML.
+  function showTooltip(index, px, py) {
+    hovered = index;
+    hoveredAt = [px, py];
+    const name = (k) => (k >= 0 && k < data.classes.length ? data.classes[k] : "none");
+    const lines = [`#${index} ${data.splitNames[data.splits[index]] || ""} · label ${name(data.labels[index])}`];
+    if (data.relabels.has(index)) lines.push(`relabelled ${name(data.relabels.get(index))}`);
+    if (data.predicted.length === data.n) {
+      const at = data.predictionsEpoch === data.epochs[current] ? "" : ` (epoch ${data.predictionsEpoch})`;
+      lines.push(
+        `predicted ${name(data.predicted[index])} · confidence ${(data.confidence[index] / 255).toFixed(2)}${at}`,
+      );
+    }
+    tooltip.replaceChildren();
+    const image = thumbnails.get(index);
+    if (image) tooltip.appendChild(image);
+    const text = element("div", "nbdebug-tooltip-text", tooltip);
+    for (const line of lines) element("div", "", text).textContent = line;
+    tooltip.style.left = `${px + 12}px`;
+    tooltip.style.top = `${py + 12}px`;
+    tooltip.hidden = false;
+    if (!thumbnails.has(index)) {
+      thumbnails.set(index, null); // asked once
+      model.send({ type: "thumbnail", index });
+    }
+  }
 
   canvas.addEventListener("mousemove", (event) => {
     if (lassoPath || !shown) return;
     const rect = canvas.getBoundingClientRect();
     const px = event.clientX - rect.left - canvas.clientLeft;
     const py = event.clientY - rect.top - canvas.clientTop;
-    const hit = nearest(transform, shown, data.n, px, py, 6);
+    const hit = nearest(transform, shown, data.n, px, py, 6, states);
     if (hit < 0) {
       tooltip.hidden = true;
+      hovered = -1;
       return;
     }
-    const labelIndex = data.labels[hit];
-    const split = data.splitNames[data.splits[hit]] || "";
-    const given = labelIndex >= 0 ? ` · label ${data.classes[labelIndex]}` : "";
-    tooltip.textContent = `#${hit} ${split}${given}`;
-    tooltip.style.left = `${px + 12}px`;
-    tooltip.style.top = `${py + 12}px`;
-    tooltip.hidden = false;
+    showTooltip(hit, px, py);
   });
   canvas.addEventListener("mouseleave", () => {
     tooltip.hidden = true;
+    hovered = -1;
   });
 
   model.on("msg:custom", (message, buffers) => {
     if (!message) return;
     if (message.type === "frames" && Array.isArray(message.indices)) frames.receive(message.indices, buffers);
     if (message.type === "frame_part") frames.receivePart(message.index, message.first, buffers[0]);
+    if (message.type === "thumbnail" && Number.isInteger(message.index) && thumbnails.has(message.index)) {
+      const shape = message.shape;
+      const valid = Array.isArray(shape) && shape.length === 3 && buffers[0];
+      thumbnails.set(message.index, valid ? thumbnail(asTyped(buffers[0], Uint8Array), 0, shape, 48) : null);
+      if (hovered === message.index && !tooltip.hidden) showTooltip(hovered, ...hoveredAt);
+    }
   });
   model.on("change:epoch", () => {
     const index = data.epochs.indexOf(model.get("epoch"));
@@ -405,6 +562,43 @@ function createLandscape(model, el) {
   for (const name of ["_selection", "_recommended", "_accepted", "_rejected", "cards", "importance", "message"]) {
     model.on(`change:${name}`, feedbackChanged);
   }
+  const restyled = onceAfter(() => {
+    restyle();
+    stats.highlightPending = true;
+  });
+  for (const name of ["highlighting", "_highlighted", "query_text", "hidden_splits"])
+    model.on(`change:${name}`, restyled);
+  model.on("change:inspected_detail", () => {
+    showSample();
+    draw();
+  });
+  model.on("change:predictions_epoch", decodePredictions);
+  model.on("change:relabelled", decodeRelabels);
+  const misplacedChanged = onceAfter(showMisplaced);
+  for (const name of ["show_misplaced", "misplaced_epoch", "_misplaced_territory", "_misplaced_neighbours"])
+    model.on(`change:${name}`, misplacedChanged);
+
+  root.addEventListener("keydown", (event) => {
+    // Typing in the query bar, a menu or any field is never a shortcut.
+    if (["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(event.target.tagName) || event.ctrlKey || event.metaKey)
+      return;
+    const keys = {
+      a: () => panel.current() >= 0 && onFeedback([panel.current()], []),
+      r: () => panel.current() >= 0 && onFeedback([], [panel.current()]),
+      j: () => panel.move(1),
+      k: () => panel.move(-1),
+      ArrowDown: () => panel.move(1),
+      ArrowUp: () => panel.move(-1),
+      " ": () => play.click(),
+      ArrowLeft: () => step(-1),
+      ArrowRight: () => step(1),
+    };
+    const action = keys[event.key];
+    if (!action) return;
+    event.preventDefault();
+    event.stopPropagation();
+    action();
+  });
 
   const observer = new ResizeObserver(() => {
     resize();
@@ -431,8 +625,8 @@ const STYLE = `
 .nbdebug-main { flex: 1 1 auto; min-width: 300px; }
 .nbdebug-stage { position: relative; }
 .nbdebug-canvas { display: block; border: 1px solid #ddd; border-radius: 4px; cursor: crosshair; touch-action: none; }
-.nbdebug-tooltip { position: absolute; pointer-events: none; background: rgba(255,255,255,0.95);
-  border: 1px solid #bbb; border-radius: 3px; padding: 2px 6px; white-space: nowrap; }
+.nbdebug-tooltip { position: absolute; pointer-events: none; background: rgba(255,255,255,0.95); z-index: 1;
+  border: 1px solid #bbb; border-radius: 3px; padding: 2px 6px; white-space: nowrap; font-size: 12px; }
 .nbdebug-controls { display: flex; align-items: center; gap: 10px; margin-top: 6px; }
 .nbdebug-slider { flex: 1; }
 .nbdebug-trust { color: #777; font-size: 12px; cursor: help; }
@@ -441,17 +635,42 @@ const STYLE = `
 .nbdebug-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 6px; }
 .nbdebug-legend-item { display: inline-flex; align-items: center; gap: 4px; }
 .nbdebug-swatch { width: 10px; height: 10px; border-radius: 50%; display: inline-block; }
-.nbdebug-panel { flex: 0 0 280px; display: flex; flex-direction: column; gap: 6px; }
+.nbdebug-landscape:focus { outline: 2px solid #90caf9; outline-offset: 2px; }
+.nbdebug-side { flex: 0 0 290px; display: flex; flex-direction: column; gap: 8px; }
+.nbdebug-panel { display: flex; flex-direction: column; gap: 6px; }
 .nbdebug-panel-title { font-weight: 600; }
 .nbdebug-selection { display: flex; gap: 6px; align-items: center; }
 .nbdebug-selection span { flex: 1; }
-.nbdebug-recommendations { margin: 0; padding: 0; list-style: none; max-height: 380px; overflow-y: auto;
-  border: 1px solid #eee; border-radius: 4px; }
+.nbdebug-recommendations, .nbdebug-accepted { margin: 0; padding: 0; list-style: none; max-height: 300px;
+  overflow-y: auto; border: 1px solid #eee; border-radius: 4px; }
+.nbdebug-accepted:empty { display: none; }
+.nbdebug-accepted-title { font-size: 12px; color: #2e7d32; }
 .nbdebug-card { display: flex; align-items: center; gap: 6px; padding: 3px 4px; border-bottom: 1px solid #f2f2f2; }
 .nbdebug-card:hover { background: #f6f6f6; }
-.nbdebug-card-text { flex: 1; font-size: 12px; }
+.nbdebug-card.nbdebug-current { background: #e3f2fd; }
+.nbdebug-card-text { flex: 1; font-size: 12px; cursor: pointer; }
+.nbdebug-card-score { color: #888; }
+.nbdebug-relabel { font-size: 11px; max-width: 110px; }
 .nbdebug-thumb { image-rendering: pixelated; border: 1px solid #ddd; }
 .nbdebug-importance { font-size: 11px; color: #666; }
+.nbdebug-importance-row { display: flex; align-items: center; gap: 4px; }
+.nbdebug-importance-name { flex: 0 0 110px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.nbdebug-importance-track { flex: 1; height: 7px; background: #f2f2f2; }
+.nbdebug-bar { display: block; height: 100%; background: #1e88e5; }
+.nbdebug-bar-negative { background: #e53935; }
+.nbdebug-importance-value { flex: 0 0 34px; text-align: right; }
+.nbdebug-sample { border: 1px solid #ddd; border-radius: 4px; padding: 6px; font-size: 12px; display: flex;
+  flex-direction: column; gap: 4px; }
+.nbdebug-sample-title { font-weight: 600; display: flex; justify-content: space-between; }
+.nbdebug-sample-note, .nbdebug-sample-attributes { color: #777; font-size: 11px; }
+.nbdebug-sample-actions { display: flex; gap: 6px; align-items: center; }
+.nbdebug-toolbar { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 12px; margin-bottom: 6px; font-size: 12px; }
+.nbdebug-query { display: flex; gap: 6px; align-items: center; flex: 1 1 260px; }
+.nbdebug-query-input { flex: 1; min-width: 120px; font: inherit; }
+.nbdebug-query-count { color: #555; white-space: nowrap; }
+.nbdebug-splits { display: inline-flex; gap: 8px; }
+.nbdebug-tooltip-text { display: inline-block; vertical-align: top; }
+.nbdebug-tooltip canvas { margin-right: 6px; vertical-align: top; }
 .nbdebug-message { font-size: 12px; color: #b71c1c; }
 `;
 

@@ -3,7 +3,7 @@
 // rendering it drops to about 20 frames a second at 50,000 dots and 4 at 200,000 (python -m
 // benchmarks.widget); kept for comparison.
 
-import { paintTerritories } from "./view.js";
+import { DIMMED_COLOUR, DOT_STATE, paintTerritories } from "./view.js";
 
 const DOT_RADIUS = 2.6;
 
@@ -12,6 +12,26 @@ export function createCanvasRenderer(canvas) {
   let background = null;
   let groups = [];
   let n = 0;
+  let dots = null;
+  let states = null;
+
+  // Samples grouped by (colour, style) once, so each frame draws one path per group.
+  function group() {
+    const { labels, splits, palette, unlabelledColour, testCode } = dots;
+    const byKey = new Map();
+    for (let i = 0; i < n; i++) {
+      if (states[i] === DOT_STATE.hidden) continue;
+      const own = labels[i] < 0 ? unlabelledColour : palette[labels[i] % palette.length];
+      const colour = states[i] === DOT_STATE.dimmed ? DIMMED_COLOUR : own;
+      const key = `${colour}|${splits[i] === testCode ? "ring" : "fill"}`;
+      if (!byKey.has(key)) byKey.set(key, []);
+      byKey.get(key).push(i);
+    }
+    groups = Array.from(byKey, ([key, members]) => {
+      const [colour, style] = key.split("|");
+      return { colour, ring: style === "ring", members: Int32Array.from(members) };
+    });
+  }
 
   return {
     resize(cssWidth, cssHeight, ratio) {
@@ -22,20 +42,15 @@ export function createCanvasRenderer(canvas) {
     setBackground(next) {
       background = next;
     },
-    // Samples grouped by (colour, style) once, so each frame draws one path per group.
-    setDots({ n: count, labels, splits, palette, unlabelledColour, testCode }) {
-      n = count;
-      const byKey = new Map();
-      for (let i = 0; i < n; i++) {
-        const colour = labels[i] < 0 ? unlabelledColour : palette[labels[i] % palette.length];
-        const key = `${colour}|${splits[i] === testCode ? "ring" : "fill"}`;
-        if (!byKey.has(key)) byKey.set(key, []);
-        byKey.get(key).push(i);
-      }
-      groups = Array.from(byKey, ([key, members]) => {
-        const [colour, style] = key.split("|");
-        return { colour, ring: style === "ring", members: Int32Array.from(members) };
-      });
+    setDots(next) {
+      dots = next;
+      n = next.n;
+      states = new Uint8Array(n);
+      group();
+    },
+    setStates(next) {
+      states = next;
+      group();
     },
     draw(transform, xy) {
       paintTerritories(ctx, transform, background, 1); // ctx draws in CSS pixels

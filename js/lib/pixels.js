@@ -5,9 +5,12 @@
 // layer once per view and copied under the dots.
 //
 // Dots get smaller and more transparent as more of them are on screen, so dense regions stay
-// readable: training and unlabeled samples are discs, test samples rings.
+// readable: training and unlabeled samples are discs, test samples rings. Each dot is shown,
+// greyed (outside a query's matches) or hidden (its split switched off): see DOT_STATE.
 
-import { paintTerritories } from "./view.js";
+import { DIMMED_COLOUR, DOT_STATE, paintTerritories } from "./view.js";
+
+const DIMMED_ALPHA = 0.35;
 
 // Dot radius (CSS pixels) and opacity (0..256) for `visible` dots on `area` square pixels.
 export function dotStyle(visible, area) {
@@ -48,6 +51,8 @@ export function createPixelRenderer(canvas) {
   let background = null;
   let colours = new Uint32Array(0);
   let rings = new Uint8Array(0);
+  let states = new Uint8Array(0);
+  const dimmed = rgba(DIMMED_COLOUR);
   let visible = 0; // dots on screen in the last frame, which sizes the next one's
 
   function paintLayer(transform) {
@@ -84,7 +89,12 @@ export function createPixelRenderer(canvas) {
         colours[i] = labels[i] < 0 ? grey : table[labels[i] % table.length];
         rings[i] = splits[i] === testCode ? 1 : 0;
       }
+      states = new Uint8Array(n);
       visible = n;
+    },
+    // Per dot, a DOT_STATE (Uint8Array, n).
+    setStates(next) {
+      states = next;
     },
     // Background and dots at positions `xy` (data coordinates, NaN where a sample has none;
     // null before the first frame's positions have arrived: the territories alone).
@@ -105,8 +115,11 @@ export function createPixelRenderer(canvas) {
       const scale = transform.scale * ratio;
       const left = offX * ratio;
       const bottom = height - offY * ratio;
+      const dimmedAlpha = Math.round(DIMMED_ALPHA * style.alpha);
       let shown = 0;
       for (let i = 0; i < colours.length; i++) {
+        const state = states[i];
+        if (state === DOT_STATE.hidden) continue;
         const x = xy[2 * i];
         const y = xy[2 * i + 1];
         if (Number.isNaN(x) || Number.isNaN(y)) continue; // no position at this epoch
@@ -114,8 +127,9 @@ export function createPixelRenderer(canvas) {
         const py = Math.round(bottom - (y - y0) * scale);
         if (px < reach || py < reach || px >= width - reach || py >= height - reach) continue;
         shown++;
-        const c = colours[i];
-        const alpha = rings[i] ? 256 : style.alpha;
+        const grey = state === DOT_STATE.dimmed;
+        const c = grey ? dimmed : colours[i];
+        const alpha = grey ? dimmedAlpha : rings[i] ? 256 : style.alpha;
         const sr = c & 255;
         const sg = (c >> 8) & 255;
         const sb = (c >> 16) & 255;

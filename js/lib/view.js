@@ -1,6 +1,10 @@
 // The canvas view: which rectangle of the data plane is shown, and the maps between data
 // coordinates and canvas (CSS) pixels.
 
+// What a dot is: shown, greyed (outside a query's matches) or hidden (its split switched off).
+export const DOT_STATE = { shown: 0, dimmed: 1, hidden: 2 };
+export const DIMMED_COLOUR = "#c8c8c8";
+
 // Zooming stops at these multiples of the whole canvas's width.
 const MIN_ZOOM = 1e-3;
 const MAX_ZOOM = 10;
@@ -64,11 +68,13 @@ export function blend(from, to, t, out) {
   return out;
 }
 
-// The sample whose dot is nearest to a pixel, within `reach` pixels; -1 if none.
-export function nearest(transform, xy, n, px, py, reach) {
+// The sample whose dot is nearest to a pixel, within `reach` pixels; -1 if none. Dots whose
+// `states` entry is DOT_STATE.hidden are not there.
+export function nearest(transform, xy, n, px, py, reach, states = null) {
   let best = -1;
   let bestDistance = reach * reach;
   for (let i = 0; i < n; i++) {
+    if (states && states[i] === DOT_STATE.hidden) continue;
     const x = xy[2 * i];
     const y = xy[2 * i + 1];
     if (!Number.isFinite(x)) continue;
@@ -96,6 +102,38 @@ export function drawOutlines(ctx, transform, xy, indices, colour, radius, width)
   ctx.strokeStyle = colour;
   ctx.lineWidth = width;
   ctx.stroke();
+}
+
+// A sample's trail: its position at every epoch (`trail`, [x, y] or null each) joined in
+// order, a small mark per epoch and a ring at the epoch shown (`shownIndex`).
+export function drawTrail(ctx, transform, trail, shownIndex, colour) {
+  ctx.beginPath();
+  let drawing = false;
+  for (const point of trail) {
+    if (!point) {
+      drawing = false;
+      continue;
+    }
+    const [px, py] = transform.toPixel(point[0], point[1]);
+    if (drawing) ctx.lineTo(px, py);
+    else ctx.moveTo(px, py);
+    drawing = true;
+  }
+  ctx.strokeStyle = "#212121";
+  ctx.lineWidth = 1.5;
+  ctx.stroke();
+  trail.forEach((point, k) => {
+    if (!point) return;
+    const [px, py] = transform.toPixel(point[0], point[1]);
+    ctx.beginPath();
+    ctx.arc(px, py, k === shownIndex ? 5 : 2, 0, 2 * Math.PI);
+    ctx.fillStyle = k === shownIndex ? colour : "#212121";
+    ctx.fill();
+    if (k === shownIndex) {
+      ctx.lineWidth = 2;
+      ctx.stroke();
+    }
+  });
 }
 
 // An RGBA uint8 image (w x h) turned into something drawImage can scale.
