@@ -3,6 +3,8 @@ what is prepared in the background."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -261,3 +263,12 @@ def test_a_card_keeps_its_thumbnail_when_another_has_none(digits_run_path, copy_
     assert [card["thumbnail"] for card in made] == [[0, 8, 8, 1], [64, 8, 8, 1], [128, 8, 8, 1], None, None]
     images = session.run.thumbnails("train")
     assert pixels == np.ascontiguousarray(images[train]).tobytes()
+
+
+def test_what_the_background_threads_use_is_imported_with_the_widget():
+    # The job computes attributes in two threads; two threads importing scikit-learn for the
+    # first time at once fail ("partially initialized module"), which a fresh kernel hit.
+    needed = ("sklearn.cluster", "sklearn.neighbors")
+    code = f"import sys, nbdebug.widget; print(sorted(m for m in {needed} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['sklearn.cluster', 'sklearn.neighbors']"

@@ -5,7 +5,7 @@ import { element } from "./dom.js";
 
 export function createToolbar(parent, { onQuery, onSplits, onMisplaced }) {
   const bar = element("div", "nbdebug-toolbar", parent);
-  const form = element("form", "nbdebug-query", bar);
+  const form = element("div", "nbdebug-query", bar);
   const input = element("input", "nbdebug-query-input", form);
   input.type = "text";
   input.placeholder = "query: label=3 mispredicted forgetting>=3";
@@ -14,8 +14,11 @@ export function createToolbar(parent, { onQuery, onSplits, onMisplaced }) {
     "attribute comparison such as forgetting>=3; terms separated by spaces must all hold. Empty: clear.";
   input.setAttribute("aria-label", "query");
   const count = element("span", "nbdebug-query-count", form);
-  form.addEventListener("submit", (event) => {
+  // Enter runs the query. Handled here: the notebook takes Enter before a form would see it.
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
     event.preventDefault();
+    event.stopPropagation();
     onQuery(input.value.trim());
   });
 

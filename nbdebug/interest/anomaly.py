@@ -22,6 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# Imported here, not in the functions: the widget's background job clusters in one thread while
+# another computes kNN attributes, and two threads importing scikit-learn for the first time at
+# once can fail ("partially initialized module").
+from sklearn.cluster import AgglomerativeClustering, Birch
+
 from .._validation import check_int, check_number
 
 # Birch's CF tree is built in Python; above this many seen samples it is built on a
@@ -46,8 +51,6 @@ def abnormality(cluster_sizes) -> np.ndarray:
 def _birch(points: np.ndarray, k: int):
     """Birch's CF tree of unit vectors; the subcluster radius threshold shrinks until there
     are at least k subclusters."""
-    from sklearn.cluster import Birch
-
     threshold = 0.05
     while True:
         birch = Birch(n_clusters=None, threshold=threshold).fit(points)
@@ -94,8 +97,6 @@ class FeatureDetector:
 
     def fit(self, vectors: np.ndarray) -> FeatureDetector:
         """Cluster the seen samples' feature vectors (n, d); rows with NaN or Inf are skipped."""
-        from sklearn.cluster import AgglomerativeClustering
-
         vectors = np.asarray(vectors)
         if vectors.ndim != 2:
             raise ValueError(f"vectors must be a 2-D array (n_samples, n_dims), got shape {vectors.shape}")

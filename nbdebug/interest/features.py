@@ -55,6 +55,7 @@ from typing import IO
 
 import numpy as np
 import torch
+from sklearn.neighbors import NearestNeighbors  # at import: see the note in anomaly.py
 from tqdm.auto import tqdm
 
 from .._io import write_atomically
@@ -168,8 +169,6 @@ def _neighbours(representations: np.ndarray, reference: np.ndarray, k: int, exac
         )
         d, j = found[0].numpy(), found[1].numpy()
     else:
-        from sklearn.neighbors import NearestNeighbors
-
         d, j = NearestNeighbors(n_neighbors=k_fit).fit(reps[reference]).kneighbors(reps[finite])
     j = reference[j]
     rows = np.flatnonzero(finite)

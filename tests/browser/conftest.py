@@ -2,9 +2,10 @@
 
 Fixtures:
 - ``lab``: a running JupyterLab server (its root is a temporary directory).
-- ``notebook(cells)``: writes a notebook with those code cells into the server's root,
-  opens it in a fresh browser page and returns a :class:`Notebook` to run cells and
-  read their output like a person would (click the cell, Shift+Enter).
+- ``notebook(cells, frontend="lab")``: writes a notebook with those code cells into the
+  server's root, opens it in a fresh browser page (in JupyterLab, or Notebook 7 with
+  ``frontend="notebook7"``) and returns a :class:`Notebook` to run cells and read their
+  output like a person would (click the cell, Shift+Enter).
 """
 
 from __future__ import annotations
@@ -42,11 +43,21 @@ def browser():
 class Notebook:
     """An open notebook page: run cells by clicking them and pressing Shift+Enter."""
 
-    def __init__(self, page):
-        self.page = page
+    def __init__(self, page, frontend: str = "lab"):
+        self.page, self.frontend = page, frontend
 
     def cell(self, index: int):
         return self.page.locator(".jp-NotebookPanel:visible .jp-Cell").nth(index)
+
+    def wait_until_idle(self, timeout: float = 60_000) -> None:
+        """Wait until the kernel has started and is idle: JupyterLab's status bar says so (its
+        toolbar's indicator reads idle before the kernel connects); Notebook 7 has no status
+        bar, and its indicator reads "unknown" until the kernel answers."""
+        if self.frontend == "lab":
+            self.page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=timeout)
+        else:
+            indicator = '.jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator[data-status="idle"]'
+            self.page.locator(indicator).wait_for(timeout=timeout)
 
     def run(self, index: int, timeout: float = 120_000) -> None:
         """Run cell ``index`` and wait until its execution count appears."""
@@ -66,17 +77,17 @@ class Notebook:
 def notebook(lab, browser, request):
     pages = []
 
-    def open_notebook(cells: list[str], name: str | None = None) -> Notebook:
+    def open_notebook(cells: list[str], name: str | None = None, frontend: str = "lab") -> Notebook:
         name = name or f"{request.node.name}.ipynb".replace("[", "-").replace("]", "")
         write_notebook(lab.root / name, cells)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         pages.append(page)
-        # A fresh workspace each time, so notebooks of earlier tests do not reopen.
-        page.goto(lab.page_url(name))
+        # JupyterLab opens a fresh workspace each time, so notebooks of earlier tests do not reopen.
+        page.goto(lab.page_url(name) if frontend == "lab" else lab.notebook7_url(name))
         page.locator(".jp-NotebookPanel:visible .jp-Cell").first.wait_for(timeout=60_000)
-        # Wait until the kernel has started and is idle before running cells.
-        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
-        return Notebook(page)
+        nb = Notebook(page, frontend)
+        nb.wait_until_idle()  # before running cells
+        return nb
 
     yield open_notebook
     report = getattr(request.node, "report_call", None)
