@@ -70,7 +70,8 @@ def test_hover_query_box_select_and_inspect(notebook, digits_run_path, copy_run,
             "apart = [int((np.linalg.norm(emb[:, i] - emb[-1, i], axis=1) * scale > 12).sum()) for i in cards]\n"
             "print('CARD', json.dumps(cards.index(cards[int(np.argmax(apart))])))",
             "width, height = json.load(open('area.json'))\n"
-            "trail = [to_pixel(w.view, width, height, float(x), float(y)) for x, y in w.session.embedding[:, w.inspected]]\n"
+            "positions = w.session.embedding[:, w.inspected].tolist()\n"
+            "trail = [to_pixel(w.view, width, height, x, y) for x, y in positions]\n"
             "print('TRAIL', json.dumps([w.inspected, trail]))",
         ],
         frontend=frontend,
