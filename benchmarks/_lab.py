@@ -63,6 +63,10 @@ def start_lab(root: Path, config_dir: Path, log: Path, pythonpath: str | None = 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = secrets.token_hex(16)
+    # No "get notified about Jupyter news?" toast over the page's widgets.
+    settings = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config_dir)}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath

@@ -276,6 +276,10 @@ function createLandscape(model, el) {
       drawOutlines(ctx, transform, shown, visible(model.get("_misplaced_territory")), "#ef6c00", 3.4, 1.2);
       drawOutlines(ctx, transform, shown, visible(model.get("_misplaced_neighbours")), "#6a1b9a", 5.2, 1);
     }
+    // A relabelled dot is ringed in the colour of the label it should have.
+    for (const [index, relabel] of data.relabels) {
+      if (states[index] !== DOT_STATE.hidden) drawOutlines(ctx, transform, shown, [index], colour(relabel), 5.5, 2);
+    }
     const detail = model.get("inspected_detail");
     if (detail?.trail) drawTrail(ctx, transform, detail.trail, current, colour(detail.label));
     if (highlighted >= 0) drawOutlines(ctx, transform, shown, [highlighted], "#000000", 7, 2.5);
@@ -573,7 +577,10 @@ function createLandscape(model, el) {
     draw();
   });
   model.on("change:predictions_epoch", decodePredictions);
-  model.on("change:relabelled", decodeRelabels);
+  model.on("change:relabelled", () => {
+    decodeRelabels();
+    draw();
+  });
   const misplacedChanged = onceAfter(showMisplaced);
   for (const name of ["show_misplaced", "misplaced_epoch", "_misplaced_territory", "_misplaced_neighbours"])
     model.on(`change:${name}`, misplacedChanged);

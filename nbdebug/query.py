@@ -29,6 +29,7 @@ OPERATORS = {
     "<": operator.lt,
 }
 _COMPARISON = re.compile(r"^(.+?)(>=|<=|==|!=|>|<)(.+)$")
+OPERATOR_CHARS = "<>=!"
 TEXT_KEYS = ("label", "predicted", "mispredicted", "split", "indices")
 
 
@@ -85,35 +86,50 @@ def parse(text: str) -> dict[str, Any]:
     docstring); raises ValueError saying which term it cannot read."""
     if not isinstance(text, str) or len(text) > 10_000:
         raise ValueError("a query must be text of at most 10,000 characters")
-    # "forgetting >= 3" and "label = 3" are one term each.
-    text = re.sub(r"\s*(>=|<=|==|!=|=|>|<)\s*", r"\1", text.strip())
     try:
-        terms = shlex.split(text)
+        tokens = _tokens(text)
     except ValueError as err:
         raise ValueError(f"cannot read the query: {err}") from None
     query: dict[str, Any] = {}
     where = []
-    for term in terms:
-        if term.lower() in ("and", "&"):
-            continue
-        if term == "mispredicted":
+    k = 0
+    while k < len(tokens):
+        word = tokens[k]
+        op = tokens[k + 1] if k + 1 < len(tokens) and set(tokens[k + 1]) <= set(OPERATOR_CHARS) else None
+        if op is None:
+            k += 1
+            if word.lower() in ("and", "&"):
+                continue
+            if word != "mispredicted":
+                raise ValueError(
+                    f"cannot read {word!r} in the query; terms are label=, predicted=, mispredicted, split=, "
+                    "indices= or an attribute comparison such as forgetting>=3"
+                )
             query["mispredicted"] = True
             continue
-        key, equals, value = term.partition("=")
-        if equals and key in TEXT_KEYS and value and value[0] not in "=<>":
-            if key in query:
-                raise ValueError(f"the query names {key} twice; give several values as {key}=a,b")
-            query[key] = _value(key, value)
-        elif _COMPARISON.match(term):
-            where.append(term)
+        if k + 2 >= len(tokens):
+            raise ValueError(f"the query ends at {word}{op} without a value")
+        value = tokens[k + 2]
+        k += 3
+        if op == "=" and word in TEXT_KEYS:
+            if word in query:
+                raise ValueError(f"the query names {word} twice; give several values as {word}=a,b")
+            query[word] = _value(word, value)
+        elif op in OPERATORS:
+            where.append(f"{word}{op}{value}")
         else:
-            raise ValueError(
-                f"cannot read {term!r} in the query; terms are label=, predicted=, mispredicted, split=, "
-                "indices= or an attribute comparison such as forgetting>=3"
-            )
+            raise ValueError(f"cannot read {word}{op}{value!r}: {op} is not one of = {' '.join(OPERATORS)}")
     if where:
         query["where"] = where
     return query
+
+
+def _tokens(text: str) -> list[str]:
+    """Words, quoted strings (quotes removed, so values may hold spaces and operators) and
+    runs of operator characters, in order."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=OPERATOR_CHARS)
+    lexer.whitespace_split = True  # "4,17" and "big-dog" stay one word
+    return list(lexer)
 
 
 def _value(key: str, value: str) -> Any:

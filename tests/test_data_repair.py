@@ -184,7 +184,13 @@ def test_the_query_bar_text():
         "where": ["forgetting>=3", "margin<0.2"],
         "mispredicted": False,
     }
+    assert parse('label="<img src=x onerror=alert(1)>" predicted = "a b"') == {
+        "label": ["<img src=x onerror=alert(1)>"],  # quoted: operators inside are text
+        "predicted": ["a b"],
+    }
     for text, match in [
+        ("label=", "ends at label= without a value"),
+        ("aum => 3", "=> is not one of"),
         ("label=3 label=4", "names label twice"),
         ("indices=a,b", "indices= takes sample indices"),
         ("mispredicted=maybe", "mispredicted= takes true or false"),

@@ -160,7 +160,7 @@ def test_keyboard_relabel_restart_and_reload(notebook, digits_run_path, copy_run
     root = landscape_root(nb)
     cards = nb.cell(1).locator(".nbdebug-card-recommended")
     nb.page.wait_for_function("el => el.querySelectorAll('.nbdebug-card').length >= 3", arg=root.element_handle())
-    first, second = (int(cards.nth(k).get_attribute("data-index")) for k in (0, 1))
+    first = int(cards.first.get_attribute("data-index"))
 
     # Keys act only while the widget has focus: typed in the query bar they are text.
     nb.cell(1).locator(".nbdebug-panel-title").click()  # focuses the widget
@@ -168,7 +168,9 @@ def test_keyboard_relabel_restart_and_reload(notebook, digits_run_path, copy_run
     nb.page.keyboard.press("a")  # accepted
     accepted = nb.cell(1).locator(".nbdebug-card-accepted")
     accepted.first.wait_for(timeout=10_000)
-    nb.page.keyboard.press("r")  # the next card, now first in the list: rejected
+    # The list is re-ranked; the keyboard stays on its first card.
+    second = int(nb.cell(1).locator(".nbdebug-card.nbdebug-current").get_attribute("data-index"))
+    nb.page.keyboard.press("r")  # rejected
     nb.page.wait_for_function(
         f"el => ![...el.querySelectorAll('.nbdebug-card-recommended')].some(c => c.dataset.index === '{second}')",
         arg=root.element_handle(),
@@ -182,6 +184,7 @@ def test_keyboard_relabel_restart_and_reload(notebook, digits_run_path, copy_run
     answers = printed(nb, 2, "ANSWERS")
     assert answers[first] == 1 and answers[second] == 0 and sum(a >= 0 for a in answers) == 2
     assert printed(nb, 2, "EPOCH") == 5
+    nb.cell(1).locator(".nbdebug-panel-title").click()  # running a cell took the focus
     nb.page.keyboard.press(" ")  # plays
     play = nb.cell(1).locator(".nbdebug-play")
     nb.page.wait_for_function("el => el.textContent.includes('pause')", arg=play.element_handle())
@@ -192,7 +195,11 @@ def test_keyboard_relabel_restart_and_reload(notebook, digits_run_path, copy_run
     given = int(np.load(path / "labels.npy")[first])
     new = (given + 1) % 10
     accepted.first.locator(".nbdebug-relabel").select_option(str(new))
-    nb.page.wait_for_function("el => el.textContent.includes('→')", arg=accepted.first.element_handle(), timeout=10_000)
+    nb.page.wait_for_function(  # the cards are drawn anew: look them up each time
+        "el => (el.querySelector('.nbdebug-card-accepted') || {}).textContent?.includes('→')",
+        arg=root.element_handle(),
+        timeout=10_000,
+    )
     assert printed(nb, 3, "RELABELS") == {str(first): new}
     restart_kernel(nb)
     nb.run(0)
