@@ -23,6 +23,10 @@ def test_quickstart_runs_and_records_the_demo(tmp_path):
     assert "144 flipped labels" in outputs
     share = int(outputs.split("% of the first 50 recommendations")[0].split()[-1])
     assert share >= 80
+    flipped_share = int(outputs.split("% of them flipped")[0].split()[-1])
+    assert flipped_share >= 50  # a query for the flip's class pair finds mostly flipped labels
+    repaired = int(outputs.split("agree with the clean ones for ")[1].split("%")[0])
+    assert repaired >= 90
 
 
 def test_monitor_notebook_shows_the_three_scram_scenarios(tmp_path):
