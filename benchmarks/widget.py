@@ -19,6 +19,12 @@ For each run and variant, a notebook cell ``nbdebug.show(path)`` is run like a p
   frames the widget drew, as the mean over the playback and in its worst whole second;
 * wheel zoom: from one wheel event to the territories repainted for the new view (the page
   waits for the wheel to settle for 250 ms first);
+* hover to tooltip: the pointer moved onto a dot (a mousemove event on the canvas, at dots
+  found by sweeping it) until the next animation frame with the dot's tooltip shown, the
+  median and the slowest of 40 hovers; the thumbnail comes from the kernel after;
+* query to highlight: a query typed in the bar and Enter pressed (``label=0`` ... ``label=9``
+  in turn) until the dots are drawn with the kernel's matches highlighted, the median and the
+  slowest of 10 queries;
 * bytes: what the kernel sent the page over the websocket while the cell ran and the
   animation played, and the largest single message.
 
@@ -94,6 +100,7 @@ def as_after_fit(path: Path) -> None:
     for cached in path.glob("attributes-*.npz"):
         cached.unlink()
     (path / "feedback.jsonl").unlink(missing_ok=True)
+    (path / "relabels.jsonl").unlink(missing_ok=True)
     (path / "visualizer" / "metrics.json").unlink(missing_ok=True)
 
 
@@ -121,6 +128,46 @@ FRAME_COUNTER = """() => {
   window.benchFrames = [];
   const tick = (now) => { window.benchFrames.push(now); requestAnimationFrame(tick); };
   requestAnimationFrame(tick);
+}"""
+
+
+HOVER_LATENCY = """async ([el, count]) => {
+  const canvas = el.querySelector("canvas.nbdebug-canvas");
+  const tooltip = el.querySelector(".nbdebug-tooltip");
+  const rect = canvas.getBoundingClientRect();
+  const move = (x, y) =>
+    canvas.dispatchEvent(new MouseEvent("mousemove", { clientX: rect.left + x, clientY: rect.top + y, bubbles: true }));
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  const dots = [];
+  for (let y = 12; y < rect.height - 12 && dots.length < count; y += 23)
+    for (let x = 12; x < rect.width - 12 && dots.length < count; x += 29) {
+      move(x, y);
+      if (!tooltip.hidden) dots.push([x, y]);
+    }
+  const times = [];
+  for (const [x, y] of dots) {
+    move(-50, -50); // off the canvas's dots: the tooltip hides
+    await frame();
+    const start = performance.now();
+    move(x, y);
+    await frame();
+    if (!tooltip.hidden) times.push(performance.now() - start);
+  }
+  return times;
+}"""
+
+QUERY_LATENCY = """async ([el, texts]) => {
+  const input = el.querySelector(".nbdebug-query-input");
+  const times = [];
+  for (const text of texts) {
+    input.value = text;
+    const start = performance.now();
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    while (el.nbdebugStats.highlightedAt <= start && performance.now() - start < 30000)
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    times.push(el.nbdebugStats.highlightedAt - start);
+  }
+  return times;
 }"""
 
 
@@ -215,6 +262,10 @@ def measure(browser, lab: Lab, path: Path, options: str, instrumented: bool) -> 
             timeout=60_000,
         )
         result["wheel zoom to territories s"] = (handle.json_value() - wheel) / 1000
+        hovers = page.evaluate(HOVER_LATENCY, [landscape.element_handle(), 40])
+        result["hover to tooltip ms"], result["slowest hover ms"] = float(np.median(hovers)), max(hovers)
+        queries = page.evaluate(QUERY_LATENCY, [landscape.element_handle(), [f"label={k}" for k in range(10)]])
+        result["query to highlight ms"], result["slowest query ms"] = float(np.median(queries)), max(queries)
     page.close()
     return result
 
@@ -278,6 +329,10 @@ def main(argv=None):
         "drawn fps",
         "worst second drawn",
         "wheel zoom to territories s",
+        "hover to tooltip ms",
+        "slowest hover ms",
+        "query to highlight ms",
+        "slowest query ms",
         "bytes sent MiB",
         "largest message MiB",
     ]
