@@ -289,3 +289,32 @@ w"""
     assert "label " in tooltip.inner_text() and "<" in tooltip.inner_text()
     assert root.evaluate("el => el.querySelectorAll('img, b, script').length") == 0
     assert nb.page.evaluate("() => window.__nbdebugXSS") is None
+
+
+def test_two_landscapes_in_one_notebook_keep_to_themselves(notebook, digits_run_path):
+    show = f"nbdebug.show({str(digits_run_path)!r}, recommendations=0, epoch=4)"
+    nb = notebook(
+        [
+            f"import nbdebug\nfirst = {show}\nfirst",
+            f"second = {show}\nsecond",
+            "print('EPOCHS', first.epoch, second.epoch)",
+        ]
+    )
+    nb.run(0)
+    nb.run(1)
+    roots = [landscape_root(nb, k) for k in (0, 1)]
+    for root in roots:
+        nb.page.wait_for_function("el => el.nbdebugStats && el.nbdebugStats.framesDrawn > 0", arg=root.element_handle())
+    nb.cell(0).locator(".nbdebug-legend").click()  # focuses the first
+    nb.page.keyboard.press("ArrowRight")
+    labels = [nb.cell(k).locator(".nbdebug-epoch") for k in (0, 1)]
+    nb.page.wait_for_function("el => el.textContent.startsWith('epoch 5')", arg=labels[0].element_handle())
+    query = nb.cell(1).locator(".nbdebug-query-input")
+    query.fill("label=0")
+    query.press("Enter")
+    count = nb.cell(1).locator(".nbdebug-query-count")
+    nb.page.wait_for_function("el => /match/.test(el.textContent)", arg=count.element_handle(), timeout=10_000)
+    assert labels[1].inner_text().startswith("epoch 4")
+    assert nb.cell(0).locator(".nbdebug-query-count").inner_text() == ""
+    nb.run(2)
+    assert "EPOCHS 5 4" in nb.output_text(2)
