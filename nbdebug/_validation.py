@@ -80,3 +80,23 @@ def check_choice(name: str, value: T, choices: Sequence[Any], hint: str = "") ->
     if value not in choices:
         raise fail(name, f"one of {choices}", value, hint)
     return value
+
+
+def check_sample_indices(name: str, values: Any, n: int) -> np.ndarray:
+    """Sample indices given by the user (a list or array of ints in 0..n-1; whole floats
+    pass), sorted and unique, as int64; raises TypeError or IndexError naming ``name``."""
+    array = np.asarray([] if values is None else values)
+    if array.ndim > 1:
+        raise ValueError(f"{name} must be a flat list of sample indices, got shape {array.shape}")
+    array = array.reshape(-1)
+    if (
+        array.dtype.kind not in "iu"
+        and array.size
+        and (array.dtype.kind != "f" or not np.all(np.isfinite(array) & (array == np.round(array))))
+    ):
+        raise TypeError(f"{name} must hold integer sample indices, got {array[:5].tolist()}")
+    ints = np.unique(array.astype(np.int64, copy=False))  # sorted: the range check reads the ends
+    if ints.size and (ints[0] < 0 or ints[-1] >= n):
+        bad = ints[(ints < 0) | (ints >= n)]
+        raise IndexError(f"{name} holds {bad[:5].tolist()}, outside 0..{n - 1}; pass indices of samples of this run")
+    return ints

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._validation import check_sample_indices
+
 if TYPE_CHECKING:
     from .session import Session
 
@@ -73,7 +75,7 @@ def matching(
         keep &= np.isin(run.split, names)
     if indices is not None:
         chosen = np.zeros(run.n_samples, dtype=bool)
-        chosen[session.learner.check_indices(indices, "indices")] = True
+        chosen[check_sample_indices("indices", indices, run.n_samples)] = True
         keep &= chosen
     if where is not None:
         for condition in [where] if isinstance(where, str) else list(where):

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._validation import check_sample_indices
+
 if TYPE_CHECKING:
     import pandas
 
@@ -28,7 +30,7 @@ def sample_table(session: Session, indices: Any = None, epoch: int | None = None
     if indices is None:
         rows = np.arange(run.n_samples)
     else:
-        session.learner.check_indices(indices, "indices")
+        check_sample_indices("indices", indices, run.n_samples)
         rows = np.asarray(indices, dtype=np.int64).reshape(-1)  # in the order given
     epoch = run.epochs[-1] if epoch is None else epoch
     if epoch not in run.epochs:

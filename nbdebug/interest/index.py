@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_sample_indices
+
 # Samples per attribute-major block. np.matmul scores the blocks with one single-threaded
 # BLAS call each: on a busy machine BLAS threads wait for each other, and one threaded
 # product over all samples took 10x longer (the refit + re-rank rows of python -m
@@ -257,23 +259,7 @@ class ScoringIndex:
 
     def check_indices(self, values: Any, name: str) -> np.ndarray:
         """Sample indices given by the user, validated, sorted and unique; raises naming ``name``."""
-        array = np.asarray([] if values is None else values)
-        if array.ndim > 1:
-            raise ValueError(f"{name} must be a flat list of sample indices, got shape {array.shape}")
-        array = array.reshape(-1)
-        if (
-            array.dtype.kind not in "iu"
-            and array.size
-            and (array.dtype.kind != "f" or not np.all(np.isfinite(array) & (array == np.round(array))))
-        ):
-            raise TypeError(f"{name} must hold integer sample indices, got {array[:5].tolist()}")
-        ints = np.unique(array.astype(np.int64, copy=False))  # sorted: the range check reads the ends
-        if ints.size and (ints[0] < 0 or ints[-1] >= self.n):
-            bad = ints[(ints < 0) | (ints >= self.n)]
-            raise IndexError(
-                f"{name} holds {bad[:5].tolist()}, outside 0..{self.n - 1}; pass indices of samples of this run"
-            )
-        return ints
+        return check_sample_indices(name, values, self.n)
 
     def at_positions(self, mask: np.ndarray, name: str) -> np.ndarray:
         """A (n,) bool mask over samples, per position; raises naming ``name`` if it is not one.
