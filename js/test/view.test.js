@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { blend, makeTransform, panView, visibleView, zoomView } from "../lib/view.js";
+import { boxPolygon, insidePolygon } from "../lib/lasso.js";
+import { blend, DOT_STATE, makeTransform, nearest, panView, visibleView, zoomView } from "../lib/view.js";
 
 const close = (a, b, digits = 9) => assert.ok(Math.abs(a - b) < 10 ** -digits, `${a} != ${b}`);
 
@@ -54,4 +55,20 @@ test("tweening moves a share of the way, and a sample without a start appears at
   assert.deepEqual(Array.from(out), [2.5, 5, 3, 4]);
   blend(Float32Array.of(1, 1, 1, 1), Float32Array.of(Number.NaN, 2, 2, 2), 0.5, out);
   assert.ok(Number.isNaN(out[0]));
+});
+
+test("the nearest dot within reach is found, hidden dots are not there", () => {
+  const t = makeTransform([0, 10, 0, 10], 100, 100);
+  const xy = Float32Array.from([5, 5, 5.2, 5, Number.NaN, Number.NaN, 9, 9]);
+  const [px, py] = t.toPixel(5.15, 5);
+  assert.equal(nearest(t, xy, 4, px, py, 6), 1);
+  const states = Uint8Array.from([DOT_STATE.shown, DOT_STATE.hidden, DOT_STATE.shown, DOT_STATE.shown]);
+  assert.equal(nearest(t, xy, 4, px, py, 6, states), 0); // greyed dots stay, hidden ones go
+  assert.equal(nearest(t, xy, 4, ...t.toPixel(1, 1), 6), -1);
+});
+
+test("a box is the rectangle of its two corners, either way round", () => {
+  const box = boxPolygon([4, 1], [1, 3]);
+  assert.ok(insidePolygon(2, 2, box) && insidePolygon(3.9, 1.1, box));
+  assert.ok(!insidePolygon(0.5, 2, box) && !insidePolygon(2, 3.5, box));
 });
