@@ -187,7 +187,8 @@ function createLandscape(model, el) {
     const matches = asTyped(model.get("_highlighted"), Uint32Array);
     states = new Uint8Array(data.n).fill(highlighting ? DOT_STATE.dimmed : DOT_STATE.shown);
     for (const i of matches) if (i < data.n) states[i] = DOT_STATE.shown;
-    for (let i = 0; i < data.n; i++) if (hiddenCodes.has(data.splits[i])) states[i] = DOT_STATE.hidden;
+    if (hiddenCodes.size)
+      for (let i = 0; i < data.n; i++) if (hiddenCodes.has(data.splits[i])) states[i] = DOT_STATE.hidden;
     renderer.setStates(states);
     toolbar.setQuery(model.get("query_text"), highlighting ? matches.length : null);
   }

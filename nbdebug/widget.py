@@ -272,10 +272,14 @@ class Landscape(anywidget.AnyWidget):
         without arguments clears the highlight. See :func:`nbdebug.query.matching` for the
         arguments (e.g. ``query(label=3, mispredicted=True, where="forgetting >= 3")``)."""
         kwargs = {"label": label, "predicted": predicted, "mispredicted": mispredicted, "split": split}
-        kwargs |= {"indices": indices, "where": where}
-        found = queries.matching(self.session, self.epoch, **kwargs)
-        active = any(value is not None for value in kwargs.values())
-        self._set(highlighting=active, _highlighted=indices_bytes(found if active else []), message="")
+        return self._highlight(kwargs | {"indices": indices, "where": where}, text="")
+
+    def _highlight(self, query: dict[str, Any], text: str) -> np.ndarray:
+        """Highlight what ``query`` matches; ``text`` is the query bar's (one message to the page)."""
+        found = queries.matching(self.session, self.epoch, **query)
+        active = any(value is not None for value in query.values())
+        matches = indices_bytes(found if active else [])
+        self._set(highlighting=active, _highlighted=matches, query_text=text, message="")
         return found
 
     @traitlets.observe("epoch", "view")
@@ -326,8 +330,7 @@ class Landscape(anywidget.AnyWidget):
                 self.session.new_intention()
             elif content.get("type") == "query":
                 text = str(content.get("text", ""))
-                self.query(**queries.parse(text))
-                self._set(query_text=text)
+                self._highlight(queries.parse(text), text)
             elif content.get("type") == "relabel":
                 index = page_indices([content.get("index")], "index", self.n_samples)[0]
                 self.session.relabel({index: content.get("label")})
