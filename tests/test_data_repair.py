@@ -199,3 +199,10 @@ def test_the_query_bar_text():
     ]:
         with pytest.raises(ValueError, match=match):
             parse(text)
+
+
+def test_the_table_names_pandas_when_it_is_missing(digits_run_path, monkeypatch):
+    session = Session(digits_run_path, progress=False)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"session.table\(\) needs pandas: pip install pandas"):
+        session.table([0])

@@ -153,6 +153,12 @@ def test_keyboard_relabel_restart_and_reload(notebook, digits_run_path, copy_run
             "print('RELABELS', json.dumps(w.session.relabels))",
             "w.selection = [4, 9, 11]\nw.view = [v / 2 for v in w.bounds]\nw.query(label=2)\nprint('SET')",
             "print('KEPT', json.dumps([w.epoch, w.selection.tolist(), w.view, len(w.highlighted)]))",
+            "width, height = json.load(open('area.json'))\n"
+            "i = next(iter(w.session.relabels))\n"
+            "x, y = (float(v) for v in w.session.embedding[w.epochs.index(w.epoch), i])\n"
+            "span = (w.bounds[1] - w.bounds[0]) / 16\n"
+            "w.view = [x - span, x + span, y - span, y + span]\n"
+            "print('AT', json.dumps(to_pixel(w.view, width, height, x, y)))",
         ],
         frontend=frontend,
     )
@@ -207,6 +213,16 @@ def test_keyboard_relabel_restart_and_reload(notebook, digits_run_path, copy_run
     accepted.first.wait_for(timeout=60_000)
     assert f"#{first} " in accepted.first.inner_text() and f"→ {new}" in accepted.first.inner_text()
     assert printed(nb, 3, "RELABELS") == {str(first): new}
+    # On the canvas: zoomed in around the sample from Python, its tooltip says its new label.
+    canvas = nb.cell(1).locator("canvas.nbdebug-canvas")
+    left, top, width, height = drawing_area(canvas)
+    (lab.root / "area.json").write_text(json.dumps([width, height]))
+    px, py = printed(nb, 6, "AT")
+    left, top, width, height = drawing_area(canvas)
+    nb.page.mouse.move(left + px, top + py)
+    tooltip = nb.cell(1).locator(".nbdebug-tooltip")
+    tooltip.wait_for(state="visible", timeout=5_000)
+    assert tooltip.inner_text().startswith(f"#{first} ") and f"relabelled {new}" in tooltip.inner_text()
 
     # The state the widget shows survives a reload of the page (the notebook saved first).
     nb.run(4)
@@ -241,7 +257,8 @@ def restart_kernel(nb) -> None:
 EVIL = "<img src=x onerror=window.__nbdebugXSS=1>"
 
 
-def test_class_names_with_html_are_shown_as_text(notebook, tmp_path):
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_class_names_with_html_are_shown_as_text(notebook, tmp_path, frontend):
     record = f"""\
 import numpy as np, torch
 from torch import nn
@@ -262,7 +279,7 @@ for epoch in range(3):
 w = nbdebug.show(nbdebug.Session({str(tmp_path / "evil")!r}, projection="pca"), recommendations=4)
 w.wait()
 w"""
-    nb = notebook([record])
+    nb = notebook([record], frontend=frontend)
     nb.run(0)
     root = landscape_root(nb, 0)
     root.wait_for(timeout=60_000)
