@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from . import head
 from ._validation import check_choice
@@ -72,6 +73,9 @@ class Session:
     progress : bool
         Show progress bars while fitting the projection (when it is made from ``projection``
         = None or a name; an object given keeps its own setting) and computing attributes.
+    head_module : torch.nn.Module, optional
+        For a custom head: an instance of its class (e.g. ``model.head``) to load each epoch's
+        weights into. Without, such a run opens without territories (:attr:`has_territories`).
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class Session:
         threshold: float = 0.98,
         seed: int = 0,
         progress: bool = True,
+        head_module: nn.Module | None = None,
     ):
         if isinstance(run, (str, Path)):
             run = load_run(run)
@@ -94,7 +99,8 @@ class Session:
             )
         check_choice("mode", mode, MODES)
         self.run = run
-        self.projection = _make_projection(projection, progress)
+        self.projection = _make_projection(projection, progress, head_module)
+        self.head_module = getattr(self.projection, "head_module", None) if head_module is None else head_module
         self.progress = progress
         self.mode = mode
         self.epochs = select_epochs(run, epochs)
@@ -156,9 +162,15 @@ class Session:
         classified by that epoch's head. ``.image`` is (H, W, 4) RGBA (row 0 at the top),
         ``.predicted`` and ``.confidence`` the grid's classes and top-1 probabilities (for
         tooltips), ``.gap`` the top-1 / top-2 margin."""
+        module = head.check_rebuild(self.run, self.head_module)
         box = self.bounds if bounds is None else bounds  # fits the projection if needed
-        head_module = getattr(self.projection, "head_module", None)
-        return paint_territories(self.projection, self.run, epoch, box, resolution, head_module=head_module)
+        return paint_territories(self.projection, self.run, epoch, box, resolution, head_module=module)
+
+    @property
+    def has_territories(self) -> bool:
+        """Whether the run's head can be rebuilt (from the run, or from ``head_module``) to paint
+        class territories and measure PPR."""
+        return head.can_rebuild(self.run, self.head_module)
 
     def background(
         self, epoch: int, resolution: int = 256, bounds: tuple[float, float, float, float] | None = None
@@ -184,7 +196,10 @@ class Session:
                 if hasattr(self.projection, "faithfulness"):  # cached in the run directory
                     derived.faithfulness = self.projection.faithfulness(self.run, on_epoch=on_epoch)
                 else:
-                    derived.faithfulness = evaluate(self.run, self.projection, on_epoch=on_epoch)
+                    module, ppr = self.head_module, self.has_territories
+                    derived.faithfulness = evaluate(
+                        self.run, self.projection, head_module=module, ppr=ppr, on_epoch=on_epoch
+                    )
             return derived.faithfulness
 
     # -- attributes -------------------------------------------------------------------
@@ -302,7 +317,7 @@ class Session:
         reps = self._per_epoch(representations, "representations", run.dim)
         m = reps.shape[1]
         if probabilities is None:
-            head_module = getattr(self.projection, "head_module", None)
+            head_module = head.check_rebuild(run, self.head_module)
             probs = np.empty((len(self.epochs), m, run.n_classes), dtype=np.float32)
             for i, epoch in enumerate(self.epochs):
                 with torch.no_grad():
@@ -467,9 +482,9 @@ class Session:
         return self.learner.importance
 
 
-def _make_projection(projection, progress: bool):
-    if projection is None:
-        return TimeTravelVisualizer(progress=progress)
+def _make_projection(projection, progress: bool, head_module: nn.Module | None = None):
+    if projection is None or projection == "visualizer":
+        return TimeTravelVisualizer(progress=progress, head_module=head_module)
     if isinstance(projection, str):
         if projection not in PROJECTIONS:
             raise ValueError(
