@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -299,14 +300,18 @@ class Recorder:
         if not distributed.is_writer():
             for _ in self._blocks():  # sends this rank's share to rank 0
                 pass
-            nonfinite = distributed.broadcast_from_writer(None)
+            if distributed.broadcast_from_writer(None) is None:
+                raise RuntimeError(f"rank 0 could not write epoch {epoch}; its error says why")
             self._epochs.append(epoch)
             return
-        nonfinite = None
         try:
             nonfinite = self._write_epoch(epoch, final, checked, started)
-        finally:
-            distributed.broadcast_from_writer(nonfinite)  # tells the other ranks whether it was written
+        except BaseException:
+            if distributed.active():  # tell the other ranks, if they can still hear it
+                with contextlib.suppress(Exception):
+                    distributed.broadcast_from_writer(None)
+            raise
+        distributed.broadcast_from_writer(nonfinite)  # the other ranks learn that it was written
         self._epochs.append(epoch)
         if nonfinite["representations"] or nonfinite["probabilities"]:
             warnings.warn(
