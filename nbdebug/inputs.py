@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset, default_collate
 
 LABEL_KEYS = ("labels", "label")
 
@@ -254,6 +254,12 @@ def _dataset_labels(name: str, value: Any, n: int) -> np.ndarray:
 
 
 def _split_unchecked(name: str, value: Any, labelled: bool) -> Split:
+    if type(value) is TensorDataset and len(value.tensors) in (1, 2):
+        # its items are rows of its tensors (a subclass may transform them): sliced, not read one by one
+        if labelled and len(value.tensors) == 2:
+            value = (value.tensors[0], value.tensors[1])
+        elif not labelled:
+            value = value.tensors[0]
     if _is_dataset(value):
         try:
             n = len(cast(Sized, value))
