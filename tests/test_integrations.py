@@ -137,13 +137,14 @@ class Tokens(Dataset):
         return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": self.labels[i]}
 
 
-def test_huggingface_trainer_with_both_callbacks(tmp_path, text_task, tiny_transformer):
+@pytest.mark.parametrize("kind, head", [("bert", "classifier"), ("roberta", "classifier.out_proj")])
+def test_huggingface_trainer_with_both_callbacks(tmp_path, text_task, tiny_transformer, kind, head):
     transformers = pytest.importorskip("transformers")
     from nbdebug.integrations.huggingface import MonitorCallback, RecordCallback
 
     ids, mask, y = text_task(n=60)
     train, test = Tokens(ids[:48], mask[:48], y[:48]), Tokens(ids[48:], mask[48:], y[48:])
-    model = tiny_transformer("bert")
+    model = tiny_transformer(kind)
 
     def accuracy(prediction):
         return {"accuracy": float((prediction.predictions.argmax(1) == prediction.label_ids).mean())}
@@ -161,7 +162,7 @@ def test_huggingface_trainer_with_both_callbacks(tmp_path, text_task, tiny_trans
         disable_tqdm=True,
         seed=0,
     )
-    record_cb, monitor_cb = RecordCallback(tmp_path / "run", head="classifier", test=test), MonitorCallback()
+    record_cb, monitor_cb = RecordCallback(tmp_path / "run", head=head, test=test), MonitorCallback()
     trainer = transformers.Trainer(
         model=model,
         args=args,

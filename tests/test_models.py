@@ -99,6 +99,20 @@ def test_roberta_from_a_dataset_of_mappings(tmp_path, text_task, tiny_transforme
     assert session.background(1, resolution=8).shape == (8, 8, 4)
 
 
+@pytest.mark.parametrize("kind, head", [("bert", "classifier"), ("roberta", "classifier.out_proj")])
+def test_a_dict_of_tensors_and_a_dataset_of_mappings_record_the_same(tmp_path, text_task, tiny_transformer, kind, head):
+    ids, mask, y = text_task(n=30)
+    model = tiny_transformer(kind)
+    module = model.get_submodule(head)
+    for name, train in (("dict", ({"input_ids": ids, "attention_mask": mask}, y)), ("dataset", Mappings(ids, mask, y))):
+        nbdebug.Recorder(model, head=module, path=tmp_path / name, train=train, batch_size=8).capture(0)
+    by_dict, by_dataset = nbdebug.load_run(tmp_path / "dict"), nbdebug.load_run(tmp_path / "dataset")
+    np.testing.assert_array_equal(by_dict.labels, by_dataset.labels)
+    np.testing.assert_allclose(by_dict.representations(0), by_dataset.representations(0), atol=1e-3)
+    np.testing.assert_allclose(by_dict.probabilities(0), by_dataset.probabilities(0), atol=1e-6)
+    assert nbdebug.Session(by_dataset, projection="pca", progress=False).embedding.shape == (1, 30, 2)
+
+
 class TwoInputs(nn.Module):
     """A multi-input model that returns (logits, features), as many research models do."""
 
