@@ -38,6 +38,20 @@ def test_a_missing_framework_names_the_extra_to_install(module, blocked, extra):
     assert f"pip install 'nbdebug[{extra}]'" in result.stdout
 
 
+def test_the_head_is_given_as_a_module_or_its_dotted_name(tiny_transformer):
+    from nbdebug.integrations._common import resolve_head
+
+    model = tiny_transformer("roberta")
+    assert resolve_head(model, "classifier.out_proj") is model.classifier.out_proj
+    assert resolve_head(model, model.classifier) is model.classifier
+    with pytest.raises(
+        ValueError, match=r"head='classifer' names no submodule of the RobertaForSequenceClassification"
+    ):
+        resolve_head(model, "classifer")
+    with pytest.raises(TypeError, match="dotted name"):
+        resolve_head(model, 3)
+
+
 # ---------------------------------------------------------------- Lightning
 
 

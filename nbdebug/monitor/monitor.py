@@ -67,9 +67,9 @@ class Monitor:
     Use it as a context manager (or call ``detach()``) to remove its hooks.
 
     Under ``torch.distributed`` create it on every rank and call ``step`` and ``epoch_end``
-    on every rank: the losses and the epoch's figures are averaged across the ranks (a NaN
-    loss on any rank is a NaN loss), gradients are the ones DDP already averaged, and only
-    rank 0 reports warnings.
+    on every rank with the same arguments given (None on one rank is None on all): the
+    losses and the epoch's figures are averaged across the ranks (a NaN loss on any rank is
+    a NaN loss), gradients are the ones DDP already averaged, and only rank 0 reports warnings.
     """
 
     def __init__(
