@@ -24,6 +24,8 @@ from typing import IO, Any
 
 import numpy as np
 
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
 # Names a writer uses while a file or directory is not finished; readers skip them.
 TMP_PREFIX = ".tmp-"
 
@@ -156,3 +158,45 @@ def read_json_lines(path: Path, is_record: Callable[[Any], bool], what: str) -> 
             continue
         records.append(record)
     return records
+
+
+class RowWriter:
+    """Rows of one epoch streamed batch by batch into a .npy file, so a capture never holds
+    the epoch in memory. ``compact`` stores float16, widened to float32 if a value does not fit."""
+
+    def __init__(self, path: Path, n_rows: int, compact: bool):
+        self.path, self.n_rows, self.compact = path, n_rows, compact
+        self.array: np.memmap | None = None
+        self.nonfinite = 0
+
+    def write(self, rows: np.ndarray, start: int) -> None:
+        """Write ``rows`` as the rows from ``start`` on."""
+        if self.array is None:
+            dtype = np.float16 if self.compact else np.float32
+            self.array = np.lib.format.open_memmap(
+                self.path, mode="w+", dtype=dtype, shape=(self.n_rows, rows.shape[1])
+            )
+        array = self.array
+        if rows.shape[1] != array.shape[1]:
+            raise RuntimeError(
+                f"{self.path.stem} changed width within one epoch ({array.shape[1]} then {rows.shape[1]})"
+            )
+        finite = np.isfinite(rows)
+        self.nonfinite += int((~finite).any(axis=1).sum())
+        if array.dtype == np.float16 and finite.any() and float(np.abs(rows[finite]).max()) > FLOAT16_MAX:
+            array = self._widen(array)
+        array[start : start + len(rows)] = rows
+
+    def _widen(self, narrow: np.memmap) -> np.memmap:
+        wide_path = self.path.with_name(f"{TMP_PREFIX}wide-{self.path.name}")
+        wide = np.lib.format.open_memmap(wide_path, mode="w+", dtype=np.float32, shape=narrow.shape)
+        wide[:] = narrow  # rows not written yet are zeros in both
+        os.replace(wide_path, self.path)  # the narrow map keeps its file, unnamed now, until released
+        self.array = wide
+        return wide
+
+    def close(self) -> None:
+        if self.array is not None:
+            self.array.flush()
+            self.array = None
+        fsync_file(self.path)

@@ -75,6 +75,35 @@ def is_single_unit(run: Run) -> bool:
     return bool(weights) and weights[-1].shape[0] == 1
 
 
+def can_rebuild(run: Run, module: nn.Module | None = None) -> bool:
+    """Whether the heads of ``run`` can be rebuilt: from the recorded description, or from
+    ``module`` (a custom head's class). Without, a run still opens, without territories."""
+    return module is not None or run.info["head"].get("spec") is not None
+
+
+def rebuild_note(run: Run, module: nn.Module | None = None) -> str:
+    """What to tell a user whose run opens without territories ("" where they can be painted)."""
+    if can_rebuild(run, module):
+        return ""
+    return (
+        f"no class territories: the run's head ({run.info['head']['type']}) is a custom module; "
+        "pass head_module= (an instance of its class) to show() to paint them"
+    )
+
+
+def check_rebuild(run: Run, module: nn.Module | None) -> nn.Module | None:
+    """``module``, once checked to be one, if the run's head can be rebuilt with it; raises otherwise."""
+    if module is not None and not isinstance(module, nn.Module):
+        raise TypeError(f"head_module must be a torch.nn.Module like the run's head, got {type(module).__name__}")
+    if not can_rebuild(run, module):
+        raise ValueError(
+            f"the run's head ({run.info['head']['type']}) is a custom module that nbdebug cannot rebuild, so it "
+            "has no territories; pass an instance of its class: nbdebug.Session(run, head_module=model.head) "
+            "or nbdebug.show(run, head_module=model.head)"
+        )
+    return module
+
+
 def load_head(run: Run, epoch: int, module: nn.Module | None = None) -> nn.Module:
     """The head of ``epoch`` in eval mode on the CPU with frozen parameters, checked to output
     one score per class; ``module`` as for :meth:`nbdebug.Run.head`."""

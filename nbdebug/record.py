@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -9,7 +10,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -19,13 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from . import head as head_module
-from ._io import TMP_PREFIX, fsync_dir, fsync_file, json_bytes, publish_dir, save_array, write_durably, write_json
+from ._io import TMP_PREFIX, fsync_dir, json_bytes, publish_dir, save_array, write_durably, write_json
+from ._io import RowWriter as _RowWriter
 from ._validation import check_choice, check_int
-from .inputs import make_split
+from .inputs import batch_size_of, call_model, check_thumbnails, make_split, to_device
 from .run import EPOCHS_DIR, FORMAT, LABELS_FILE, RUN_FILE, THUMBNAILS_DIR, epoch_dirname
-
-FLOAT16_MAX = float(np.finfo(np.float16).max)
+from .trial import checked_logits, run_trial
 
 
 class NonFiniteWarning(UserWarning):
@@ -54,78 +56,38 @@ def _umask() -> int:
     return mask
 
 
-class _RowWriter:
-    """Rows of one epoch streamed batch by batch into a .npy file, so a capture never holds
-    the epoch in memory. ``compact`` stores float16, widened to float32 if a value does not fit."""
-
-    def __init__(self, path: Path, n_rows: int, compact: bool):
-        self.path, self.n_rows, self.compact = path, n_rows, compact
-        self.array: np.memmap | None = None
-        self.filled = 0
-        self.nonfinite = 0
-
-    def write(self, rows: np.ndarray) -> None:
-        if self.array is None:
-            dtype = np.float16 if self.compact else np.float32
-            self.array = np.lib.format.open_memmap(
-                self.path, mode="w+", dtype=dtype, shape=(self.n_rows, rows.shape[1])
-            )
-        array = self.array
-        if rows.shape[1] != array.shape[1]:
-            raise RuntimeError(
-                f"{self.path.stem} changed width within one epoch ({array.shape[1]} then {rows.shape[1]})"
-            )
-        finite = np.isfinite(rows)
-        self.nonfinite += int((~finite).any(axis=1).sum())
-        if array.dtype == np.float16 and finite.any() and float(np.abs(rows[finite]).max()) > FLOAT16_MAX:
-            array = self._widen(array)
-        array[self.filled : self.filled + len(rows)] = rows
-        self.filled += len(rows)
-
-    def _widen(self, narrow: np.memmap) -> np.memmap:
-        wide_path = self.path.with_name(f"{TMP_PREFIX}wide-{self.path.name}")
-        wide = np.lib.format.open_memmap(wide_path, mode="w+", dtype=np.float32, shape=narrow.shape)
-        wide[: self.filled] = narrow[: self.filled]
-        os.replace(wide_path, self.path)  # the narrow map keeps its file, unnamed now, until released
-        self.array = wide
-        return wide
-
-    def close(self) -> None:
-        if self.array is not None:
-            self.array.flush()
-            self.array = None
-        fsync_file(self.path)
-
-
-def _checked_probabilities(output: Any, batch: int, kind: str) -> np.ndarray:
-    """(batch, n_classes) probabilities from the model's output, once checked to hold one row per sample."""
-    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch:
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise RuntimeError(f"the model must return one row of scores per sample, shape (batch, n_classes), got {shape}")
-    return head_module.probabilities(output, kind).cpu().numpy()
-
-
 class Recorder:
     """Record a PyTorch classifier's training, one epoch at a time, into a run directory.
 
     The representation of a sample is the input of ``head``, the module that maps
     representations to logits; a forward pre-hook reads it, so the model is not changed.
-    The model runs once on a couple of samples when the Recorder is created, so a wrong
-    ``head``, output shape or label range fails before training starts.
+    The model runs once on the first two training samples when the Recorder is created (the
+    trial pass of :mod:`nbdebug.trial`), so a wrong ``head``, ``output``, input or label range
+    fails before training starts.
+
+    Under ``torch.distributed`` (see :mod:`nbdebug.distributed`) every rank creates the same
+    Recorder and calls ``capture`` at the same points; each rank runs the model on its share
+    of the samples and rank 0 writes the run.
 
     Parameters
     ----------
     model : torch.nn.Module
         The classifier; for a batch it returns (batch, n_classes) scores, or (batch, 1)
-        for a binary classifier.
+        for a binary classifier: a tensor, a tuple whose first element is that tensor, or an
+        object with ``.logits`` (a Hugging Face ``ModelOutput``). It may be wrapped in
+        ``DistributedDataParallel``; the module inside is run.
     head : torch.nn.Module
-        A submodule of ``model`` that maps representations to logits, e.g. ``model.fc``.
+        A submodule of ``model`` (of ``model.module`` under DDP) that maps (batch, dim)
+        representations to logits, e.g. ``model.fc``, ``model.classifier``.
     path : str or Path
         The run directory to create. See :mod:`nbdebug.run` for its format.
-    train, test : (inputs, labels) or Dataset
+    train, test : (inputs, labels), mapping or Dataset
         Samples to track with the labels the model sees (noisy labels included).
-        Inputs and labels may be tensors or numpy arrays; a Dataset yields (input, label)
+        Inputs may be a tensor or numpy array, a mapping of them (passed as ``model(**batch)``)
+        or a tuple of them (``model(*batch)``); a mapping may hold the labels under "labels".
+        A Dataset yields (input, label) pairs or mappings with a "labels" or "label" key,
         and should apply the evaluation transform (no random augmentation).
+        See :mod:`nbdebug.inputs`.
     unlabeled : inputs or Dataset, optional
         Samples without labels, e.g. a pool for active learning.
     classes : list of str, optional
@@ -141,6 +103,9 @@ class Recorder:
         Samples per forward pass when capturing.
     overwrite : bool
         Replace an existing run at ``path`` instead of refusing.
+    forward : callable, optional
+        ``forward(model, batch) -> logits`` for a model called some other way, or whose
+        output holds its logits elsewhere; ``batch`` is a batch of inputs as described above.
     """
 
     def __init__(
@@ -158,9 +123,13 @@ class Recorder:
         output: str = "logits",
         batch_size: int = 512,
         overwrite: bool = False,
+        forward: Callable[[nn.Module, Any], Any] | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        model = distributed.unwrap(model)
+        if forward is not None and not callable(forward):
+            raise TypeError(f"forward must be a function forward(model, batch) -> logits, got {type(forward).__name__}")
         if not isinstance(head, nn.Module):
             raise TypeError(
                 f"head must be the torch.nn.Module inside model that maps representations "
@@ -197,24 +166,24 @@ class Recorder:
         metadata = _jsonable(metadata if metadata is not None else {}, "metadata")
         if not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
-        thumbs = self._check_thumbnails(thumbnails, {s.name: len(s.labels) for s in splits})
+        thumbs = check_thumbnails(thumbnails, {s.name: len(s.labels) for s in splits})
 
         self.model = model
         self.head = head
         self.path = Path(path)
         self.output = output
         self.batch_size = batch_size
+        self.forward = forward
         self._splits = splits
         self._labels = labels
         self._epochs: list[int] = []
 
         # A trial forward pass on two samples: fails now, not after the first epoch of training.
-        self.n_outputs = next(self._forward(limit=2, raw=True)).shape[1]
+        trial = self._trial(head_path)
+        self.n_outputs, self._dim = trial.n_outputs, trial.dim
         n_classes = self._check_classes(classes)
         if classes is None:
             classes = [str(i) for i in range(n_classes)]
-
-        self._prepare_directory(overwrite)
         start = 0
         split_info = []
         for s in splits:
@@ -230,12 +199,47 @@ class Recorder:
             "metadata": metadata,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        self._stamp = distributed.on_writer(partial(self._write_run, overwrite, thumbs))
+
+    def _write_run(self, overwrite: bool, thumbs: dict[str, np.ndarray]) -> tuple[int, int, int]:
+        """Create the run directory (rank 0 only); returns the stamp that tells it from a run
+        written at the same path later (see :meth:`_check_still_ours`)."""
+        self._prepare_directory(overwrite)
         # run.json comes last: until it is there, the directory is not a run.
-        write_durably(self.path / LABELS_FILE, partial(save_array, array=labels))
+        write_durably(self.path / LABELS_FILE, partial(save_array, array=self._labels))
         for name, images in thumbs.items():
             (self.path / THUMBNAILS_DIR).mkdir(exist_ok=True)
             write_durably(self.path / THUMBNAILS_DIR / f"{name}.npy", partial(save_array, array=images))
         write_json(self.path / RUN_FILE, self._info, durable=True)
+        return self._run_file_stamp()
+
+    def _run_file_stamp(self) -> tuple[int, int, int]:
+        stat = (self.path / RUN_FILE).stat()
+        return (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+
+    def _check_still_ours(self) -> None:
+        """Refuse to write into a directory whose run was replaced since this Recorder made it."""
+        try:
+            same = self._run_file_stamp() == self._stamp
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise RuntimeError(
+                f"the run at {str(self.path)!r} was replaced or removed after this Recorder created it "
+                "(by another Recorder with overwrite=True?); this Recorder no longer writes there: "
+                "create a new Recorder, or give each run its own path"
+            )
+
+    def _trial(self, head_path: str) -> Any:
+        batch = next(self._splits[0].batches(2, 0, 2))
+        device, dtype = self._device_and_dtype()
+        modes = self._eval_mode()
+        try:
+            return run_trial(
+                self.model, self.head, head_path, to_device(batch, device, dtype), self.forward, self.output
+            )
+        finally:
+            self._restore_modes(modes)
 
     def _check_classes(self, classes: list[str] | None) -> int:
         n_classes = head_module.n_classes_of(self.n_outputs)
@@ -247,38 +251,7 @@ class Recorder:
             )
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes names {len(classes)} classes but the model outputs {n_classes}")
-        last = list(self.model.modules())[-1]
-        if self.output == "logits" and isinstance(last, (nn.Softmax, nn.Sigmoid, nn.LogSoftmax)):
-            kind = "log_probabilities" if isinstance(last, nn.LogSoftmax) else "probabilities"
-            warnings.warn(
-                f"the model ends with nn.{type(last).__name__}, so its outputs are not logits; "
-                f"pass output={kind!r} to Recorder, or the recorded probabilities will be wrong",
-                stacklevel=3,
-            )
         return n_classes
-
-    @staticmethod
-    def _check_thumbnails(thumbnails: Any, sizes: dict[str, int]) -> dict[str, np.ndarray]:
-        if thumbnails is None:
-            return {}
-        if not isinstance(thumbnails, dict):
-            raise TypeError("thumbnails must be a dict of split name -> uint8 images, e.g. {'train': images}")
-        checked = {}
-        for name, images in thumbnails.items():
-            if name not in sizes:
-                raise ValueError(f"thumbnails has a split {name!r}; the recorded splits are {sorted(sizes)}")
-            images = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-            if images.dtype != np.uint8:
-                raise ValueError(
-                    f"thumbnails[{name!r}] must be uint8 (0-255), got {images.dtype}; "
-                    "scale and convert with (x * 255).astype(np.uint8)"
-                )
-            if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)):
-                raise ValueError(f"thumbnails[{name!r}] must be (n, h, w) or (n, h, w, 3|4), got {images.shape}")
-            if len(images) != sizes[name]:
-                raise ValueError(f"thumbnails[{name!r}] has {len(images)} images for {sizes[name]} samples")
-            checked[name] = np.ascontiguousarray(images)
-        return checked
 
     def _prepare_directory(self, overwrite: bool) -> None:
         path = self.path
@@ -308,35 +281,74 @@ class Recorder:
         The model runs in eval mode under ``torch.no_grad()``; every submodule gets its
         previous mode back. ``metrics`` (e.g. ``{"train_acc": 0.93}``) are stored with the
         epoch. NaN or Inf in the representations are stored as they are and reported with
-        a :class:`NonFiniteWarning`.
+        a :class:`NonFiniteWarning`. Under ``torch.distributed`` call it on every rank: each
+        computes its share of the samples, rank 0 writes the epoch (with rank 0's metrics).
         """
         epoch = int(check_int("epoch", epoch, 0))
         final = self.path / EPOCHS_DIR / epoch_dirname(epoch)
-        if epoch in self._epochs or final.exists():
-            raise ValueError(
-                f"epoch {epoch} was already captured; capture each epoch once, "
-                "e.g. rec.capture(epoch) at the end of each epoch"
-            )
+        if epoch in self._epochs:
+            raise self._captured_twice(epoch)
         if self._epochs and epoch < self._epochs[-1]:
             raise ValueError(
                 f"epoch {epoch} comes before the last captured epoch {self._epochs[-1]}; "
                 "capture epochs in increasing order"
             )
         checked = self._check_metrics(metrics)
+        distributed.on_writer(partial(self._check_destination, epoch, final))
 
         started = time.perf_counter()
+        if not distributed.is_writer():
+            for _ in self._blocks():  # sends this rank's share to rank 0
+                pass
+            if distributed.broadcast_from_writer(None) is None:
+                raise RuntimeError(f"rank 0 could not write epoch {epoch}; its error says why")
+            self._epochs.append(epoch)
+            return
+        try:
+            nonfinite = self._write_epoch(epoch, final, checked, started)
+        except BaseException:
+            if distributed.active():  # tell the other ranks, if they can still hear it
+                with contextlib.suppress(Exception):
+                    distributed.broadcast_from_writer(None)
+            raise
+        distributed.broadcast_from_writer(nonfinite)  # the other ranks learn that it was written
+        self._epochs.append(epoch)
+        if nonfinite["representations"] or nonfinite["probabilities"]:
+            warnings.warn(
+                f"epoch {epoch}: {nonfinite['representations']} samples have NaN or Inf representations and "
+                f"{nonfinite['probabilities']} have NaN or Inf predictions. They were stored as they are. "
+                "Training has probably diverged: try a lower learning rate or gradient clipping.",
+                NonFiniteWarning,
+                stacklevel=2,
+            )
+
+    @staticmethod
+    def _captured_twice(epoch: int) -> ValueError:
+        return ValueError(
+            f"epoch {epoch} was already captured; capture each epoch once, "
+            "e.g. rec.capture(epoch) at the end of each epoch"
+        )
+
+    def _check_destination(self, epoch: int, final: Path) -> None:
+        self._check_still_ours()
+        if final.exists():
+            raise self._captured_twice(epoch)
+
+    def _write_epoch(self, epoch: int, final: Path, metrics: dict, started: float) -> dict[str, int]:
+        """Write the epoch into a temporary directory and publish it whole (rank 0 only); returns
+        the numbers of non-finite rows."""
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{epoch_dirname(epoch)}-", dir=self.path / EPOCHS_DIR))
         try:
             n = len(self._labels)
             reps = _RowWriter(tmp / "representations.npy", n, compact=True)
             probs = _RowWriter(tmp / "probabilities.npy", n, compact=False)
-            for batch_reps, batch_probs in self._forward():
+            for start, batch_reps, batch_probs in self._blocks():
                 if batch_probs.shape[1] != self._info["n_classes"]:
                     raise RuntimeError(
                         f"the model now outputs {batch_probs.shape[1]} classes; the run has {self._info['n_classes']}"
                     )
-                reps.write(batch_reps)
-                probs.write(batch_probs)
+                reps.write(batch_reps, start)
+                probs.write(batch_probs, start)
             reps.close()
             probs.close()
             state = {name: t.detach().cpu().float().numpy() for name, t in self.head.state_dict().items()}
@@ -344,7 +356,7 @@ class Recorder:
             nonfinite = {"representations": reps.nonfinite, "probabilities": probs.nonfinite}
             info = {
                 "epoch": epoch,
-                "metrics": checked,
+                "metrics": metrics,
                 "nonfinite": nonfinite,
                 "seconds": round(time.perf_counter() - started, 4),
                 "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -356,16 +368,8 @@ class Recorder:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self._epochs.append(epoch)
         fsync_dir(final.parent)  # make the rename itself durable
-        if nonfinite["representations"] or nonfinite["probabilities"]:
-            warnings.warn(
-                f"epoch {epoch}: {nonfinite['representations']} samples have NaN or Inf representations and "
-                f"{nonfinite['probabilities']} have NaN or Inf predictions. They were stored as they are. "
-                "Training has probably diverged: try a lower learning rate or gradient clipping.",
-                NonFiniteWarning,
-                stacklevel=2,
-            )
+        return nonfinite
 
     @staticmethod
     def _check_metrics(metrics: Any) -> dict[str, float | None]:
@@ -384,37 +388,85 @@ class Recorder:
             checked[name] = number if math.isfinite(number) else None
         return checked
 
-    def _forward(self, limit: int | None = None, raw: bool = False) -> Iterator[Any]:
-        """(representations, probabilities) per batch over every split, model in eval mode.
+    def _device_and_dtype(self) -> tuple[torch.device, torch.dtype]:
+        params = [p for p in self.model.parameters() if p.is_floating_point()]
+        if not params:
+            return torch.device("cpu"), torch.float32
+        return params[0].device, params[0].dtype
 
-        ``limit`` runs only the first samples of the first split; ``raw`` yields the
-        model's outputs as they are, once checked (the trial pass).
-        """
+    def _eval_mode(self) -> dict[nn.Module, bool]:
+        modes = {module: module.training for module in self.model.modules()}
+        self.model.eval()
+        return modes
+
+    @staticmethod
+    def _restore_modes(modes: dict[nn.Module, bool]) -> None:
+        for module, training in modes.items():
+            module.training = training
+
+    def _blocks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first sample, representations, probabilities) of every batch, in sample order.
+
+        Under ``torch.distributed`` every rank computes its share and rank 0 gets every
+        rank's batches, round by round (the other ranks yield nothing)."""
+        n = len(self._labels)
+        if not distributed.active():
+            yield from self._forward(0, n)
+            return
+        world, me = distributed.world_size(), distributed.rank()
+        shares = [distributed.share(n, r, world) for r in range(world)]
+        rounds = max(self._n_batches(*s) for s in shares)
+        width = self._dim + self._info["n_classes"]
+        mine = self._forward(*shares[me])
+        starts = [start for start, _ in shares]
+        for _ in range(rounds):
+            block = next(mine, None)
+            rows = None if block is None else np.concatenate([block[1], block[2]], axis=1)
+            gathered = distributed.gather_rows(rows, width, self.batch_size)
+            for r, got in enumerate(gathered or []):
+                if len(got):
+                    yield starts[r], got[:, : self._dim], got[:, self._dim :]
+                    starts[r] += len(got)
+
+    def _n_batches(self, start: int, stop: int) -> int:
+        """Batches ``_forward(start, stop)`` yields: a batch never spans two splits."""
+        count, first = 0, 0
+        for split in self._splits:
+            last = first + len(split.labels)
+            overlap = min(stop, last) - max(start, first)
+            count += max(0, math.ceil(overlap / self.batch_size))
+            first = last
+        return count
+
+    def _forward(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first sample, representations, probabilities) of each batch of the samples
+        ``[start, stop)`` (numbered across the splits in order), model in eval mode."""
         captured: list[torch.Tensor] = []
 
         def grab(_module: nn.Module, inputs: tuple) -> None:
             captured.append(inputs[0].detach())
 
-        params = [p for p in self.model.parameters() if p.is_floating_point()]
-        device = params[0].device if params else torch.device("cpu")
-        dtype = params[0].dtype if params else torch.float32
-        modes = {module: module.training for module in self.model.modules()}
+        device, dtype = self._device_and_dtype()
+        modes = self._eval_mode()
         hook = self.head.register_forward_pre_hook(grab)
         try:
-            self.model.eval()
             with torch.no_grad():
-                for split in self._splits[:1] if limit else self._splits:
-                    for batch in split.batches(self.batch_size, limit):
-                        batch = batch.to(device, dtype) if batch.is_floating_point() else batch.to(device)
+                first = 0
+                for split in self._splits:
+                    last = first + len(split.labels)
+                    at = max(start, first)
+                    for batch in split.batches(self.batch_size, at - first, min(stop, last) - first):
+                        rows = batch_size_of(batch)
                         captured.clear()
-                        output = self.model(batch)
-                        reps = self._representation(captured, len(batch))
-                        probs = _checked_probabilities(output, len(batch), self.output)
-                        yield output if raw else (reps, probs)
+                        output = call_model(self.model, to_device(batch, device, dtype), self.forward)
+                        reps = self._representation(captured, rows)
+                        probs = head_module.probabilities(checked_logits(output, rows), self.output).cpu().numpy()
+                        yield at, reps, probs
+                        at += rows
+                    first = last
         finally:
             hook.remove()
-            for module, training in modes.items():
-                module.training = training
+            self._restore_modes(modes)
 
     @staticmethod
     def _representation(captured: list[torch.Tensor], batch: int) -> np.ndarray:

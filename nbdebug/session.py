@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
+from . import head
 from ._validation import check_choice
 from .interest import feedback as feedback_log
 from .interest.anomaly import AnomalyDetector
@@ -18,16 +20,13 @@ from .interest.features import select_epochs
 from .interest.intention import MODES, IntentionLearner, is_prior, make_learner
 from .interest.relabels import Relabels
 from .interest.unseen import score_unseen
+from .landscape.choice import make_projection
 from .landscape.metrics import evaluate
-from .landscape.projection import AlignedPCA
 from .landscape.territories import Territories
 from .landscape.territories import territories as paint_territories
 from .landscape.trust import misplaced
-from .landscape.visualizer import TimeTravelVisualizer
 from .run import Run, load_run
 from .table import sample_table
-
-PROJECTIONS = {"visualizer": TimeTravelVisualizer, "pca": AlignedPCA}
 
 
 @dataclass
@@ -76,6 +75,9 @@ class Session:
     progress : bool
         Show progress bars while fitting the projection (when it is made from ``projection``
         = None or a name; an object given keeps its own setting) and computing attributes.
+    head_module : torch.nn.Module, optional
+        For a custom head: an instance of its class (e.g. ``model.head``) to load each epoch's
+        weights into. Without, such a run opens without territories (:attr:`has_territories`).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Session:
         threshold: float = 0.98,
         seed: int = 0,
         progress: bool = True,
+        head_module: nn.Module | None = None,
     ):
         if isinstance(run, (str, Path)):
             run = load_run(run)
@@ -98,7 +101,8 @@ class Session:
             )
         check_choice("mode", mode, MODES)
         self.run = run
-        self.projection = _make_projection(projection, progress)
+        self.projection = make_projection(projection, progress, head_module)
+        self.head_module = getattr(self.projection, "head_module", None) if head_module is None else head_module
         self.progress = progress
         self.mode = mode
         self.epochs = select_epochs(run, epochs)
@@ -161,9 +165,15 @@ class Session:
         classified by that epoch's head. ``.image`` is (H, W, 4) RGBA (row 0 at the top),
         ``.predicted`` and ``.confidence`` the grid's classes and top-1 probabilities (for
         tooltips), ``.gap`` the top-1 / top-2 margin."""
+        module = head.check_rebuild(self.run, self.head_module)
         box = self.bounds if bounds is None else bounds  # fits the projection if needed
-        head_module = getattr(self.projection, "head_module", None)
-        return paint_territories(self.projection, self.run, epoch, box, resolution, head_module=head_module)
+        return paint_territories(self.projection, self.run, epoch, box, resolution, head_module=module)
+
+    @property
+    def has_territories(self) -> bool:
+        """Whether the run's head can be rebuilt (from the run, or from ``head_module``) to paint
+        class territories and measure PPR."""
+        return head.can_rebuild(self.run, self.head_module)
 
     def background(
         self, epoch: int, resolution: int = 256, bounds: tuple[float, float, float, float] | None = None
@@ -183,20 +193,16 @@ class Session:
 
     def misplaced(self, epoch: int) -> dict[str, np.ndarray]:
         """Which dots the canvas misplaces at ``epoch``, per sample: ``territory`` (the
-        territory painted under the dot is not the model's prediction) and ``neighbours``
-        (it kept fewer than 2 of its 15 nearest neighbours); see :mod:`nbdebug.landscape.trust`."""
-        index = self.run.epochs.index(epoch) if epoch in self.run.epochs else None
-        if index is None:
-            raise ValueError(f"epoch must be one of the recorded epochs {self.run.epochs}, got {epoch!r}")
-        embedding = self.embedding
+        territory painted under the dot is not the model's prediction; none without
+        :attr:`has_territories`) and ``neighbours`` (it kept fewer than 2 of its 15 nearest
+        neighbours); see :mod:`nbdebug.landscape.trust`."""
+        positions = self.embedding[self.run.epochs.index(check_choice("epoch", epoch, self.run.epochs))]
         with self._faithfulness_lock:
-            derived = self._derived
-            if epoch not in derived.misplaced:
-                head_module = getattr(self.projection, "head_module", None)
-                derived.misplaced[epoch] = misplaced(
-                    self.run, self.projection, epoch, embedding[index], head_module=head_module
+            if epoch not in self._derived.misplaced:
+                self._derived.misplaced[epoch] = misplaced(
+                    self.run, self.projection, epoch, positions, self.head_module, self.has_territories
                 )
-            return derived.misplaced[epoch]
+            return self._derived.misplaced[epoch]
 
     def _faithfulness(self, on_epoch: Callable[[], None] | None = None) -> dict:
         _ = self.embedding  # fits the projection if needed
@@ -206,7 +212,10 @@ class Session:
                 if hasattr(self.projection, "faithfulness"):  # cached in the run directory
                     derived.faithfulness = self.projection.faithfulness(self.run, on_epoch=on_epoch)
                 else:
-                    derived.faithfulness = evaluate(self.run, self.projection, on_epoch=on_epoch)
+                    module, ppr = self.head_module, self.has_territories
+                    derived.faithfulness = evaluate(
+                        self.run, self.projection, head_module=module, ppr=ppr, on_epoch=on_epoch
+                    )
             return derived.faithfulness
 
     # -- attributes -------------------------------------------------------------------
@@ -325,6 +334,7 @@ class Session:
             self.projection,
             self._sample_attributes,
             self.detector,
+            self.head_module,
             representations,
             labels,
             probabilities,
@@ -474,21 +484,3 @@ class Session:
         :func:`nbdebug.table.sample_table`: index, split, label, predicted, confidence,
         answer, relabel and every attribute."""
         return sample_table(self, indices, epoch)
-
-
-def _make_projection(projection, progress: bool):
-    if projection is None:
-        return TimeTravelVisualizer(progress=progress)
-    if isinstance(projection, str):
-        if projection not in PROJECTIONS:
-            raise ValueError(
-                f"projection must be one of {sorted(PROJECTIONS)} or a projection object, got {projection!r}"
-            )
-        return PROJECTIONS[projection](progress=progress)
-    missing = [name for name in ("fit", "transform", "inverse_transform") if not hasattr(projection, name)]
-    if missing:
-        raise TypeError(
-            f"projection lacks {missing}; pass 'visualizer', 'pca' or an object like "
-            "nbdebug.landscape.projection.AlignedPCA"
-        )
-    return projection

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from . import cards as card_maker
 from . import query as queries
 from ._validation import check_int
+from .head import rebuild_note
 from .inspect import sample_detail
 from .landscape.territories import PALETTE
 from .monitor import Monitor
@@ -409,6 +410,9 @@ class Landscape(anywidget.AnyWidget):
     def _refresh_background(self) -> None:
         """The class territories of the epoch shown, painted over the view."""
         x0, x1, y0, y1 = self.view
+        if not self.session.has_territories:  # a head nbdebug cannot rebuild: dots only
+            self._set(background=b"", background_size=[0, 0], background_bounds=[x0, x1, y0, y1])
+            return
         image = np.ascontiguousarray(self.session.background(self.epoch, bounds=(x0, x1, y0, y1)), dtype=np.uint8)
         self._set(
             background=image.tobytes(),
@@ -436,7 +440,10 @@ class Landscape(anywidget.AnyWidget):
                 if self.inspected >= 0:
                     self._refresh_inspected()
             self.session.prepare(recommendations=False, on_progress=progress)
-            self._set(frame_quality=frame_quality(self.session.faithfulness), status="")
+            self._set(
+                frame_quality=frame_quality(self.session.faithfulness),
+                status=rebuild_note(self.session.run, self.session.head_module),
+            )
         except Exception as err:  # shown in the widget; wait() raises it
             self._error = err
             self._set(status=f"could not prepare the landscape: {err}")
@@ -466,23 +473,27 @@ class Landscape(anywidget.AnyWidget):
         )
 
 
-def show(obj: Run | Session | Monitor | str | Path, projection: Any = None, **kwargs: Any) -> Landscape | MonitorWidget:
+def show(
+    obj: Run | Session | Monitor | str | Path, projection: Any = None, head_module: Any = None, **kwargs: Any
+) -> Landscape | MonitorWidget:
     """Show a run in the notebook: ``nbdebug.show(run)``, ``show(session)`` or ``show("runs/demo")``;
     or the live view of a training monitor: ``nbdebug.show(monitor)``.
 
-    ``projection`` ("visualizer", the default, or "pca") is passed to :class:`Session` when
-    a run is given; other options (``epoch``, ``recommendations``, ``view``, ``renderer``,
-    ``position_budget``) go to :class:`Landscape`."""
+    ``projection`` ("visualizer", the default, or "pca") and ``head_module`` (for a custom
+    head) are passed to :class:`Session` when a run is given; other options (``epoch``,
+    ``recommendations``, ``view``, ``renderer``, ``position_budget``) go to :class:`Landscape`."""
     if isinstance(obj, Monitor):
-        if kwargs or projection is not None:
+        if kwargs or projection is not None or head_module is not None:
             raise TypeError("show(monitor) takes no options")
         return obj.widget
     if isinstance(obj, Session):
-        if projection is not None:
-            raise TypeError("show(session) uses the session's projection; pass projection= to Session")
+        if projection is not None or head_module is not None:
+            raise TypeError(
+                "show(session) uses the session's projection and head; pass projection= or head_module= to Session"
+            )
         session = obj
     elif isinstance(obj, (Run, str, Path)):
-        session = Session(obj, projection=projection)
+        session = Session(obj, projection=projection, head_module=head_module)
     else:
         raise TypeError(f"show() takes a Run, a Session, a run directory path or a Monitor, got {type(obj).__name__}")
     return Landscape(session, **kwargs)

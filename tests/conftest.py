@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -15,6 +16,11 @@ from torch import nn
 
 from nbdebug import Recorder, Session
 from nbdebug.demo import record_demo
+
+# The Hugging Face tests build tiny models from configs: nothing may try the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +108,52 @@ def blobs():
         return x.astype(np.float32), y
 
     return make
+
+
+def _text_task(n=48, length=8, vocab=30, classes=3, seed=0):
+    """Token ids whose class shows in which tokens they hold (class c draws most of its tokens
+    from its own band of the vocabulary), with padding at the end of some sequences."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    band = (vocab - 3) // classes
+    ids = 3 + y[:, None] * band + rng.integers(0, band, (n, length))
+    noise = rng.random((n, length)) < 0.2
+    ids[noise] = rng.integers(3, vocab, noise.sum())
+    ids[:, 0] = 1  # [CLS]-like first token
+    lengths = rng.integers(length // 2, length + 1, n)
+    mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int64)
+    ids = np.where(mask == 1, ids, 0)
+    return torch.from_numpy(ids.astype(np.int64)), torch.from_numpy(mask), torch.from_numpy(y.astype(np.int64))
+
+
+@pytest.fixture
+def text_task():
+    """``text_task(n=48, length=8, vocab=30, classes=3, seed=0)``: (input_ids, attention_mask, labels)
+    int64 tensors of a small learnable token-classification task."""
+    return _text_task
+
+
+def _tiny_transformer(kind="bert", classes=3, vocab=30, seed=0):
+    pytest.importorskip("transformers")
+    from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+
+    torch.manual_seed(seed)
+    sizes = dict(
+        vocab_size=vocab,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=classes,
+    )
+    if kind == "bert":
+        return BertForSequenceClassification(BertConfig(max_position_embeddings=16, **sizes))
+    # RoBERTa numbers positions from padding_idx + 1.
+    return RobertaForSequenceClassification(RobertaConfig(max_position_embeddings=16 + 2, pad_token_id=0, **sizes))
+
+
+@pytest.fixture
+def tiny_transformer():
+    """``tiny_transformer(kind="bert"|"roberta", classes=3, vocab=30, seed=0)``: a randomly initialised
+    BertForSequenceClassification or RobertaForSequenceClassification with one 16-wide layer."""
+    return _tiny_transformer

@@ -127,7 +127,9 @@ def test_custom_head_needs_a_module_to_rebuild(tmp_path, blobs):
 
     x, y = blobs()
     model = Model()
-    nbdebug.Recorder(model, head=model.head, path=tmp_path / "run", train=(x, y)).capture(0)
+    # The warning gives the line that works later, and it does work (below).
+    with pytest.warns(UserWarning, match=r"nbdebug.show\(run, head_module=model.head\)"):
+        nbdebug.Recorder(model, head=model.head, path=tmp_path / "run", train=(x, y)).capture(0)
     run = nbdebug.load_run(tmp_path / "run")
     with pytest.raises(ValueError, match="module=MyHead"):
         run.head(0)
@@ -219,15 +221,17 @@ def test_head_not_called_or_bad_output_fail_before_training(tmp_path, blobs):
     with pytest.raises(RuntimeError, match="head was called never"):
         nbdebug.Recorder(model, head=model.extra, path=tmp_path / "run", train=(x, y))
 
-    class Pair(Net):
+    class Stacked(Net):
         def forward(self, x):
-            return super().forward(x), x
+            return super().forward(x)[:, None, :]
 
-    pair = Pair()
-    with pytest.raises(RuntimeError, match=r"shape \(batch, n_classes\)"):
-        nbdebug.Recorder(pair, head=pair.fc, path=tmp_path / "run2", train=(x, y))
-    assert pair.training  # the mode is restored even when the forward pass fails
-    assert not pair.fc._forward_pre_hooks and not model.extra._forward_pre_hooks
+    stacked = Stacked()
+    with pytest.raises(
+        RuntimeError, match=r"shape \(batch, n_classes\), got \(2, 1, 3\); pass Recorder\(\.\.\., forward="
+    ):
+        nbdebug.Recorder(stacked, head=stacked.fc, path=tmp_path / "run2", train=(x, y))
+    assert stacked.training  # the mode is restored even when the forward pass fails
+    assert not stacked.fc._forward_pre_hooks and not model.extra._forward_pre_hooks
 
 
 def test_every_submodule_keeps_its_mode_and_no_hook_stays(tmp_path, blobs):

@@ -74,10 +74,10 @@ def test_interrupted_capture_cleans_up(tmp_path, monkeypatch):
     rec.capture(0)
     real_write = record._RowWriter.write
 
-    def interrupted(self, rows):
+    def interrupted(self, rows, start):
         if self.path.name == "probabilities.npy":
             raise KeyboardInterrupt
-        real_write(self, rows)
+        real_write(self, rows, start)
 
     monkeypatch.setattr(record._RowWriter, "write", interrupted)
     with pytest.raises(KeyboardInterrupt):

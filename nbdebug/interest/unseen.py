@@ -18,16 +18,18 @@ def score_unseen(
     projection,
     attributes: SampleAttributes,
     detector: AnomalyDetector,
+    head_module,
     representations,
     labels=None,
     probabilities=None,
 ) -> np.ndarray:
-    """(m, n_features) float32 scores of the new samples; the arguments after ``detector`` are
-    those of :meth:`nbdebug.Session.score_unseen`, ``projection`` fitted."""
+    """(m, n_features) float32 scores of the new samples; ``head_module`` is the session's (None:
+    the run's own heads), the arguments after it are those of
+    :meth:`nbdebug.Session.score_unseen`, ``projection`` fitted."""
     reps = _per_epoch(epochs, representations, "representations", run.dim)
     m = reps.shape[1]
     if probabilities is None:
-        head_module = getattr(projection, "head_module", None)
+        head_module = head.check_rebuild(run, head_module)
         probs = np.empty((len(epochs), m, run.n_classes), dtype=np.float32)
         for i, epoch in enumerate(epochs):
             with torch.no_grad():

@@ -81,11 +81,12 @@ class Trainer:
         self.curve = umap_curve(settings.min_dist)
         self.kept: dict[tuple[int, int], torch.Tensor] = {}  # see kept_neighbours
 
-    def prepare(self, run: Run, heads: list[nn.Module]) -> list[EpochData | None]:
+    def prepare(self, run: Run, heads: list[nn.Module | None]) -> list[EpochData | None]:
         """Normalise the pool's representations of every epoch (setting ``mean`` and ``scale``),
         build its kNN graph (edges between samples predicted differently weakened by
         ``cross_edge_weight``) and the head's predictions (all epochs: extending replays the
-        old ones too). None for an epoch with too few finite samples for a graph."""
+        old ones too; the recorded probabilities where a head is None, one that cannot be
+        rebuilt). None for an epoch with too few finite samples for a graph."""
         s = self.settings
         data: list[EpochData | None] = []
         k = s.n_neighbors
@@ -116,9 +117,14 @@ class Trainer:
             weights = torch.zeros(len(x), k)
             neighbours[rows] = rows[local]
             weights[rows] = fuzzy_weights(distances)
-            with torch.no_grad():
-                logits = heads[i](torch.from_numpy(np.nan_to_num(reps)))
-                log_target = log_probabilities(logits.float())
+            classifier = heads[i]
+            if classifier is None:
+                recorded = np.asarray(run.probabilities(epoch)[self.pool], dtype=np.float32)
+                log_target = torch.from_numpy(np.log(np.clip(np.nan_to_num(recorded), 1e-12, 1.0)))
+            else:
+                with torch.no_grad():
+                    logits = classifier(torch.from_numpy(np.nan_to_num(reps)))
+                    log_target = log_probabilities(logits.float())
             predicted = log_target.argmax(1)
             same = predicted[:, None] == predicted[neighbours]
             weights = torch.where(same, weights, weights * s.cross_edge_weight)
@@ -151,7 +157,7 @@ class Trainer:
         return order[:n_steps]
 
     def train(
-        self, data: list[EpochData | None], heads: list[nn.Module], pairs: list[tuple[int, int]], replay: bool
+        self, data: list[EpochData | None], heads: list[nn.Module | None], pairs: list[tuple[int, int]], replay: bool
     ) -> dict[str, np.ndarray]:
         """Train the encoder and decoder on the adjacent epoch ``pairs`` (``replay``: also on
         the earlier pairs, when extending a cached fit). Returns each loss term per step."""
@@ -167,7 +173,7 @@ class Trainer:
         schedule = self.schedule(pairs_usable, replay, rng)
         schedule = [p for p in schedule if data[p[0]] is not None or data[p[1]] is not None]
         model = self.model.train()
-        heads = [h.to(self.device) for h in heads]
+        heads = [None if h is None else h.to(self.device) for h in heads]
         optimizer = torch.optim.Adam(model.parameters(), lr=s.learning_rate, fused=True)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=len(schedule), eta_min=s.learning_rate * 0.01
@@ -228,16 +234,17 @@ class Trainer:
         return all_offsets, refined
 
     def decoder_loss(
-        self, d: EpochData, head: nn.Module, index: int, positions: torch.Tensor, rows: torch.Tensor
+        self, d: EpochData, head: nn.Module | None, index: int, positions: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Reconstruction and prediction-preserving losses of decoding ``positions`` (len(rows), 2)
-        of the pool rows ``rows`` of epoch ``index``; the second is None without prediction_weight."""
+        of the pool rows ``rows`` of epoch ``index``; the second is None without prediction_weight
+        or without a head."""
         s = self.settings
         x = d.x.index_select(0, rows).float()
         valid = d.valid.index_select(0, rows).float()
         decoded = self.model.decode(positions, index)
         recon = (((decoded - x) ** 2).mean(1) * valid).sum() / valid.sum().clamp_min(1)
-        if not s.prediction_weight:
+        if not s.prediction_weight or head is None:
             return recon, None
         reps = decoded * float(self.scale[index]) + torch.from_numpy(self.mean[index]).to(self.device)
         log_p = log_probabilities(head(reps).float())
@@ -246,7 +253,7 @@ class Trainer:
         return recon, (kl * valid).sum() / valid.sum().clamp_min(1)
 
     def fit_decoder(
-        self, data: list[EpochData | None], heads: list[nn.Module], refined: dict[int, torch.Tensor]
+        self, data: list[EpochData | None], heads: list[nn.Module | None], refined: dict[int, torch.Tensor]
     ) -> None:
         """Train the decoder (only) on the ``refined`` positions of each epoch: the territories
         painted behind a refined frame must be those of the positions shown, not of the encoder's."""
@@ -287,7 +294,12 @@ class Trainer:
         return self.kept[key]
 
     def step_loss(
-        self, data: list[EpochData | None], heads: list[nn.Module], first: int, second: int, generator: torch.Generator
+        self,
+        data: list[EpochData | None],
+        heads: list[nn.Module | None],
+        first: int,
+        second: int,
+        generator: torch.Generator,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one step on the adjacent epochs ``first`` and ``second`` (equal for a one-epoch run),
         and the value of each of its terms."""

@@ -32,20 +32,22 @@ def misplaced(
     projection,
     epoch: int,
     positions: np.ndarray,
+    head_module: torch.nn.Module | None = None,
+    territories: bool = True,
     k: int = K,
     min_kept: int = MIN_KEPT,
-    head_module: torch.nn.Module | None = None,
 ) -> dict[str, np.ndarray]:
     """Per sample of ``run`` at ``epoch`` (``positions``: its (n, 2) canvas positions), whether
     the canvas misplaces it: ``{"territory": bool (n,), "neighbours": bool (n,)}``. Samples
-    without a finite position or representation are not flagged."""
+    without a finite position or representation are not flagged, nor is any territory
+    without ``territories`` (a head that cannot be rebuilt paints none)."""
     reps = np.asarray(run.representations(epoch), dtype=np.float32)
     positions = np.asarray(positions, dtype=np.float32)
     finite = np.isfinite(reps).all(axis=1) & np.isfinite(positions).all(axis=1)
     territory = np.zeros(run.n_samples, dtype=bool)
     neighbours = np.zeros(run.n_samples, dtype=bool)
     rows = np.flatnonzero(finite)
-    if hasattr(projection, "inverse_transform") and len(rows):
+    if territories and hasattr(projection, "inverse_transform") and len(rows):
         head = load_head(run, epoch, head_module)
         rebuilt = projection.inverse_transform(epoch, positions[rows])
         territory[rows] = ~prediction_preserved(head, reps[rows], rebuilt)

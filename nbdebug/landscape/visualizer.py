@@ -258,7 +258,8 @@ class TimeTravelVisualizer:
             self.from_cache_ = "reused"
             return self
 
-        heads = [head.load_head(run, epoch, self.head_module) for epoch in run.epochs]
+        can = head.can_rebuild(run, self.head_module)  # if not: no head, the recorded predictions
+        heads = [head.load_head(run, epoch, self.head_module) if can else None for epoch in run.epochs]
         self.epochs_ = list(run.epochs)
         self.dim_ = run.dim
         self.n_classes_ = run.n_classes
@@ -479,9 +480,8 @@ class TimeTravelVisualizer:
         stored = cache.read_faithfulness(run, settings) if self.cache else None
         if stored is not None:
             return stored
-        result = metrics.evaluate(
-            run, self, k=k, max_queries=max_queries, head_module=self.head_module, on_epoch=on_epoch
-        )
+        ppr, module = head.can_rebuild(run, self.head_module), self.head_module
+        result = metrics.evaluate(run, self, k, max_queries=max_queries, head_module=module, ppr=ppr, on_epoch=on_epoch)
         if self.cache:
             cache.write_faithfulness(run, settings, result)
         return result

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from .._validation import check_choice, check_int
 from . import rules
 from .hooks import CaptureStats, LayerHooks, batch_correct, input_magnitudes, input_rms
@@ -64,6 +65,11 @@ class Monitor:
     Call ``step(loss=..., inputs=..., targets=..., outputs=...)`` once per batch and
     ``epoch_end(train_loss=..., train_acc=..., val_loss=..., val_acc=...)`` once per epoch.
     Use it as a context manager (or call ``detach()``) to remove its hooks.
+
+    Under ``torch.distributed`` create it on every rank and call ``step`` and ``epoch_end``
+    on every rank with the same arguments given (None on one rank is None on all): the
+    losses and the epoch's figures are averaged across the ranks (a NaN loss on any rank is
+    a NaN loss), gradients are the ones DDP already averaged, and only rank 0 reports warnings.
     """
 
     def __init__(
@@ -139,7 +145,7 @@ class Monitor:
         if self._unshown:
             self._flush_unshown()
         if loss is not None:
-            loss_value = self._scalar(loss, "loss")
+            loss_value = distributed.mean_across_ranks(self._scalar(loss, "loss"))
             self.step_losses.append(loss_value)
             self._report(rules.nonfinite_loss(loss_value))
         if self._hooks.armed:
@@ -169,7 +175,7 @@ class Monitor:
             ("val_loss", val_loss),
             ("val_acc", val_acc),
         ):
-            number = None if value is None else self._scalar(value, name)
+            number = None if value is None else distributed.mean_across_ranks(self._scalar(value, name))
             if name.endswith("acc") and number is not None and not 0 <= number <= 1:
                 raise ValueError(
                     f"epoch_end({name}=...) must be a fraction in [0, 1], got {number!r}; "
@@ -389,6 +395,8 @@ class Monitor:
         self._emit(warning)
 
     def _emit(self, warning: TrainingWarning) -> None:
+        if not distributed.is_writer():
+            return  # under torch.distributed rank 0 reports, every rank keeps the warnings
         self._notify("warning")
         if self._widget is not None:
             logger.debug("%s", warning)  # the widget shows it
