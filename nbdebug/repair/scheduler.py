@@ -151,9 +151,7 @@ class Scheduler:
                 entry.outcome, entry.reason = STOPPED, "time_limit reached during the retraining"
             elif new.problem is not None and new.problem.code == problem.code:
                 entry.outcome = NOT_SOLVED
-                entry.reason = (
-                    f"{problem.code} again (epoch {new.problem.epoch}, step {new.problem.step}); change undone"
-                )
+                entry.reason = f"{problem.code} again (step {new.problem.step} of the retraining); change undone"
             elif new.problem is None and _score(new) < _score(base):
                 entry.outcome, entry.reason = NOT_SOLVED, "no problem, but the accuracy fell; change undone"
             else:

@@ -75,6 +75,15 @@ class Solution:
     apply: Callable[[Setup, Context], Change | Skip] = field(repr=False)
 
 
+def _grouped(edits: list[tuple[str, str, str]]) -> list[str]:
+    """Diff lines of (path, before, after) edits, one line per identical edit:
+    ``model.1, model.3: Sigmoid() -> ReLU()``."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path, before, after in edits:
+        groups.setdefault((before, after), []).append(f"model.{path}")
+    return [f"{', '.join(paths)}: {before} -> {after}" for (before, after), paths in groups.items()]
+
+
 def _runs(change: Change, context: Context) -> Change | Skip:
     """The change, or a Skip when the repaired model no longer runs on training inputs."""
     probe = change.setup.model
@@ -95,7 +104,8 @@ def s1_batch_norm(setup: Setup, context: Context) -> Change | Skip:
     calls, out = context.calls, output_layer(context.calls)
     if out is None:
         return Skip("the model has no Linear or Conv layer")
-    new, diff, reasons, done = setup.but(), [], [], set()
+    new, reasons, done = setup.but(), [], set()
+    diff: list[tuple[str, str, str]] = []
     for i, call in enumerate(calls[:out]):
         if not isinstance(call.module, PARAMETRIC) or call.path in done:
             continue
@@ -110,10 +120,10 @@ def s1_batch_norm(setup: Setup, context: Context) -> Change | Skip:
             continue
         layer = get_module(new.model, call.path)
         set_module(new.model, call.path, nn.Sequential(layer, norm))
-        diff.append(f"model.{call.path}: {describe(layer)} -> {describe(layer)} + {describe(norm)}")
+        diff.append((call.path, describe(layer), f"{describe(layer)} + {describe(norm)}"))
     if not diff:
         return Skip("; ".join(reasons) or "the model has no hidden Linear or Conv layer")
-    return _runs(Change(new, diff), context)
+    return _runs(Change(new, _grouped(diff)), context)
 
 
 def _output_target(loss: str) -> str | None:
@@ -147,12 +157,12 @@ def _hidden_activations(setup: Setup, context: Context) -> Change | Skip:
         kinds = ", ".join(sorted({type(m).__name__ for m in hidden.values()}))
         return Skip(f"the hidden activations ({kinds}) neither saturate nor are plain ReLUs")
     new = setup.but()
-    diff = []
+    diff: list[tuple[str, str, str]] = []
     for path, module in targets.items():
         replacement = make()
         set_module(new.model, path, replacement)
-        diff.append(f"model.{path}: {describe(module)} -> {describe(replacement)}")
-    return _runs(Change(new, diff), context)
+        diff.append((path, describe(module), describe(replacement)))
+    return _runs(Change(new, _grouped(diff)), context)
 
 
 def _output_activation(setup: Setup, context: Context) -> Change | Skip:
@@ -286,9 +296,10 @@ SOLUTIONS: dict[str, Solution] = {
     )
 }
 
-# AutoTrainer's Table 6, left to right, for its eight problems. Deviations: abnormal data
-# also tries S1 (its large layer outputs on clean inputs have no other solution); SCRAM's NaN
-# loss tries clean data, a lower learning rate, then clipping; unnormalized input S9.
+# AutoTrainer's Table 6, left to right, for its eight problems. Deviation: abnormal data also
+# tries S1 and S6, since on clean inputs (S9 skipped) its large layer outputs come from the
+# weights or a learning rate that blows them up. SCRAM's NaN loss tries clean data, a lower
+# learning rate, then clipping; unnormalized input S9.
 DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "vanishing_gradient": ("S2", "S1"),
     "exploding_gradient": ("S2", "S1", "S3"),
@@ -297,7 +308,7 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "slow_convergence": ("S7", "S6", "S4"),
     "improper_output_activation": ("S2",),
     "improper_loss": ("S8",),
-    "abnormal_data": ("S9", "S1"),
+    "abnormal_data": ("S9", "S1", "S6"),
     "nan_loss": ("S9", "S6", "S3"),
     "unnormalized_input": ("S9",),
 }
