@@ -18,15 +18,17 @@ from torch import nn
 
 from ._validation import check_choice, check_int, check_number
 from .loop import Display, Trainer, make_context
-from .monitor import rules
 from .monitor.thresholds import validate_thresholds
 from .monitor.warning import TrainingWarning
 from .repair.data import Data
 from .repair.log import RepairEntry, format_log
 from .repair.scheduler import Scheduler, resolve_order
-from .repair.setup import LOSSES, OPTIMIZERS, Setup
+from .repair.setup import LOSSES, OPTIMIZERS, Setup, output_activation
 from .repair.surgery import Standardized, trace
 from .run import Run, load_run
+
+# The warnings the monitor reports from epoch_end(), not from a step.
+EPOCH_END_CODES = ("oscillating_loss", "slow_convergence", "overfitting", "improper_output_activation", "improper_loss")
 
 
 @dataclass
@@ -59,7 +61,10 @@ class FitResult:
 
         fired: dict[int, list[str]] = {}
         for w in self.warnings:
-            fired.setdefault(max(w.epoch, 1), []).append(w.code)
+            # w.epoch counts the epochs finished when it fired: at an epoch end (the trend and
+            # mismatch checks) that epoch, during training the next one, before it epoch 1
+            at_end = w.code in EPOCH_END_CODES and w.step > 0
+            fired.setdefault(w.epoch if at_end else w.epoch + 1, []).append(w.code)
         cells = []
         for e in self.run.epochs:
             codes = fired.get(e, [])
@@ -117,7 +122,7 @@ def _infer(model: nn.Module, train: Data, device: torch.device) -> tuple[torch.T
         raise ValueError(f"train labels go up to {top} but the model outputs {units} class scores")
     calls = trace(model, x)
     last = calls[-1].module if calls else None
-    activation = rules.infer_output_activation(out, last)
+    activation = output_activation(out, last)
     return out, activation, "multiclass" if units > 1 else "binary", max(units, 2)
 
 
@@ -226,6 +231,8 @@ def fit(
         device = parameter.device if parameter is not None else torch.device("cpu")
     device = torch.device(device)
     train_data = Data.of("train", train)
+    if train_data.loader is not None and train_data.loader.batch_size is not None:
+        batch_size = train_data.loader.batch_size  # a DataLoader keeps its own
     val_data = Data.of("val", val) if val is not None else None
 
     work = copy.deepcopy(model).to(device)

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .monitor import Monitor, rules
+from .monitor import Monitor
 from .monitor.monitor import _in_notebook
 from .monitor.warning import TrainingWarning
 from .record import Recorder
 from .repair.data import Data
 from .repair.log import RepairEntry, html_items
 from .repair.scheduler import REPAIRABLE, Attempt, Checkpoint
-from .repair.setup import Setup, predictions
+from .repair.setup import Setup, output_activation, predictions
 from .repair.solutions import Context
 from .repair.surgery import Standardized, output_layer, trace
 
@@ -144,7 +144,7 @@ class Trainer:
             model.eval()
             out = model(probe)
         calls = trace(model, probe)
-        self._activation = rules.infer_output_activation(out, calls[-1].module if calls else None)
+        self._activation = output_activation(out, calls[-1].module if calls else None, setup.loss_name)
         fired: list[TrainingWarning] = []
         mon = (
             Monitor(model, optimizer=optimizer, loss_fn=setup.loss, thresholds=self.thresholds)
@@ -252,7 +252,7 @@ def make_context(trainer: Trainer, thresholds: dict[str, float]) -> Callable[[Se
             was = model.training
             out = model.eval()(x)
             model.train(was)
-        activation = rules.infer_output_activation(out, calls[-1].module if calls else None)
+        activation = output_activation(out, calls[-1].module if calls else None, setup.loss_name)
         return Context(warning.code, warning.evidence, calls, activation, trainer.train_data, thresholds)
 
     return build

@@ -36,6 +36,20 @@ def mlp(d_in=64, d_out=10, final=None):
     return nn.Sequential(*layers, *([final] if final is not None else []))
 
 
+def caplog_quiet():
+    logger = logging.getLogger("nbdebug")
+
+    class Quiet:
+        def __enter__(self):
+            self.level = logger.level
+            logger.setLevel(logging.CRITICAL)
+
+        def __exit__(self, *exc):
+            logger.setLevel(self.level)
+
+    return Quiet()
+
+
 def snapshot(model):
     return repr(model), {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -94,6 +108,13 @@ def test_the_loss_is_inferred_from_the_output():
         labels = y if model[2].out_features > 1 else y % 2
         _, activation, task, _ = _infer(model, Data.of("train", (X, labels)), torch.device("cpu"))
         assert isinstance(_loss(None, task, activation), expected), model
+    # untrained logits of one unit that happen to lie in (0, 1) are still logits
+    small = nn.Linear(64, 1)
+    with torch.no_grad():
+        small.weight.mul_(0.01)
+        small.bias.fill_(0.5)
+    _, activation, task, _ = _infer(small, Data.of("train", (X, y % 2)), torch.device("cpu"))
+    assert (activation, task) == ("linear", "binary")
     assert isinstance(_loss("mse", "multiclass", "linear"), nn.MSELoss)
     assert isinstance(_loss("BCEWithLogitsLoss", "binary", "linear"), nn.BCEWithLogitsLoss)
 
@@ -140,6 +161,18 @@ def test_record_writes_a_run_with_every_epoch(digits, tmp_path):
         nbdebug.fit(mlp(), (Xtr, ytr), epochs=1, record=str(tmp_path / "run"))
     again = nbdebug.fit(mlp(), (Xtr, ytr), epochs=1, record={"path": tmp_path / "run", "overwrite": True})
     assert again.run.epochs == [1]
+
+
+def test_show_marks_the_epochs_with_warnings_above_the_landscape(digits, tmp_path):
+    Xtr, ytr, Xva, yva = digits
+    with caplog_quiet():
+        result = nbdebug.fit(mlp(), (Xtr, ytr), (Xva, yva), epochs=3, optimizer="sgd", lr=3.0, record=tmp_path / "r")
+    assert [(w.code, w.epoch) for w in result.warnings][:1] == [("learning_rate_range", 0)]
+    box = result.show()
+    strip, landscape = box.children
+    assert isinstance(landscape, nbdebug.Landscape)
+    landscape.wait()
+    assert "epoch 1: learning_rate_range" in strip.value and strip.value.count("<span") == 3
 
 
 def test_show_needs_a_recorded_run(digits):

@@ -110,7 +110,7 @@ class Data:
                 yield self.inputs[idx], self.labels[idx]
             return
         loader = self.loader
-        if loader is None or batch_size != loader.batch_size:
+        if loader is None or (loader.batch_size is not None and batch_size != loader.batch_size):
             collate = loader.collate_fn if loader is not None else None
             loader = DataLoader(
                 cast(Dataset, self.dataset),
@@ -131,9 +131,10 @@ class Data:
         return self.batches(EVAL_BATCH, shuffle=False)
 
     def all_labels(self) -> torch.Tensor:
-        if self.labels is not None:
-            return self.labels
-        return torch.cat([y for _, y in self.eval_batches()])
+        """Every label in sample order (read once from a Dataset)."""
+        if self.labels is None:
+            self.labels = torch.cat([y for _, y in self.eval_batches()])
+        return self.labels
 
     def first_inputs(self, n: int = 8) -> torch.Tensor:
         """A few inputs (to trace the model and check a repaired one runs)."""

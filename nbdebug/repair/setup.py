@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..monitor import rules
 from ..monitor.lint import loss_name
 
 # Named optimizers and their default learning rates (AutoTrainer S6: 0.01 for SGD, 0.001 for
@@ -132,6 +133,17 @@ def loss_targets(name: str, outputs: torch.Tensor, labels: torch.Tensor) -> torc
             return F.one_hot(labels, outputs.shape[1]).to(outputs.dtype)
         return labels.to(outputs.dtype).reshape(outputs.shape)
     return labels
+
+
+def output_activation(outputs: torch.Tensor, last: nn.Module | None, loss: str | None = None) -> str:
+    """The activation behind a model's outputs, as the monitor reads it, except that one output
+    unit counts as a sigmoid only after an ``nn.Sigmoid`` module or with BCELoss: untrained logits
+    often lie in (0, 1) by chance (a sigmoid applied in forward() is not seen; pass loss="bce")."""
+    activation = rules.infer_output_activation(outputs, last)
+    one_unit = outputs.dim() == 1 or outputs.shape[1] == 1
+    if one_unit and activation == "sigmoid" and not isinstance(last, nn.Sigmoid) and loss != "BCELoss":
+        return "linear"
+    return activation
 
 
 def predictions(outputs: torch.Tensor, activation: str) -> torch.Tensor:
