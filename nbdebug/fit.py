@@ -191,7 +191,8 @@ def fit(
         score, BCELoss after a sigmoid).
     record : a run directory (``"runs/x"``) or a dict of :class:`~nbdebug.Recorder` arguments
         with ``path``; the head and output kind are inferred, train/val are the splits. With
-        repairs, the run holds the last training (a retraining replaces it).
+        repairs, the run holds the last training (each retraining replaces it; one resumed
+        from a checkpoint holds the epochs after it), which need not be the one returned.
     monitor : watch the training with :class:`~nbdebug.Monitor` (its widget in a notebook).
     repair : True to repair what the monitor finds (AutoTrainer's scheduler, see
         :mod:`nbdebug.repair`), or a dict ``{"order": {code: ["S6", "S3"], ...}}`` overriding
