@@ -162,6 +162,16 @@ def _hidden_activations(setup: Setup, context: Context) -> Change | Skip:
         replacement = make()
         set_module(new.model, path, replacement)
         diff.append((path, describe(module), describe(replacement)))
+    if saturating:
+        # PyTorch's default init scales each ReLU layer's signal by about 1/6 (Keras's Glorot
+        # default, under which AutoTrainer measured S2, by 1/2), so deep stacks still vanish:
+        # the layers feeding the new ReLUs get He initialization, the init made for ReLU.
+        for i, call in enumerate(calls[: out or 0]):
+            if call.path in targets:
+                feeding = next((c for c in reversed(calls[:i]) if isinstance(c.module, PARAMETRIC)), None)
+                if feeding is not None and not any(d[0] == feeding.path for d in diff):
+                    init_layer(get_module(new.model, feeding.path), "he")
+                    diff.append((feeding.path, "initial weights", "kaiming_normal_ (He, for ReLU), zero biases"))
     return _runs(Change(new, _grouped(diff)), context)
 
 

@@ -123,12 +123,16 @@ def batch_norm_for(call: Call) -> nn.Module | str:
     return f"its outputs have shape {shape} (batch norm would mix positions of a sequence)"
 
 
-def init_layer(layer: nn.Module) -> None:
-    """Glorot (Xavier) uniform weights and zero biases (AutoTrainer S4)."""
+def init_layer(layer: nn.Module, scheme: str = "xavier") -> None:
+    """Zero biases and Glorot (Xavier) uniform weights (AutoTrainer S4), or He normal weights
+    (``scheme="he"``, for a layer feeding a ReLU)."""
     weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
     with torch.no_grad():
         if isinstance(weight, torch.Tensor):
-            nn.init.xavier_uniform_(weight)
+            if scheme == "he":
+                nn.init.kaiming_normal_(weight, nonlinearity="relu")
+            else:
+                nn.init.xavier_uniform_(weight)
         if isinstance(bias, torch.Tensor):
             bias.zero_()
 
