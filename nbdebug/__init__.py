@@ -1,5 +1,6 @@
 """nbdebug: a time-travelling debugger for PyTorch classifiers in Jupyter notebooks."""
 
+from .fit import FitResult, fit
 from .landscape.visualizer import TimeTravelVisualizer
 from .monitor import Monitor
 from .record import NonFiniteWarning, Recorder
@@ -8,6 +9,7 @@ from .session import Session
 from .widget import Landscape, show
 
 __all__ = [
+    "FitResult",
     "Landscape",
     "Monitor",
     "NonFiniteWarning",
@@ -16,6 +18,7 @@ __all__ = [
     "RunFormatError",
     "Session",
     "TimeTravelVisualizer",
+    "fit",
     "load_run",
     "show",
 ]

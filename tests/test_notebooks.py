@@ -37,3 +37,15 @@ def test_monitor_notebook_shows_the_three_scram_scenarios(tmp_path):
     assert "nan_loss" in outputs and "learning_rate_range" in outputs
     assert "unnormalized_input" in outputs and "overfitting" in outputs
     assert "warnings: [] |" in outputs  # the healthy run stays quiet
+
+
+def test_repair_notebook_repairs_a_buggy_training_and_its_labels(tmp_path):
+    shutil.copy(NOTEBOOKS / "repair.ipynb", tmp_path)
+    nb = nbformat.read(tmp_path / "repair.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "inputs: standardized with the per-feature mean and std" in outputs
+    assert "model.5: Softmax(dim=1) -> Identity()" in outputs
+    assert "the user's model still ends with Softmax(dim=1)" in outputs
+    before, after = (float(v.rstrip("%")) for v in outputs.split("data repair: val accuracy ")[1].split()[:3:2])
+    assert after > before

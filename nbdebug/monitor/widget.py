@@ -66,7 +66,8 @@ class MonitorWidget(ipywidgets.VBox):
         self.figure = go.FigureWidget(fig)
         self.status = ipywidgets.HTML()
         self.warning_list = ipywidgets.HTML()
-        super().__init__([self.status, self.figure, self.warning_list])
+        self.repair_list = ipywidgets.HTML()  # filled by nbdebug.fit's repairs
+        super().__init__([self.status, self.figure, self.warning_list, self.repair_list])
         self.add_class("nbdebug-monitor")
         self._stop_listening = monitor.on_change(self._on_change)
         self.refresh(force=True)
@@ -112,6 +113,17 @@ class MonitorWidget(ipywidgets.VBox):
             f"<b>nbdebug monitor</b> · step {mon.step_count} · epoch {mon.epoch} · {len(mon.warnings)} warning(s)"
         )
         self.warning_list.value = self._warnings_html()
+
+    def show_repairs(self, items: list[tuple[str, str, str]]) -> None:
+        """Show a repair log under the warnings: (headline, body, outcome) per entry, already
+        HTML-escaped (see :func:`nbdebug.repair.log.html_items`)."""
+        colors = {"solved": "#2ca02c", "skipped": "#bbbbbb"}
+        self.repair_list.value = "".join(
+            f"<details class='nbdebug-repair' style='border-left:4px solid {colors.get(outcome, '#d62728')};"
+            f"padding:2px 8px;margin:4px 0'><summary>repair {i}: {head}</summary>"
+            f"<pre style='white-space:pre-wrap'>{body}</pre></details>"
+            for i, (head, body, outcome) in enumerate(items, 1)
+        )
 
     def _marker(self, warning: TrainingWarning) -> tuple[int, float, str, str]:
         """(x, y, hover text, colour) of a warning's marker on the loss curve."""
