@@ -33,27 +33,44 @@ def digits_mlp(hidden: int = 128) -> nn.Sequential:
     return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
-def record_demo(
-    path: str | Path, epochs: int = 30, noise: float = 0.1, seed: int = 0, overwrite: bool = True, progress: bool = True
-) -> Path:
-    """Train the digits MLP for ``epochs`` epochs, capturing each one into ``path``."""
+def demo_data(noise: float = 0.1, seed: int = 0) -> dict[str, np.ndarray]:
+    """The demo run's data: scikit-learn's digits scaled to [0, 1], split 80/20, with a share
+    ``noise`` of the training labels flipped. Keys: ``x_train``, ``y_train`` (the given, noisy
+    labels), ``clean`` (the true training labels), ``x_test``, ``y_test``, and the
+    ``train_images`` / ``test_images`` thumbnails."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     images = (255 - digits.images * 255 / 16).round().astype(np.uint8)  # dark ink on white
     idx_train, idx_test = train_test_split(np.arange(len(x)), test_size=0.2, random_state=seed, stratify=digits.target)
     clean = digits.target[idx_train]
-    noisy = flip_labels(clean, noise, 10, rng)
+    return {
+        "x_train": x[idx_train],
+        "y_train": flip_labels(clean, noise, 10, rng),
+        "clean": clean,
+        "x_test": x[idx_test],
+        "y_test": digits.target[idx_test],
+        "train_images": images[idx_train],
+        "test_images": images[idx_test],
+    }
+
+
+def record_demo(
+    path: str | Path, epochs: int = 30, noise: float = 0.1, seed: int = 0, overwrite: bool = True, progress: bool = True
+) -> Path:
+    """Train the digits MLP for ``epochs`` epochs on :func:`demo_data`, capturing each one into ``path``."""
+    torch.manual_seed(seed)
+    data = demo_data(noise, seed)
+    clean, noisy = data["clean"], data["y_train"]
 
     model = digits_mlp()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    x_train, y_train = torch.from_numpy(x[idx_train]), torch.from_numpy(noisy)
-    x_test, y_test = torch.from_numpy(x[idx_test]), torch.from_numpy(digits.target[idx_test])
+    x_train, y_train = torch.from_numpy(data["x_train"]), torch.from_numpy(noisy)
+    x_test, y_test = torch.from_numpy(data["x_test"]), torch.from_numpy(data["y_test"])
 
     recorder = Recorder(
         model,
@@ -62,7 +79,7 @@ def record_demo(
         train=(x_train, y_train),
         test=(x_test, y_test),
         classes=[str(d) for d in range(10)],
-        thumbnails={"train": images[idx_train], "test": images[idx_test]},
+        thumbnails={"train": data["train_images"], "test": data["test_images"]},
         metadata={
             "dataset": "sklearn load_digits",
             "label_noise": noise,

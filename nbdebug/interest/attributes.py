@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..head import is_single_unit
@@ -77,8 +78,11 @@ class SampleAttributes:
         with tqdm(total=self.steps(), desc="computing attributes", disable=not show) as bar:
             probs = load_probabilities(self.run, self.epochs, on_epoch=step)
             # The aggregated attributes (numpy and torch, which release the GIL) are computed
-            # beside the clustering (mostly Python, which holds it), so the two overlap.
-            with ThreadPoolExecutor(1) as pool:
+            # beside the clustering (mostly Python, which holds it), so the two overlap. One
+            # BLAS thread each: OpenBLAS's own threads, called from two threads at once beside
+            # scikit-learn's OpenMP loops, printed "Detect OpenMP Loop and this application may
+            # hang" in notebooks, and the machine has no cores to spare for them anyway.
+            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
                 aggregated = None
                 if self.mode == "default":
                     aggregated = pool.submit(
