@@ -20,7 +20,9 @@ SECTION = "## Recording the training code you already have"
 
 def _snippets() -> list[tuple[str, str]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(SECTION) :]
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    section = text[start : end if end >= 0 else len(text)]
     snippets = []
     for match in re.finditer(r"```python\n(.*?)```", section, re.S):
         heading = re.findall(r"^### (.+)$", section[: match.start()], re.M)[-1]

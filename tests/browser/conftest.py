@@ -60,11 +60,24 @@ class Notebook:
             self.page.locator(indicator).wait_for(timeout=timeout)
 
     def run(self, index: int, timeout: float = 120_000) -> None:
-        """Run cell ``index`` and wait until its execution count appears."""
+        """Run cell ``index`` and wait until its new execution count appears. A Shift+Enter the
+        page missed while busy (the prompt did not change within 10 s) is pressed again."""
+        from playwright.sync_api import TimeoutError as PageTimeout
+
         cell = self.cell(index)
-        cell.locator(".cm-content").click()
-        self.page.keyboard.press("Shift+Enter")
         prompt = cell.locator(".jp-InputArea-prompt")
+        before = prompt.evaluate("el => el.textContent")
+        changed = "([el, before]) => el.textContent !== before"
+        for attempt in range(3):
+            cell.locator(".cm-content").click()
+            self.page.keyboard.press("Shift+Enter")
+            try:  # queued or running ("[*]"), or already done
+                self.page.wait_for_function(changed, arg=[prompt.element_handle(), before], timeout=10_000)
+                break
+            except PageTimeout:
+                if attempt == 2:
+                    raise
+        # Changed, so this run's count (which may equal the last one's after a kernel restart).
         self.page.wait_for_function(
             "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout
         )
