@@ -106,6 +106,7 @@ function createLandscape(model, el) {
     firstFrameAt: 0,
     backgroundAt: 0,
     backgrounds: 0,
+    highlightArrivedAt: 0, // when a query's matches last arrived from the kernel
     highlightedAt: 0, // when the dots were last drawn with a new query's highlight
   };
   root.nbdebugStats = stats;
@@ -573,6 +574,9 @@ function createLandscape(model, el) {
   });
   for (const name of ["highlighting", "_highlighted", "query_text", "hidden_splits"])
     model.on(`change:${name}`, restyled);
+  model.on("change:_highlighted", () => {
+    stats.highlightArrivedAt = performance.now();
+  });
   model.on("change:inspected_detail", () => {
     showSample();
     draw();
