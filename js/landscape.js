@@ -16,6 +16,7 @@ import { attachLasso, insidePolygon } from "./lib/lasso.js";
 import { attachNavigation, debounce } from "./lib/navigate.js";
 import { createPanel, thumbnail } from "./lib/panel.js";
 import { createPixelRenderer } from "./lib/pixels.js";
+import { answerLocally } from "./lib/query.js";
 import { createSamplePanel } from "./lib/sample.js";
 import { createToolbar } from "./lib/toolbar.js";
 import {
@@ -42,7 +43,19 @@ function createLandscape(model, el) {
   root.setAttribute("data-lm-suppress-shortcuts", "true"); // JupyterLab's and Notebook 7's keys stay out
   const main = element("div", "nbdebug-main", root);
   const toolbar = createToolbar(main, {
-    onQuery: (text) => model.send({ type: "query", text }),
+    onQuery: (text) => {
+      // Answered here at once where the page can; the kernel's answer follows and replaces it.
+      const local = answerLocally(text, {
+        ...data,
+        predicted: data.predicted.length === data.n ? data.predicted : null,
+      });
+      if (local) {
+        applyStyles(local.highlighting, local.matches, text);
+        stats.highlightPending = true;
+        draw();
+      }
+      model.send({ type: "query", text });
+    },
     onSplits: (hidden) => {
       model.set("hidden_splits", hidden);
       model.save_changes();
@@ -183,15 +196,17 @@ function createLandscape(model, el) {
 
   // Which dots are shown, greyed (outside the query's matches) or hidden (by their split).
   function restyle() {
+    applyStyles(model.get("highlighting"), asTyped(model.get("_highlighted"), Uint32Array), model.get("query_text"));
+  }
+
+  function applyStyles(highlighting, matches, text) {
     const hiddenCodes = new Set(model.get("hidden_splits").map((name) => data.splitNames.indexOf(name)));
-    const highlighting = model.get("highlighting");
-    const matches = asTyped(model.get("_highlighted"), Uint32Array);
     states = new Uint8Array(data.n).fill(highlighting ? DOT_STATE.dimmed : DOT_STATE.shown);
     for (const i of matches) if (i < data.n) states[i] = DOT_STATE.shown;
     if (hiddenCodes.size)
       for (let i = 0; i < data.n; i++) if (hiddenCodes.has(data.splits[i])) states[i] = DOT_STATE.hidden;
     renderer.setStates(states);
-    toolbar.setQuery(model.get("query_text"), highlighting ? matches.length : null);
+    toolbar.setQuery(text, highlighting ? matches.length : null);
   }
 
   function showMisplaced() {
