@@ -23,8 +23,9 @@ For each run and variant, a notebook cell ``nbdebug.show(path)`` is run like a p
   found by sweeping it) until the next animation frame with the dot's tooltip shown, the
   median and the slowest of 40 hovers; the thumbnail comes from the kernel after;
 * query to highlight: a query typed in the bar and Enter pressed (``label=0`` ... ``label=9``
-  in turn) until the dots are drawn with the kernel's matches highlighted, the median and the
-  slowest of 10 queries, and the median time until the matches arrived (before drawing);
+  in turn) until the dots are first drawn with its matches highlighted (the page answers such
+  a query itself, see js/lib/query.js), the median and the slowest of 10 queries; and the
+  median time until the kernel's answer arrived, which replaces the page's;
 * bytes: what the kernel sent the page over the websocket while the cell ran and the
   animation played, and the largest single message.
 
@@ -163,9 +164,10 @@ QUERY_LATENCY = """async ([el, texts]) => {
     input.value = text;
     const start = performance.now();
     input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
-    while (el.nbdebugStats.highlightedAt <= start && performance.now() - start < 30000)
+    const stats = el.nbdebugStats;
+    while ((stats.highlightedAt <= start || stats.highlightArrivedAt <= start) && performance.now() - start < 30000)
       await new Promise((resolve) => setTimeout(resolve, 1));
-    times.push([el.nbdebugStats.highlightedAt - start, el.nbdebugStats.highlightArrivedAt - start]);
+    times.push([stats.highlightedAt - start, stats.highlightArrivedAt - start]);
   }
   return times;
 }"""
