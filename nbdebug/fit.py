@@ -201,7 +201,9 @@ def fit(
     time_limit : seconds for the whole call, repairs included; training stops when it is over.
     seed : seeds the shuffling and the training (the weights come from the model given).
     device : where to train; default the device of the model's parameters.
-    thresholds : the monitor's thresholds (:data:`nbdebug.monitor.thresholds.DEFAULT_THRESHOLDS`).
+    thresholds : the monitor's thresholds (:data:`nbdebug.monitor.thresholds.DEFAULT_THRESHOLDS`);
+        with repairs, ``zeta`` also says when a solved training has settled (see
+        :mod:`nbdebug.repair.scheduler`).
     """
     started = time.monotonic()
     if not isinstance(model, nn.Module):
@@ -273,6 +275,7 @@ def fit(
             n_classes,
             "val" if val_data is not None else "train",
             on_entry=display.log,
+            zeta=threshold_values["zeta"],
         )
         final = scheduler.run(first)
         entries = scheduler.entries

@@ -20,7 +20,8 @@ from nbdebug.monitor.thresholds import DEFAULT_THRESHOLDS
 from nbdebug.monitor.widget import MonitorWidget
 from nbdebug.repair import SOLUTIONS
 from nbdebug.repair.data import Data
-from nbdebug.repair.log import html_items
+from nbdebug.repair.log import IMPROVED, NOT_IMPROVED, SKIPPED, html_items
+from nbdebug.repair.scheduler import unsettled
 from nbdebug.repair.setup import Setup
 from nbdebug.repair.solutions import Change, Context, Skip
 from nbdebug.repair.surgery import Standardized, trace
@@ -212,9 +213,12 @@ def _check_log(result, first_problem, first_change, gain=0.2):
     tried = [e for e in entries if e.start]
     assert tried and all(e.epochs > 0 and e.evidence and e.acc_after is not None for e in tried)
     assert all(0 <= e.changed_predictions <= 1 and e.per_class for e in tried)
-    assert entries[-1].solved and "solved" in str(entries[-1])
+    solved = [e for e in entries if e.solved]
+    assert solved and "solved" in str(solved[-1])
+    # after the solve, only the refinements of a training that had not settled
+    assert all(e.outcome in (IMPROVED, NOT_IMPROVED, SKIPPED) for e in entries[entries.index(solved[-1]) + 1 :])
     assert result.trainings == len(tried) + 1
-    assert entries[-1].acc_after > entries[0].acc_before + gain
+    assert result.history[-1]["val_acc"] > entries[0].acc_before + gain
 
 
 def test_deep_sigmoid_mlp_gets_relus_with_he_initialization(circles):
@@ -252,6 +256,8 @@ def test_unnormalized_input_to_an_mlp(digits):
     Xtr, ytr, Xva, yva = digits
     result = _fit(mlp(64, [64], 10), (Xtr * 40 + 80, ytr, Xva * 40 + 80, yva), epochs=6, optimizer="adam")
     assert result.repairs[0].solution == "S9" and result.repairs[0].solved
+    # abnormal_data has S1, S4 and S6 left, but the training settled: nothing is tried on top
+    assert len(result.repairs) == 1 and result.trainings == 2
 
 
 def test_softmax_before_cross_entropy(digits):
@@ -278,6 +284,42 @@ def test_softmax_inside_forward_is_wrapped(digits):
 def test_wrong_loss_for_the_task(digits):
     result = _fit(mlp(64, [64], 10), digits, epochs=8, optimizer=sgd(0.01), loss="mse")
     _check_log(result, "improper_loss", "loss: MSELoss -> CrossEntropyLoss")
+
+
+def test_a_training_has_settled_unless_its_accuracy_still_moves_by_more_than_zeta():
+    def history(*accs, key="val_acc"):
+        return [{"train_acc": a, "val_acc": a if key == "val_acc" else None} for a in accs]
+
+    assert unsettled(history(0.49, 0.66, 0.77), 0.03) == "its accuracy still rose 11.0% in the last epoch"
+    assert unsettled(history(0.90, 0.97, 0.91), 0.03) == "its accuracy ended 6.0% below its best epoch"
+    assert unsettled(history(0.90, 0.95, 0.97), 0.03) is None
+    assert unsettled(history(0.90, 0.95, 0.93), 0.03) is None
+    assert unsettled(history(0.2), 0.03) is None
+    assert unsettled(history(0.2, 0.6, key="train_acc"), 0.03) == "its accuracy still rose 40.0% in the last epoch"
+
+
+def test_a_solve_that_leaves_the_cause_is_refined_on_top(digits):
+    # Initial weights 1.8x He's scale on 8 ReLU layers: the layer outputs are too large at the
+    # first step (abnormal data on clean inputs). Batch normalization removes the symptom, but
+    # over the large weights it learns slowly; Xavier weights on top of it restore the accuracy.
+    torch.manual_seed(0)
+    model = mlp(64, [64] * 8, 10)
+    with torch.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.Linear):
+                layer.weight.normal_(0, 2.5 / layer.in_features**0.5)
+    result = _fit(model, digits, epochs=3, optimizer=sgd(0.05))
+    entries = result.repairs
+    assert [(e.solution, e.outcome) for e in entries[:3]] == [("S9", SKIPPED), ("S1", "solved"), ("S4", IMPROVED)]
+    s1, s4 = entries[1], entries[2]
+    assert "abnormal_data was solved, but its accuracy still rose" in s4.reason and "change kept" in s4.reason
+    assert s4.changes[0].startswith("init: 9 layers (Linear) -> xavier_uniform_")
+    assert s4.acc_before == s1.acc_after and s4.acc_after > s1.acc_after + 0.05
+    assert s4.start.startswith("the pre-training weights")
+    # later refinements only ever undo themselves; the result is the best training kept
+    assert all(e.outcome in (NOT_IMPROVED, SKIPPED) for e in entries[3:])
+    assert result.history[-1]["val_acc"] == pytest.approx(s4.acc_after)
+    assert result.trainings == 1 + sum(1 for e in entries if e.start)
 
 
 def test_a_learning_rate_change_resumes_from_the_last_healthy_checkpoint(digits):

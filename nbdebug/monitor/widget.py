@@ -117,7 +117,7 @@ class MonitorWidget(ipywidgets.VBox):
     def show_repairs(self, items: list[tuple[str, str, str]]) -> None:
         """Show a repair log under the warnings: (headline, body, outcome) per entry, already
         HTML-escaped (see :func:`nbdebug.repair.log.html_items`)."""
-        colors = {"solved": "#2ca02c", "skipped": "#bbbbbb"}
+        colors = {"solved": "#2ca02c", "improved": "#2ca02c", "skipped": "#bbbbbb"}
         self.repair_list.value = "".join(
             f"<details class='nbdebug-repair' style='border-left:4px solid {colors.get(outcome, '#d62728')};"
             f"padding:2px 8px;margin:4px 0'><summary>repair {i}: {head}</summary>"

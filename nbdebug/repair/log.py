@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Outcomes of one entry.
+# Outcomes of one entry. "improved" / "not improved": a further solution for a problem already
+# solved, kept or undone by accuracy (see nbdebug.repair.scheduler).
 SOLVED, NOT_SOLVED, SKIPPED, STOPPED = "solved", "not solved", "skipped", "stopped"
+IMPROVED, NOT_IMPROVED = "improved", "not improved"
 
 
 @dataclass

@@ -307,9 +307,10 @@ SOLUTIONS: dict[str, Solution] = {
 }
 
 # AutoTrainer's Table 6, left to right, for its eight problems. Deviation: abnormal data also
-# tries S1 and S6, since on clean inputs (S9 skipped) its large layer outputs come from the
-# weights or a learning rate that blows them up. SCRAM's NaN loss tries clean data, a lower
-# learning rate, then clipping; unnormalized input S9.
+# tries S1, S4 and S6, since on clean inputs (S9 skipped) its large layer outputs come from the
+# weights (normalized by S1, or replaced from the start by S4; AutoTrainer's §4.4 names a bad
+# initialization as a cause of several problems) or a learning rate that blows them up. SCRAM's
+# NaN loss tries clean data, a lower learning rate, then clipping; unnormalized input S9.
 DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "vanishing_gradient": ("S2", "S1"),
     "exploding_gradient": ("S2", "S1", "S3"),
@@ -318,7 +319,7 @@ DEFAULT_ORDER: dict[str, tuple[str, ...]] = {
     "slow_convergence": ("S7", "S6", "S4"),
     "improper_output_activation": ("S2",),
     "improper_loss": ("S8",),
-    "abnormal_data": ("S9", "S1", "S6"),
+    "abnormal_data": ("S9", "S1", "S4", "S6"),
     "nan_loss": ("S9", "S6", "S3"),
     "unnormalized_input": ("S9",),
 }
