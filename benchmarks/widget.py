@@ -267,6 +267,7 @@ def measure(browser, lab: Lab, path: Path, options: str, instrumented: bool) -> 
             timeout=60_000,
         )
         result["wheel zoom to territories s"] = (handle.json_value() - wheel) / 1000
+    if instrumented and page.locator(".nbdebug-query-input").count():  # pages before the query bar have none
         hovers = page.evaluate(HOVER_LATENCY, [landscape.element_handle(), 40])
         result["hover to tooltip ms"], result["slowest hover ms"] = float(np.median(hovers)), max(hovers)
         queries = np.array(

@@ -343,8 +343,9 @@ function createLandscape(model, el) {
     current = index;
     slider.value = String(index);
     showLabel(index);
-    showSample();
-    showMisplaced();
+    // Only what depends on the epoch and is shown: playback calls this every step.
+    if (model.get("inspected") >= 0) showSample();
+    if (model.get("show_misplaced")) showMisplaced();
     if (settle) settleOn(index);
     frames.focusOn(index);
     const target = frames.get(index);

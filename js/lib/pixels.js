@@ -52,6 +52,7 @@ export function createPixelRenderer(canvas) {
   let colours = new Uint32Array(0);
   let rings = new Uint8Array(0);
   let states = new Uint8Array(0);
+  let plain = true; // every dot shown: the loop below skips the state checks
   const dimmed = rgba(DIMMED_COLOUR);
   let visible = 0; // dots on screen in the last frame, which sizes the next one's
 
@@ -90,11 +91,13 @@ export function createPixelRenderer(canvas) {
         rings[i] = splits[i] === testCode ? 1 : 0;
       }
       states = new Uint8Array(n);
+      plain = true;
       visible = n;
     },
     // Per dot, a DOT_STATE (Uint8Array, n).
     setStates(next) {
       states = next;
+      plain = states.every((state) => state === DOT_STATE.shown);
     },
     // Background and dots at positions `xy` (data coordinates, NaN where a sample has none;
     // null before the first frame's positions have arrived: the territories alone).
@@ -118,7 +121,7 @@ export function createPixelRenderer(canvas) {
       const dimmedAlpha = Math.round(DIMMED_ALPHA * style.alpha);
       let shown = 0;
       for (let i = 0; i < colours.length; i++) {
-        const state = states[i];
+        const state = plain ? DOT_STATE.shown : states[i];
         if (state === DOT_STATE.hidden) continue;
         const x = xy[2 * i];
         const y = xy[2 * i + 1];
