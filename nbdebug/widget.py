@@ -444,6 +444,7 @@ class Landscape(anywidget.AnyWidget):
                 frame_quality=frame_quality(self.session.faithfulness),
                 status=rebuild_note(self.session.run, self.session.head_module),
             )
+            self._bar.update(100 - self._bar.n)  # done, also when everything came from the cache
         except Exception as err:  # shown in the widget; wait() raises it
             self._error = err
             self._set(status=f"could not prepare the landscape: {err}")
