@@ -102,8 +102,17 @@ def _run_ddp(tmp_path, kill_epoch=-1):
     )
 
 
+# gloo sometimes aborts a rank as the process exits ("terminate called without an active
+# exception", SIGABRT), after its work: seen once in three CI runs. Such a run is repeated once.
+GLOO_EXIT_ABORT = "terminate called without an active exception"
+
+
 def test_ddp_recording_equals_a_single_process_recording(tmp_path):
     result = _run_ddp(tmp_path)
+    if result.returncode != 0 and GLOO_EXIT_ABORT in result.stderr:
+        tmp_path = tmp_path / "again"
+        tmp_path.mkdir()
+        result = _run_ddp(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = nbdebug.load_run(tmp_path / "run")
     assert run.epochs == [0, 1, 2] and run.n_samples == 103
