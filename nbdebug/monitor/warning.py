@@ -10,8 +10,11 @@ from typing import Any
 class TrainingWarning:
     """One problem the monitor found; repeated detections update ``count`` and ``last_*``.
 
-    ``epoch`` and ``step`` are where it was first seen (0, 0 for static checks, before the
-    first step); ``evidence`` holds the numbers and layer names that triggered it.
+    ``epoch`` and ``step`` are where it was first seen (epochs finished and steps taken; 0, 0
+    for static checks, before the first step); ``evidence`` holds the numbers and layer names
+    that triggered it; ``cause`` names the most likely of the problem's known causes (e.g.
+    ``"learning_rate"``, see :data:`nbdebug.monitor.messages.CAUSES`), which the explanation
+    states and the fix addresses.
     """
 
     code: str
@@ -22,6 +25,7 @@ class TrainingWarning:
     epoch: int
     step: int
     evidence: dict[str, Any] = field(default_factory=dict)
+    cause: str = ""
     count: int = 1
     last_epoch: int = 0
     last_step: int = 0
