@@ -228,6 +228,24 @@ STATIC_CODES = (
 )
 
 
+# The known causes of each runtime problem, most common first: a warning's ``cause`` is one of
+# its code's (the monitor picks the one its evidence points at, see nbdebug.monitor.diagnosis).
+CAUSES: dict[str, tuple[str, ...]] = {
+    "vanishing_gradient": ("saturating_activations", "initialization", "recurrence"),
+    "exploding_gradient": ("learning_rate", "initialization", "unnormalized_input"),
+    "dying_relu": ("learning_rate", "initialization"),
+    "oscillating_loss": ("learning_rate", "small_batch"),
+    "slow_convergence": ("learning_rate", "frozen_parameters", "optimizer"),
+    "improper_output_activation": ("output_activation",),
+    "improper_loss": ("loss",),
+    "abnormal_data": ("nan_in_data", "diverged", "unnormalized_input"),
+    "overfitting": ("no_regularization", "label_noise"),
+    "unnormalized_input": ("raw_pixels", "unscaled_features"),
+    "nan_loss": ("learning_rate", "nan_in_data", "loss_domain"),
+    "class_collapse": ("learning_rate", "dead_representation"),
+    "memorizing_noisy_labels": ("label_noise",),
+}
+
 # Sentences of the evidence that depend on what was seen; str.format templates.
 DETAILS = {
     "nonfinite_gradient": "Gradients are NaN or infinite in {layers} at step {step}.",

@@ -160,10 +160,22 @@ class Monitor:
         self._notify("step")
 
     def epoch_end(
-        self, train_loss: Any = None, train_acc: Any = None, val_loss: Any = None, val_acc: Any = None
+        self,
+        train_loss: Any = None,
+        train_acc: Any = None,
+        val_loss: Any = None,
+        val_acc: Any = None,
+        *,
+        train_n: int | None = None,
+        val_n: int | None = None,
     ) -> None:
         """Record one finished epoch. Accuracies are fractions in [0, 1]; without
-        ``train_acc`` the monitor uses the accuracy of the batches it sampled."""
+        ``train_acc`` the monitor uses the accuracy of the batches it sampled.
+
+        ``train_n`` and ``val_n`` are the numbers of samples the accuracies were measured on
+        (on all ranks together); a fall or swing of accuracy is reported only when it exceeds
+        what that many samples can wobble by. Without them ``train_n`` is the number of samples
+        the steps saw and ``val_n`` the linked recorder's test split, else a fixed margin is used."""
         if self._detached:
             raise RuntimeError("this Monitor is detached; create a new Monitor to keep watching")
         if self._unshown:

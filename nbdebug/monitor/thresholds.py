@@ -21,12 +21,19 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "eta": 0.2,  # OL: such gaps per epoch
     "delta": 0.01,  # SC: largest accuracy gain per epoch that still counts as "no progress"
     "omega": 10.0,  # AD: layer output size (root-mean-square here; l-inf in the paper)
-    "alpha": 0,  # VG/EG/DR/AD: extra consecutive observations needed (paper: 0)
+    # VG/EG/DR/AD: extra consecutive capture steps a symptom must be seen on (paper: 0).
+    # Deviation: 2, a window of three captures (seven steps at the default cadence), because
+    # healthy models show these symptoms for a step or two: a zero-initialised residual branch
+    # passes no gradient until its scale has had one update. NaN and Inf are reported at once.
+    "alpha": 2,
     # Deviations (see the docs of the rules in nbdebug.monitor.rules using them):
     "trend_epochs": 4,  # OL/SC need this many epochs of accuracy before judging a trend
     "input_scale": 3.0,  # SCRAM range check: root-mean-square of a batch above this is "unnormalized"
     "overfit_drop": 0.02,  # SCRAM overfitting: validation accuracy must fall by at least this ...
     "overfit_gap": 0.05,  # ... and end at least this far below training accuracy
+    # Epoch-level falls and swings must exceed the sampling noise of an accuracy measured on n
+    # samples: more than noise_z standard errors of a difference of two such accuracies.
+    "noise_z": 2.0,
     "dropout_max": 0.5,  # static: dropout probability above this
 }
 
