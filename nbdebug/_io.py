@@ -106,6 +106,21 @@ def publish_dir(tmp: Path, final: Path, *, replace: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def plain_json(value: Any, name: str) -> Any:
+    """``value`` round-tripped through JSON, numpy and torch scalars and arrays (what has a
+    ``tolist()``) turned into plain values; anything else fails, naming ``name``."""
+
+    def default(obj: Any) -> Any:
+        if callable(getattr(obj, "tolist", None)):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+    try:
+        return json.loads(json.dumps(value, default=default, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from None
+
+
 def append_json_lines(path: Path, records: list[dict[str, Any]], what: str) -> None:
     """Append ``records`` to the JSON Lines file ``path`` durably: one write, flush, fsync (and
     the directory, when the file is new), so they are on disk before the call returns. A line

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -22,7 +21,7 @@ from torch import nn
 
 from . import distributed
 from . import head as head_module
-from ._io import TMP_PREFIX, fsync_dir, json_bytes, publish_dir, save_array, write_durably, write_json
+from ._io import TMP_PREFIX, fsync_dir, json_bytes, plain_json, publish_dir, save_array, write_durably, write_json
 from ._io import RowWriter as _RowWriter
 from ._validation import check_choice, check_int
 from .inputs import batch_size_of, call_model, check_thumbnails, make_split, to_device
@@ -32,22 +31,6 @@ from .trial import checked_logits, run_trial
 
 class NonFiniteWarning(UserWarning):
     """A captured epoch holds NaN or Inf representations or probabilities."""
-
-
-def _jsonable(value: Any, name: str) -> Any:
-    """Round-trip through JSON, turning numpy scalars and arrays into plain values."""
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, (np.ndarray, np.generic)):
-            return obj.tolist()
-        if isinstance(obj, torch.Tensor):
-            return obj.tolist()
-        raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-    try:
-        return json.loads(json.dumps(value, default=default, allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from None
 
 
 def _umask() -> int:
@@ -163,7 +146,7 @@ class Recorder:
                     "classes; pass one name per class"
                 )
 
-        metadata = _jsonable(metadata if metadata is not None else {}, "metadata")
+        metadata = plain_json(metadata if metadata is not None else {}, "metadata")
         if not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
         thumbs = check_thumbnails(thumbnails, {s.name: len(s.labels) for s in splits})
@@ -177,6 +160,7 @@ class Recorder:
         self._splits = splits
         self._labels = labels
         self._epochs: list[int] = []
+        self._listeners: list[Callable[[int], None]] = []
 
         # A trial forward pass on two samples: fails now, not after the first epoch of training.
         trial = self._trial(head_path)
@@ -275,6 +259,18 @@ class Recorder:
         """The epochs captured so far."""
         return list(self._epochs)
 
+    def on_capture(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(epoch)`` after each epoch is written (on rank 0 under
+        torch.distributed), e.g. a linked Monitor's checks of the representations. Returns a
+        function that stops the calls."""
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
     def capture(self, epoch: int, metrics: dict[str, float] | None = None) -> None:
         """Run the model on every tracked sample and store this epoch atomically.
 
@@ -313,6 +309,8 @@ class Recorder:
             raise
         distributed.broadcast_from_writer(nonfinite)  # the other ranks learn that it was written
         self._epochs.append(epoch)
+        for listener in list(self._listeners):
+            listener(epoch)
         if nonfinite["representations"] or nonfinite["probabilities"]:
             warnings.warn(
                 f"epoch {epoch}: {nonfinite['representations']} samples have NaN or Inf representations and "

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nbdebug.monitor import Monitor
-from nbdebug.monitor.messages import MESSAGES, RUNTIME_CODES, STATIC_CODES
+from nbdebug.monitor.messages import GEOMETRY_CODES, MESSAGES, RUNTIME_CODES, STATIC_CODES
 from nbdebug.monitor.rules import infer_output_activation, infer_task
 
 
@@ -220,7 +220,9 @@ def test_dying_relu_with_negative_biases_in_any_loop_order(digits, order):
     torch.manual_seed(0)
     mon = fit(biased(mlp(64, [64, 64], 10), -8.0), digits["X"], digits["y"], epochs=1, order=order)
     w = next(w for w in mon.warnings if w.code == "dying_relu")
-    assert w.step == 1 and w.evidence["dead_pct"] >= 70 and set(w.evidence["per_layer"]) == {"0", "2"}
+    # dead from step 1, reported after a window of three captures (alpha 2, cadence 3)
+    assert w.step == 7 and w.evidence["dead_pct"] >= 70 and set(w.evidence["per_layer"]) == {"0", "2"}
+    assert w.cause == "initialization" and "kaiming_normal_" in w.fix
     torch.manual_seed(0)
     healthy = fit(mlp(64, [64, 64], 10), digits["X"], digits["y"], epochs=1, order=order)
     assert healthy.warnings == []
@@ -479,6 +481,7 @@ STABLE_RUNTIME_CODES = [
     "unnormalized_input",
     "nan_loss",
 ]
+STABLE_GEOMETRY_CODES = ["class_collapse", "memorizing_noisy_labels"]
 STABLE_STATIC_CODES = [
     "softmax_before_cross_entropy",
     "bce_without_sigmoid",
@@ -492,8 +495,9 @@ STABLE_STATIC_CODES = [
 
 def test_every_message_is_complete_and_hedged_where_heuristic():
     # the stable codes: renaming, adding or dropping one is a change of the public API
-    assert sorted(MESSAGES) == sorted(STABLE_RUNTIME_CODES + STABLE_STATIC_CODES)
+    assert sorted(MESSAGES) == sorted(STABLE_RUNTIME_CODES + STABLE_GEOMETRY_CODES + STABLE_STATIC_CODES)
     assert list(RUNTIME_CODES) == STABLE_RUNTIME_CODES and list(STATIC_CODES) == STABLE_STATIC_CODES
+    assert list(GEOMETRY_CODES) == STABLE_GEOMETRY_CODES
     for code, message in MESSAGES.items():
         assert message.severity in ("warning", "error") and message.title and message.fix.strip(), code
     for code in ("overfitting", "oscillating_loss", "unnormalized_input", "vanishing_gradient", "improper_loss"):

@@ -60,7 +60,8 @@ def test_vanishing_gradient_needs_more_than_one_layer():
         ([69.0, 1.0, 1.0], LOW, False),  # just below
         ([70.0, 1.0, 1.0], LOW, True),  # at beta3
         ([1.0, 1.0, 0.0], LOW, True),  # no gradient at the last layer: infinite ratio
-        ([0.0, 1.0, 0.0], LOW, False),  # no gradient at either end: ratio 1
+        ([0.0, 1.0, 0.0], LOW, True),  # the first layer with gradient is the second; none at the last
+        ([0.0, 0.0, 0.0], LOW, False),  # no gradient anywhere: nothing to compare
         ([71.0, 1.0, 1.0], HIGH, False),
     ],
 )
@@ -180,22 +181,47 @@ def test_slow_convergence(accs, fires):
 
 
 @pytest.mark.parametrize(
-    "train, val, fires",
+    "train, val, val_n, fires",
     [
-        ([0.80, 0.85, 0.90], [0.80, 0.79, 0.77], True),  # val fell 3 points, 13 below train
-        ([0.70, 0.80, 0.85, 0.90], [0.70, 0.80, 0.79, 0.77], True),  # only the last three epochs count
-        ([0.80, 0.85, 0.90], [0.80, 0.795, 0.79], False),  # val fell 1 point only (< overfit_drop)
-        ([0.80, 0.85, 0.85], [0.80, 0.79, 0.77], False),  # train did not rise every epoch
-        ([0.80, 0.79, 0.80], [0.85, 0.80, 0.77], False),  # train did not rise at all
-        ([0.70, 0.75, 0.80], [0.80, 0.78, 0.76], False),  # val ends only 4 points below train (< overfit_gap)
-        ([0.85, 0.90], [0.79, 0.77], False),  # two epochs are not enough
+        ([0.80, 0.85, 0.90], [0.80, 0.77, 0.76], None, True),  # both last epochs 3+ points below the peak
+        ([0.70, 0.80, 0.85, 0.90, 0.95], [0.85, 0.84, 0.83, 0.82, 0.81], None, True),  # a slow, steady fall
+        ([0.80, 0.85, 0.90], [0.80, 0.77, 0.79], None, False),  # the last epoch is back within overfit_drop
+        ([0.80, 0.85, 0.90], [0.80, 0.785, 0.78], None, False),  # 1.5 points: within overfit_drop
+        ([0.90, 0.85, 0.88], [0.80, 0.77, 0.76], None, False),  # train did not rise since the peak
+        ([0.70, 0.75, 0.80], [0.80, 0.77, 0.76], None, False),  # val ends only 4 points below train (< overfit_gap)
+        ([0.85, 0.90], [0.79, 0.77], None, False),  # two epochs are not enough
+        # sampling noise: 3 points on 360 samples is within 2 standard errors (6.1 points) ...
+        ([0.80, 0.85, 0.90], [0.80, 0.77, 0.76], 360, False),
+        # ... and beyond them on 5,000 (1.6 points, so overfit_drop's 2 decides)
+        ([0.80, 0.85, 0.90], [0.80, 0.77, 0.76], 5000, True),
     ],
 )
-def test_overfitting(train, val, fires):
-    finding = rules.overfitting(train, val, T)
+def test_overfitting(train, val, val_n, fires):
+    finding = rules.overfitting(train, val, T, val_n)
     assert bool(fired(finding, "overfitting")) == fires
     if fires:
-        assert finding.evidence["val"] == " → ".join(f"{v:.1%}" for v in val[-3:])
+        peak = int(np.argmax(val[:-2]))
+        assert finding.evidence["val"] == " → ".join(f"{v:.1%}" for v in [val[peak], *val[-2:]])
+        assert "more than" in explained(finding)
+
+
+@pytest.mark.parametrize(
+    "a, b, n, noise",
+    [
+        (0.9, 0.9, None, 0.0),  # unknown size: no noise margin
+        (0.9, 0.9, 360, 2 * math.sqrt(2 * 0.09 / 360)),  # 2 standard errors of a difference
+        (1.0, 1.0, 100, 2 * math.sqrt(2 * (1 / 100) / 100)),  # perfect accuracy: one sample's flip
+    ],
+)
+def test_sampling_noise(a, b, n, noise):
+    assert rules.sampling_noise(a, b, n, T) == pytest.approx(noise)
+
+
+def test_oscillation_needs_swings_beyond_sampling_noise():
+    accs = [0.5, 0.6, 0.5, 0.6, 0.5, 0.6]  # swings of 10 points
+    assert fired(rules.oscillating_accuracy(accs, T), "oscillating_loss")
+    assert fired(rules.oscillating_accuracy(accs, T, n=1000), "oscillating_loss")  # noise 4.5 points
+    assert rules.oscillating_accuracy(accs, T, n=100) is None  # noise 14 points: chance
 
 
 @pytest.mark.parametrize(

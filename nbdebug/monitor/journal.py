@@ -36,7 +36,9 @@ def _is_record(record: dict) -> bool:
     return (
         record.get("event") == "warning"
         and all(isinstance(record.get(name), str) for name in TEXT_FIELDS)
-        and all(isinstance(record.get(name), int) and not isinstance(record.get(name), bool) for name in ("epoch", "step"))
+        and all(
+            isinstance(record.get(name), int) and not isinstance(record.get(name), bool) for name in ("epoch", "step")
+        )
         and (after is None or (isinstance(after, int) and not isinstance(after, bool)))
     )
 

@@ -111,10 +111,10 @@ MESSAGES: dict[str, Message] = {
     "overfitting": Message(
         WARNING,
         "The model may be overfitting",
-        "Validation accuracy fell over the last two epochs ({val}) while training accuracy "
-        "rose ({train}). The model is probably memorizing the training data instead of "
-        "learning patterns that generalize, although a small or noisy validation set can "
-        "also wobble like this.",
+        "Validation accuracy fell from its best {peak_epochs_ago} epochs ago in the last two epochs "
+        "({val}) while training accuracy rose ({train}). The fall is more than {margin:.1%}, more "
+        "than the validation set's size lets accuracy wobble by chance. The model is probably "
+        "memorizing the training data instead of learning patterns that generalize.",
         "# regularize: weight decay, dropout, a smaller model, or stop early\n"
         "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)\n"
         "nn.Dropout(0.3)  # between hidden layers\n"
@@ -201,6 +201,27 @@ MESSAGES: dict[str, Message] = {
         "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # all of them\n"
         "# or freeze explicitly: for p in layer.parameters(): p.requires_grad_(False)",
     ),
+    "class_collapse": Message(
+        WARNING,
+        "Classes are collapsing together in the representation",
+        "At epoch {epoch} the class centroids of the recorded representations explain "
+        "{separation:.0%} of their spread, down from {best:.0%} at epoch {best_epoch}: the "
+        "features that told the classes apart are being lost.",
+        "# a smaller learning rate, and gradient clipping\n"
+        "for group in optimizer.param_groups:\n"
+        "    group['lr'] *= 0.1",
+    ),
+    "memorizing_noisy_labels": Message(
+        WARNING,
+        "The model is memorizing samples whose labels look wrong",
+        "About {count} training samples ({share:.1%}) have a given label that their nearest "
+        "neighbours in the recorded representation contradict, and the model now predicts that "
+        "label for them; it started at epoch {started} (fewest such samples then: {floor}). A "
+        "model that fits labels its own features disagree with is memorizing noise.",
+        "# inspect the samples, relabel the wrong ones, and retrain on the corrected labels\n"
+        "widget = nbdebug.show(run)\n"
+        "labels = nbdebug.Session(run).corrected_labels()",
+    ),
 }
 
 # The stable codes: what the monitor reports while training, and what the lint reports before it.
@@ -217,6 +238,8 @@ RUNTIME_CODES = (
     "unnormalized_input",
     "nan_loss",
 )
+# What only a monitor linked with a Recorder reports: checks of the recorded representations.
+GEOMETRY_CODES = ("class_collapse", "memorizing_noisy_labels")
 STATIC_CODES = (
     "softmax_before_cross_entropy",
     "bce_without_sigmoid",
@@ -227,24 +250,6 @@ STATIC_CODES = (
     "params_not_in_optimizer",
 )
 
-
-# The known causes of each runtime problem, most common first: a warning's ``cause`` is one of
-# its code's (the monitor picks the one its evidence points at, see nbdebug.monitor.diagnosis).
-CAUSES: dict[str, tuple[str, ...]] = {
-    "vanishing_gradient": ("saturating_activations", "initialization", "recurrence"),
-    "exploding_gradient": ("learning_rate", "initialization", "unnormalized_input"),
-    "dying_relu": ("learning_rate", "initialization"),
-    "oscillating_loss": ("learning_rate", "small_batch"),
-    "slow_convergence": ("learning_rate", "frozen_parameters", "optimizer"),
-    "improper_output_activation": ("output_activation",),
-    "improper_loss": ("loss",),
-    "abnormal_data": ("nan_in_data", "diverged", "unnormalized_input"),
-    "overfitting": ("no_regularization", "label_noise"),
-    "unnormalized_input": ("raw_pixels", "unscaled_features"),
-    "nan_loss": ("learning_rate", "nan_in_data", "loss_domain"),
-    "class_collapse": ("learning_rate", "dead_representation"),
-    "memorizing_noisy_labels": ("label_noise",),
-}
 
 # Sentences of the evidence that depend on what was seen; str.format templates.
 DETAILS = {
@@ -261,6 +266,7 @@ DETAILS = {
     "lr_too_low": "Too low a rate makes training crawl.",
     "no_activation": "no activation",
     "activation": "a {activation}",
+    "cause": " Most likely cause: {text}.",
 }
 
 # What each loss expects from the last layer.

@@ -23,10 +23,13 @@ from torch import nn
 
 from .. import distributed
 from .._validation import check_choice, check_int
-from . import rules
+from ..record import Recorder
+from . import diagnosis, journal, rules
+from .causes import CAUSE_TEXT, fix_for
+from .geometry import RepresentationWatch
 from .hooks import CaptureStats, LayerHooks, batch_correct, input_magnitudes, input_rms
 from .lint import leaf_modules, loss_name, static_checks
-from .messages import ERROR, MESSAGES
+from .messages import DETAILS, ERROR, MESSAGES
 from .rules import Finding
 from .thresholds import validate_thresholds
 from .warning import TrainingWarning
@@ -61,6 +64,15 @@ class Monitor:
     thresholds : overrides of :data:`nbdebug.monitor.thresholds.DEFAULT_THRESHOLDS`, e.g. ``{"theta": 0.9}``.
     task : "multiclass", "binary", "multilabel" or "regression"; inferred from targets and
         outputs when None.
+    recorder : the :class:`~nbdebug.Recorder` recording this training, optional. Linked, the
+        monitor also checks each captured epoch's representations (classes collapsing together,
+        the model memorizing samples whose labels their neighbours contradict: see
+        :mod:`nbdebug.monitor.geometry`), saves its warnings in the run directory for the
+        landscape's timeline (:mod:`nbdebug.monitor.journal`), and takes the size of the run's
+        test split as the validation set's when ``epoch_end`` is not given ``val_n``.
+
+    Each warning names the most likely of its problem's known causes (``warning.cause``,
+    :mod:`nbdebug.monitor.diagnosis`) and gives that cause's fix for this kind of model.
 
     Call ``step(loss=..., inputs=..., targets=..., outputs=...)`` once per batch and
     ``epoch_end(train_loss=..., train_acc=..., val_loss=..., val_acc=...)`` once per epoch.
@@ -81,6 +93,7 @@ class Monitor:
         cadence: int = 3,
         thresholds: dict | None = None,
         task: str | None = None,
+        recorder: Recorder | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -116,6 +129,18 @@ class Monitor:
         self._in_notebook = _in_notebook()
         self._unshown: list[TrainingWarning] = []
         self._hooks = LayerHooks(model, optimizer)
+        self._arch = diagnosis.describe(model, optimizer)
+        self._seen = diagnosis.Seen()
+        self._first_judged: dict[str, int] = {}  # step of each rule's first observation
+        self._streak_start: dict[str, int] = {}
+        self._epoch_samples = 0
+        self._recorder: Recorder | None = None
+        self._last_capture: int | None = None
+        self._watch: RepresentationWatch | None = None
+        self._unlink: Callable[[], None] | None = None
+        self._run_val_n: int | None = None
+        if recorder is not None:
+            self._link(recorder)  # first: the static warnings are saved too
         for finding in static_checks(model, optimizer, loss_fn, self.thresholds):
             self._report(finding)
         self._arm()
@@ -144,9 +169,15 @@ class Monitor:
         self.step_count += 1
         if self._unshown:
             self._flush_unshown()
+        batch = targets if targets is not None else inputs
+        if batch is not None and batch.dim():
+            self._epoch_samples += batch.shape[0]
+            self._seen.batch_size = batch.shape[0]
         if loss is not None:
             loss_value = distributed.mean_across_ranks(self._scalar(loss, "loss"))
             self.step_losses.append(loss_value)
+            if not np.isfinite(loss_value) and inputs is not None and inputs.is_floating_point():
+                self._seen.nonfinite_input |= not bool(torch.isfinite(inputs).all())  # why: data?
             self._report(rules.nonfinite_loss(loss_value))
         if self._hooks.armed:
             self._capture(inputs, targets, outputs)
@@ -175,7 +206,8 @@ class Monitor:
         ``train_n`` and ``val_n`` are the numbers of samples the accuracies were measured on
         (on all ranks together); a fall or swing of accuracy is reported only when it exceeds
         what that many samples can wobble by. Without them ``train_n`` is the number of samples
-        the steps saw and ``val_n`` the linked recorder's test split, else a fixed margin is used."""
+        the steps saw (on this rank) and ``val_n`` the size of the linked recorder's test split;
+        without either only the fixed margins of the thresholds apply."""
         if self._detached:
             raise RuntimeError("this Monitor is detached; create a new Monitor to keep watching")
         if self._unshown:
@@ -194,13 +226,17 @@ class Monitor:
                     "pass correct / total, not a percentage"
                 )
             values[name] = number
+        for name, n in (("train_n", train_n), ("val_n", val_n)):
+            if n is not None:
+                check_int(name, n, low=1, hint="the number of samples the accuracy was measured on")
         if values["train_acc"] is None and self._epoch_seen:
             values["train_acc"] = self._epoch_correct / self._epoch_seen
-        self._epoch_correct, self._epoch_seen = 0.0, 0
+        sizes = {"train_n": train_n or self._epoch_samples or None, "val_n": val_n or self._run_val_n}
+        self._epoch_correct, self._epoch_seen, self._epoch_samples = 0.0, 0, 0
         if train_acc is not None:
             self._batch_acc_needed = False  # the loop reports accuracy itself
         self.epoch += 1
-        self.epochs.append({"epoch": self.epoch, "step": self.step_count, **values})
+        self.epochs.append({"epoch": self.epoch, "step": self.step_count, **values, **sizes})
         if values["train_acc"] is not None:
             self._best_epoch_acc = max(values["train_acc"], self._best_epoch_acc or 0.0)
         if values["train_loss"] is not None:
@@ -213,6 +249,9 @@ class Monitor:
         if not self._detached:
             self._notify("detach")  # e.g. the widget shows the last steps its throttle held back
         self._hooks.remove()
+        if self._unlink is not None:
+            self._unlink()
+            self._unlink = None
         self._detached = True
 
     def on_change(self, callback: Callable[[Change], None]) -> Callable[[], None]:
@@ -294,8 +333,12 @@ class Monitor:
 
     def _observed(self, code: str, present: bool, alpha: float | None = None) -> bool:
         """Count consecutive observations; True once more than ``alpha`` in a row."""
-        self._streak[code] = self._streak.get(code, 0) + 1 if present else 0
-        return self._streak[code] > (self.thresholds["alpha"] if alpha is None else alpha)
+        self._first_judged.setdefault(code, self.step_count)
+        streak = self._streak.get(code, 0) + 1 if present else 0
+        if streak == 1:
+            self._streak_start[code] = self.step_count
+        self._streak[code] = streak
+        return streak > (self.thresholds["alpha"] if alpha is None else alpha)
 
     def _gradient_checks(self, stats: CaptureStats, norms: list[float], best: float | None) -> None:
         t, names = self.thresholds, self._hooks.layer_names
@@ -311,15 +354,17 @@ class Monitor:
             self._report(vanishing)
         if report_exploding:
             self._report(exploding)
-        if not stats.has_hidden_layers or not rules.accuracy_is_low(best, t):
-            return
+        if not stats.has_hidden_layers or not rules.accuracy_is_low(best, t) or stats.zero_scale:
+            return  # a zero-initialised branch passes no gradient until its scale moves: not dead
         dying = rules.dying_relu(stats.per_neuron_grads(), self._hooks.hidden_widths, best, t)
         if self._observed("dying_relu", dying is not None):
             self._report(dying)
 
     def _input_checks(self, rms: float, inputs: torch.Tensor, best: float | None) -> None:
         nonfinite = rules.nonfinite_input(rms, self.step_count, best)
+        self._seen.input_rms = rms
         if nonfinite is not None:
+            self._seen.nonfinite_input = True
             self._report(nonfinite)
             return
         unnormalized = rules.unnormalized_input(rms, self.thresholds)
@@ -350,14 +395,38 @@ class Monitor:
     def _epoch_checks(self) -> None:
         t = self.thresholds
         accs = [e["train_acc"] for e in self.epochs if e["train_acc"] is not None]
-        self._report(rules.oscillating_accuracy(accs, t))
+        last = self.epochs[-1]
+        self._report(rules.oscillating_accuracy(accs, t, last["train_n"]))
         self._report(rules.slow_convergence(accs, t))
         both = [e for e in self.epochs if e["val_acc"] is not None and e["train_acc"] is not None]
-        self._report(rules.overfitting([e["train_acc"] for e in both], [e["val_acc"] for e in both], t))
+        train, val = [e["train_acc"] for e in both], [e["val_acc"] for e in both]
+        self._report(rules.overfitting(train, val, t, last["val_n"]))
         if self.task and self.loss_name and self._activation:
             best = max(accs) if accs else None
             self._report(rules.improper_output_activation(self.task, self.loss_name, self._activation, best, t))
             self._report(rules.improper_loss(self.task, self.loss_name, best, t))
+
+    # ------------------------------------------------------------ a linked recorder
+
+    def _link(self, recorder: Recorder) -> None:
+        if not isinstance(recorder, Recorder):
+            raise TypeError(
+                f"recorder must be the nbdebug.Recorder recording this training, or None; got {type(recorder).__name__}"
+            )
+        self._recorder = recorder
+        captured = recorder.epochs()
+        self._last_capture = captured[-1] if captured else None
+        if distributed.is_writer():  # rank 0 reads the recorded epochs
+            self._watch = RepresentationWatch(recorder.path, self.thresholds)
+            self._run_val_n = self._watch.test_size
+            self._unlink = recorder.on_capture(self._captured)
+
+    def _captured(self, epoch: int) -> None:
+        """The checks of a freshly captured epoch's representations."""
+        self._last_capture = epoch
+        for finding in self._watch.check(epoch) if self._watch is not None else []:
+            self._seen.noisy_labels |= finding.code == "memorizing_noisy_labels"
+            self._report(finding)
 
     # ------------------------------------------------------------ reporting
 
@@ -391,12 +460,16 @@ class Monitor:
                 existing.severity = ERROR
                 self._emit(existing)
             return
+        self._seen.from_start = self._streak_start.get(code) == self._first_judged.get(code, -1)
+        cause = diagnosis.diagnose(code, evidence, self._arch, self._seen, self.thresholds["input_scale"])
+        said = CAUSE_TEXT.get(code, {}).get(cause)
         warning = TrainingWarning(
             code=code,
             severity=severity,
             title=message.title,
-            explanation=message.explanation.format(**fields),
-            fix=message.fix.format(**fields),
+            explanation=message.explanation.format(**fields) + (DETAILS["cause"].format(text=said) if said else ""),
+            fix=(fix_for(code, cause, self._arch.family) or message.fix).format(**fields),
+            cause=cause,
             epoch=self.epoch,
             step=self.step_count,
             evidence=evidence,
@@ -409,6 +482,8 @@ class Monitor:
     def _emit(self, warning: TrainingWarning) -> None:
         if not distributed.is_writer():
             return  # under torch.distributed rank 0 reports, every rank keeps the warnings
+        if self._recorder is not None:
+            journal.append_warning(self._recorder.path, warning, self._last_capture)
         self._notify("warning")
         if self._widget is not None:
             logger.debug("%s", warning)  # the widget shows it

@@ -68,18 +68,27 @@ def nonfinite_gradient(
     return Finding("exploding_gradient", evidence, severity=ERROR)
 
 
+def first_signal_layer(norms: Sequence[float]) -> int:
+    """Index of the first layer that received gradient (norm above 0): the layer the gradient
+    rules compare with the last. Layers before it got none at all this step (a zero-initialised
+    branch, a layer the step did not use), which is not a vanishing gradient."""
+    return next((i for i, value in enumerate(norms) if value > 0), len(norms) - 1)
+
+
 def _gradient_ratio(norms: Sequence[float]) -> float:
-    """First-layer / last-layer gradient norm (infinite without a last-layer gradient)."""
-    first, last = norms[0], norms[-1]
+    """First signal layer's / last layer's gradient norm (infinite without a last-layer gradient)."""
+    first, last = norms[first_signal_layer(norms)], norms[-1]
     return first / last if last > 0 else (math.inf if first > 0 else 1.0)
 
 
 def _gradient_flow(layer_names: Sequence[str], norms: Sequence[float], best_acc: float | None) -> dict[str, Any]:
-    """Evidence of the gradient rules: first and last layer's gradient norms and their ratio."""
+    """Evidence of the gradient rules: first signal layer's and last layer's gradient norms and
+    their ratio."""
+    first = first_signal_layer(norms)
     return {
-        "first_layer": layer_names[0],
+        "first_layer": layer_names[first],
         "last_layer": layer_names[-1],
-        "first_norm": norms[0],
+        "first_norm": norms[first],
         "last_norm": norms[-1],
         "ratio": _gradient_ratio(norms),
         "best_acc": format_accuracy(best_acc),
@@ -87,13 +96,22 @@ def _gradient_flow(layer_names: Sequence[str], norms: Sequence[float], best_acc:
     }
 
 
+def _compared(norms: Sequence[float], best_acc: float | None, t: Thresholds) -> bool:
+    """Whether the gradient rules apply: two layers with gradient to compare, accuracy low."""
+    return first_signal_layer(norms) < len(norms) - 1 and accuracy_is_low(best_acc, t)
+
+
 def vanishing_gradient(
     layer_names: Sequence[str], norms: Sequence[float], best_acc: float | None, t: Thresholds
 ) -> Finding | None:
     """AutoTrainer VG: first / last layer gradient norm <= beta1 and first norm <= beta2, while
-    accuracy is low. ``norms`` are the finite gradient norms of the parametric layers in order."""
-    deep = len(norms) > 1 and accuracy_is_low(best_acc, t)
-    if deep and _gradient_ratio(norms) <= t["beta1"] and norms[0] <= t["beta2"]:
+    accuracy is low. ``norms`` are the finite gradient norms of the gradient layers in order
+    (embeddings and recurrent input weights included); the first layer is the first that got
+    any gradient (deviation: the paper takes the first layer)."""
+    if not _compared(norms, best_acc, t):
+        return None
+    first = norms[first_signal_layer(norms)]
+    if _gradient_ratio(norms) <= t["beta1"] and first <= t["beta2"]:
         return Finding("vanishing_gradient", _gradient_flow(layer_names, norms, best_acc))
     return None
 
@@ -101,8 +119,9 @@ def vanishing_gradient(
 def exploding_gradient(
     layer_names: Sequence[str], norms: Sequence[float], step: int, best_acc: float | None, t: Thresholds
 ) -> Finding | None:
-    """AutoTrainer EG: first / last layer gradient norm >= beta3, while accuracy is low."""
-    if not (len(norms) > 1 and accuracy_is_low(best_acc, t) and _gradient_ratio(norms) >= t["beta3"]):
+    """AutoTrainer EG: first / last layer gradient norm >= beta3, while accuracy is low (the first
+    layer as in :func:`vanishing_gradient`)."""
+    if not (_compared(norms, best_acc, t) and _gradient_ratio(norms) >= t["beta3"]):
         return None
     flow = _gradient_flow(layer_names, norms, best_acc)
     return Finding("exploding_gradient", {**flow, "detail": DETAILS["gradient_ratio"].format(step=step, **flow)})
@@ -202,8 +221,22 @@ def large_layer_output(
 # ---------------------------------------------------------------- epoch-level trends
 
 
-def oscillation_swings(accs: Sequence[float], zeta: float) -> list[float]:
-    """AutoTrainer OL: gaps A[i] - B[i] >= zeta between the i-th local maximum and minimum."""
+def sampling_noise(a: float, b: float, n: int | None, t: Thresholds) -> float:
+    """How far two accuracies ``a`` and ``b`` measured on ``n`` samples each can differ by chance:
+    ``noise_z`` standard errors of the difference of two proportions, sqrt(2 p (1 - p) / n) with
+    p their mean (p (1 - p) at least 1/n: one sample's flip). 0 when ``n`` is unknown."""
+    if not n:
+        return 0.0
+    p = (a + b) / 2
+    return t["noise_z"] * math.sqrt(2 * max(p * (1 - p), 1 / n) / n)
+
+
+def oscillation_swings(
+    accs: Sequence[float], zeta: float, n: int | None = None, t: Thresholds | None = None
+) -> list[float]:
+    """AutoTrainer OL: gaps A[i] - B[i] >= zeta between the i-th local maximum and minimum;
+    with ``n`` (the samples each accuracy was measured on) and ``t``, a gap must also exceed
+    their :func:`sampling_noise`."""
     peaks, troughs = [], []
     for i in range(1, len(accs) - 1):
         if accs[i] > accs[i - 1] and accs[i] >= accs[i + 1]:
@@ -212,15 +245,17 @@ def oscillation_swings(accs: Sequence[float], zeta: float) -> list[float]:
             troughs.append(accs[i])
     if len(accs) >= 2 and accs[-1] < accs[-2]:
         troughs.append(accs[-1])  # a fall at the end is a trough we can already see
-    return [a - b for a, b in zip(peaks, troughs, strict=False) if a - b >= zeta]
+    noise = (lambda a, b: sampling_noise(a, b, n, t)) if t is not None else (lambda a, b: 0.0)
+    return [a - b for a, b in zip(peaks, troughs, strict=False) if a - b >= max(zeta, noise(a, b))]
 
 
-def oscillating_accuracy(accs: Sequence[float], t: Thresholds) -> Finding | None:
+def oscillating_accuracy(accs: Sequence[float], t: Thresholds, n: int | None = None) -> Finding | None:
     """AutoTrainer OL over the training accuracy of each epoch: at least eta swings of zeta
-    per epoch. Deviation: judged only from ``trend_epochs`` epochs on."""
+    per epoch. Deviations: judged only from ``trend_epochs`` epochs on, and with ``n`` (training
+    samples per epoch) a swing must exceed the sampling noise of accuracies on n samples."""
     if len(accs) < t["trend_epochs"]:
         return None
-    swings = oscillation_swings(accs, t["zeta"])
+    swings = oscillation_swings(accs, t["zeta"], n, t)
     if len(swings) / len(accs) < t["eta"]:
         return None
     return Finding(
@@ -245,23 +280,36 @@ def slow_convergence(accs: Sequence[float], t: Thresholds) -> Finding | None:
     return Finding("slow_convergence", {"delta": t["delta"], "epochs": len(accs), "accs": shown})
 
 
-def overfitting(train: Sequence[float], val: Sequence[float], t: Thresholds) -> Finding | None:
-    """SCRAM overfitting: validation accuracy fell over two epochs while training accuracy rose
-    (``train`` and ``val`` are the accuracies of the epochs that have both).
+def overfitting(
+    train: Sequence[float], val: Sequence[float], t: Thresholds, val_n: int | None = None
+) -> Finding | None:
+    """SCRAM overfitting: validation accuracy falls while training accuracy rises (``train`` and
+    ``val`` are the accuracies of the epochs that have both).
 
-    Deviation: the fall must total ``overfit_drop`` and validation must end ``overfit_gap``
-    below training accuracy, so that a small validation set wobbling on a hard dataset is not
-    reported.
+    Deviations, so that a validation set wobbling by chance is not reported: the last two
+    epochs must both lie below the best validation accuracy before them (the peak) by more than
+    ``overfit_drop`` and, with ``val_n`` (the validation samples), by more than the
+    :func:`sampling_noise` of two accuracies on val_n samples (a two-proportion z-test at
+    ``noise_z``); training accuracy must have risen since the peak, and validation accuracy
+    must end ``overfit_gap`` below training accuracy. Comparing with the peak, not just the
+    last three epochs, also catches a slow, steady fall.
     """
     if len(train) < 3 or len(val) < 3:
         return None
-    v0, v1, v2 = val[-3:]
-    t0, t1, t2 = train[-3:]
-    if not (v2 < v1 < v0 and v0 - v2 >= t["overfit_drop"] and t2 > t1 > t0 and t2 - v2 >= t["overfit_gap"]):
+    peak = int(np.argmax(val[:-2]))
+    best, recent = val[peak], max(val[-2:])
+    margin = max(t["overfit_drop"], sampling_noise(best, recent, val_n, t))
+    if not (best - recent > margin and train[-1] > train[peak] and train[-1] - val[-1] >= t["overfit_gap"]):
         return None
+    shown = [peak, len(val) - 2, len(val) - 1]
     return Finding(
         "overfitting",
-        {"val": " → ".join(f"{v:.1%}" for v in val[-3:]), "train": " → ".join(f"{v:.1%}" for v in train[-3:])},
+        {
+            "val": " → ".join(f"{val[i]:.1%}" for i in shown),
+            "train": " → ".join(f"{train[i]:.1%}" for i in shown),
+            "peak_epochs_ago": len(val) - 1 - peak,
+            "margin": margin,
+        },
     )
 
 

@@ -35,6 +35,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # samples: more than noise_z standard errors of a difference of two such accuracies.
     "noise_z": 2.0,
     "dropout_max": 0.5,  # static: dropout probability above this
+    # Checks of the recorded representations (nbdebug.monitor.geometry), new here:
+    "collapse_ratio": 0.5,  # class collapse: separation below this share of its best ...
+    "collapse_min": 0.2,  # ... when the best was at least this
+    "suspect_agreement": 0.1,  # a suspect's label: shared by at most this share of its neighbours
+    "memorized_share": 0.02,  # memorization: reported from this share of the training samples
 }
 
 # A learning rate outside [low, high] is flagged for these optimizers (static check).

@@ -13,7 +13,7 @@ class TrainingWarning:
     ``epoch`` and ``step`` are where it was first seen (epochs finished and steps taken; 0, 0
     for static checks, before the first step); ``evidence`` holds the numbers and layer names
     that triggered it; ``cause`` names the most likely of the problem's known causes (e.g.
-    ``"learning_rate"``, see :data:`nbdebug.monitor.messages.CAUSES`), which the explanation
+    ``"learning_rate"``, see :data:`nbdebug.monitor.causes.CAUSES`), which the explanation
     states and the fix addresses.
     """
 
