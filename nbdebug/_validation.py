@@ -2,7 +2,7 @@
 
     <name> must be <rule>, got <value>[; <hint>]
 
-Each check returns the value it was given, unchanged.
+Each check returns the value it was given, unchanged (``check_scalar``: as a float).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 T = TypeVar("T")
 
@@ -100,3 +101,17 @@ def check_sample_indices(name: str, values: Any, n: int) -> np.ndarray:
         bad = ints[(ints < 0) | (ints >= n)]
         raise IndexError(f"{name} holds {bad[:5].tolist()}, outside 0..{n - 1}; pass indices of samples of this run")
     return ints
+
+
+def check_scalar(name: str, value: Any) -> float:
+    """A number or a one-element tensor (e.g. a loss), as a float."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must be a scalar (one number), got a tensor of shape {tuple(value.shape)}; "
+                f"pass e.g. loss (the mean over the batch), not the per-sample values"
+            )
+        return value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number or a one-element tensor, got {type(value).__name__}")
+    return float(value)

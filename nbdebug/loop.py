@@ -146,8 +146,9 @@ class Trainer:
         calls = trace(model, probe)
         self._activation = output_activation(out, calls[-1].module if calls else None, setup.loss_name)
         fired: list[TrainingWarning] = []
+        recorder = self._recorder(model, setup)
         mon = (
-            Monitor(model, optimizer=optimizer, loss_fn=setup.loss, thresholds=self.thresholds)
+            Monitor(model, optimizer=optimizer, loss_fn=setup.loss, thresholds=self.thresholds, recorder=recorder)
             if self.monitor
             else None
         )
@@ -164,7 +165,6 @@ class Trainer:
 
             mon.on_change(on_change)
             self.display.watch(mon)
-        recorder = self._recorder(model, setup)
         last_healthy = checkpoint
         stopped = None
         generator = torch.Generator()
@@ -207,7 +207,14 @@ class Trainer:
                 if self.val is not None:
                     val_loss, val_acc, _ = self._evaluate(model, setup, self.val)
                 if mon is not None:
-                    mon.epoch_end(train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc)
+                    mon.epoch_end(
+                        train_loss=train_loss,
+                        train_acc=train_acc,
+                        val_loss=val_loss,
+                        val_acc=val_acc,
+                        train_n=int(seen_n) or None,
+                        val_n=len(self.val) if self.val is not None else None,
+                    )
                 row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
                 history.append({**row, "val_loss": val_loss, "val_acc": val_acc})
                 bar.set_postfix(loss=f"{train_loss:.3g}", acc=f"{train_acc:.1%}")

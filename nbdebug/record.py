@@ -259,6 +259,11 @@ class Recorder:
         """The epochs captured so far."""
         return list(self._epochs)
 
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        """The number of samples of each split recorded ("train", and "test", "unlabeled" if given)."""
+        return {s["name"]: s["stop"] - s["start"] for s in self._info["splits"]}
+
     def on_capture(self, callback: Callable[[int], None]) -> Callable[[], None]:
         """Call ``callback(epoch)`` after each epoch is written (on rank 0 under
         torch.distributed), e.g. a linked Monitor's checks of the representations. Returns a

@@ -132,7 +132,7 @@ class MonitorCallback(Callback):
         if self.monitor is None or trainer.sanity_checking:
             return
         logged = scalars(trainer.callback_metrics)
-        values = {key: logged.get(name) if name else None for key, name in self.names.items()}
+        values: dict[str, Any] = {key: logged.get(name) if name else None for key, name in self.names.items()}
         if values["train_loss"] is None and self._losses:
             values["train_loss"] = sum(self._losses) / len(self._losses)
         self._losses.clear()

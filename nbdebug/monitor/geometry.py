@@ -118,24 +118,23 @@ def memorizing_noisy_labels(
 class RepresentationWatch:
     """The geometry checks over a run being recorded: the tracked training samples, the
     suspects so far, and each captured epoch's separation and memorized count. Reads the
-    captured epochs from the run directory."""
+    captured epochs from the run directory (the run is readable from its first epoch on)."""
 
     def __init__(self, path: Path, t: Thresholds):
-        run = load_run(path)
         self.path, self.t = path, t
-        test = run.splits.get("test")
-        self.test_size = test.stop - test.start if test is not None else None
-        labels = run.labels[run.splits["train"]]
-        self.n_train = len(labels)
-        self.tracked = tracked_samples(self.n_train)
-        self.labels = labels[self.tracked]
-        self.suspected = np.zeros(len(self.tracked), dtype=bool)
+        self.n_train = 0
+        self.tracked = self.labels = np.arange(0)
+        self.suspected = np.zeros(0, dtype=bool)
         self.history: list[tuple[int, float, float]] = []
         self.counts: list[tuple[int, int]] = []
 
     def check(self, epoch: int) -> list[Finding]:
         """Check one captured epoch: its training samples' representations and predictions."""
         run = load_run(self.path)
+        if not self.history:  # the first captured epoch: the run can be read now
+            labels = run.labels[run.splits["train"]]
+            self.n_train, self.tracked = len(labels), tracked_samples(len(labels))
+            self.labels, self.suspected = labels[self.tracked], np.zeros(len(self.tracked), dtype=bool)
         rows = run.indices("train")[self.tracked]
         x = np.asarray(run.representations(epoch)[rows], dtype=np.float32)
         if not np.isfinite(x).all():

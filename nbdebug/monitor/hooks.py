@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -136,7 +136,8 @@ class LayerHooks:
             [out_bias] if isinstance(out_bias, torch.Tensor) and out_bias.requires_grad else []
         )
         self._grad_params: list[torch.Tensor] = self._norm_params + [
-            m.bias if has_bias else m.weight for (_, m), has_bias in zip(self._neurons, self._neuron_bias, strict=True)
+            cast("torch.Tensor", m.bias if has_bias else m.weight)
+            for (_, m), has_bias in zip(self._neurons, self._neuron_bias, strict=True)
         ]
         self._outputs: dict[str, torch.Tensor] = {}
         self._grad_refs: list[torch.Tensor | None] | None = None

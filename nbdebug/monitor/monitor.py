@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import distributed
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_scalar
 from ..record import Recorder
 from . import diagnosis, journal, rules
 from .causes import CAUSE_TEXT, fix_for
@@ -174,7 +174,7 @@ class Monitor:
             self._epoch_samples += batch.shape[0]
             self._seen.batch_size = batch.shape[0]
         if loss is not None:
-            loss_value = distributed.mean_across_ranks(self._scalar(loss, "loss"))
+            loss_value = distributed.mean_across_ranks(check_scalar("loss", loss))
             self.step_losses.append(loss_value)
             if not np.isfinite(loss_value) and inputs is not None and inputs.is_floating_point():
                 self._seen.nonfinite_input |= not bool(torch.isfinite(inputs).all())  # why: data?
@@ -219,7 +219,7 @@ class Monitor:
             ("val_loss", val_loss),
             ("val_acc", val_acc),
         ):
-            number = None if value is None else distributed.mean_across_ranks(self._scalar(value, name))
+            number = None if value is None else distributed.mean_across_ranks(check_scalar(name, value))
             if name.endswith("acc") and number is not None and not 0 <= number <= 1:
                 raise ValueError(
                     f"epoch_end({name}=...) must be a fraction in [0, 1], got {number!r}; "
@@ -414,11 +414,11 @@ class Monitor:
                 f"recorder must be the nbdebug.Recorder recording this training, or None; got {type(recorder).__name__}"
             )
         self._recorder = recorder
-        captured = recorder.epochs()
+        captured = recorder.epochs
         self._last_capture = captured[-1] if captured else None
         if distributed.is_writer():  # rank 0 reads the recorded epochs
             self._watch = RepresentationWatch(recorder.path, self.thresholds)
-            self._run_val_n = self._watch.test_size
+            self._run_val_n = recorder.split_sizes.get("test")
             self._unlink = recorder.on_capture(self._captured)
 
     def _captured(self, epoch: int) -> None:
@@ -429,19 +429,6 @@ class Monitor:
             self._report(finding)
 
     # ------------------------------------------------------------ reporting
-
-    @staticmethod
-    def _scalar(value: Any, name: str) -> float:
-        if isinstance(value, torch.Tensor):
-            if value.numel() != 1:
-                raise ValueError(
-                    f"{name} must be a scalar (one number), got a tensor of shape {tuple(value.shape)}; "
-                    f"pass e.g. loss (the mean over the batch), not the per-sample values"
-                )
-            return value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-            raise TypeError(f"{name} must be a number or a one-element tensor, got {type(value).__name__}")
-        return float(value)
 
     def _report(self, finding: Finding | None) -> None:
         """Add a warning for ``finding``, or merge a repeated detection into the existing one.
