@@ -82,8 +82,13 @@ function createLandscape(model, el) {
   const timeline = createWarningTimeline(track, main, {
     onOpen: (marker) => {
       if (playing) stop();
-      goTo(marker.index); // as the slider would, settled
-      showWarnings(marker.epoch);
+      goTo(marker.index, { settle: false });
+      // Settled as the slider would, with the panel shown: one message, so the kernel has both
+      // before it runs a cell sent after the click (a second message would wait for the first).
+      model.set("epoch", marker.epoch);
+      model.set("shown_warnings_epoch", marker.epoch);
+      model.save_changes();
+      timeline.show(marker.epoch);
     },
     onClose: () => showWarnings(-1),
   });
@@ -683,7 +688,7 @@ const STYLE = `
 .nbdebug-tooltip { position: absolute; pointer-events: none; background: rgba(255,255,255,0.95); z-index: 1;
   border: 1px solid #bbb; border-radius: 3px; padding: 2px 6px; white-space: nowrap; font-size: 12px; }
 .nbdebug-controls { display: flex; align-items: center; gap: 10px; margin-top: 6px; }
-.nbdebug-timeline { flex: 1; position: relative; }
+.nbdebug-timeline { flex: 1; min-width: 130px; position: relative; }
 .nbdebug-slider { display: block; width: 100%; margin: 0; }
 .nbdebug-warning-marks { position: relative; height: 10px; }
 .nbdebug-warning-mark { position: absolute; top: 0; width: 8px; height: 10px; margin-left: -4px; padding: 0;
