@@ -1,6 +1,7 @@
 // The landscape widget: every sample as a dot at each recorded epoch over the class
 // territories, a timeline, pan and zoom, lasso and box selection, queries, a per-sample panel
-// with the sample's trail, the samples-of-interest panel and relabelling.
+// with the sample's trail, the samples-of-interest panel and relabelling, and the training
+// monitor's warnings marked on the timeline.
 // Each epoch's positions (a frame) are asked of the kernel as they are needed, the shown one
 // first; animation runs here, and the kernel hears only the epoch and the view the page
 // settles on, the selection, the sample inspected, queries, feedback and relabels.
@@ -18,6 +19,7 @@ import { createPanel, thumbnail } from "./lib/panel.js";
 import { createPixelRenderer } from "./lib/pixels.js";
 import { answerLocally } from "./lib/query.js";
 import { createSamplePanel } from "./lib/sample.js";
+import { createWarningTimeline } from "./lib/timeline.js";
 import { createToolbar } from "./lib/toolbar.js";
 import {
   blend,
@@ -72,10 +74,24 @@ function createLandscape(model, el) {
   const tooltip = element("div", "nbdebug-tooltip", stage);
   const controls = element("div", "nbdebug-controls", main);
   const play = element("button", "nbdebug-play", controls);
-  const slider = element("input", "nbdebug-slider", controls);
+  const track = element("div", "nbdebug-timeline", controls);
+  const slider = element("input", "nbdebug-slider", track);
   const label = element("span", "nbdebug-epoch", controls);
   const trust = element("span", "nbdebug-trust", controls);
   const reset = element("button", "nbdebug-reset-view", controls);
+  const timeline = createWarningTimeline(track, main, {
+    onOpen: (marker) => {
+      if (playing) stop();
+      goTo(marker.index, { settle: false });
+      // Settled as the slider would, with the panel shown: one message, so the kernel has both
+      // before it runs a cell sent after the click (a second message would wait for the first).
+      model.set("epoch", marker.epoch);
+      model.set("shown_warnings_epoch", marker.epoch);
+      model.save_changes();
+      timeline.show(marker.epoch);
+    },
+    onClose: () => showWarnings(-1),
+  });
   const status = element("div", "nbdebug-status", main);
   trust.title =
     "How far to trust this frame (training samples, estimated on up to 2,000 of them, ± a 95% bound): " +
@@ -174,6 +190,8 @@ function createLandscape(model, el) {
       testCode: data.splitNames.indexOf("test"),
     });
     slider.max = String(Math.max(epochs.length - 1, 0));
+    timeline.set(model.get("warnings"), epochs);
+    timeline.show(model.get("shown_warnings_epoch"));
     thumbnails = new Map();
     renderLegend();
     const present = data.splitNames.map((_, code) => data.splits.includes(code));
@@ -266,6 +284,15 @@ function createLandscape(model, el) {
       swatch.style.background = colour(i);
       element("span", "", item).textContent = name; // class names are data: text, never HTML
     });
+  }
+
+  // The panel of the warnings at `epoch` (-1: closed), and the kernel told which.
+  function showWarnings(epoch) {
+    timeline.show(epoch);
+    if (model.get("shown_warnings_epoch") !== epoch) {
+      model.set("shown_warnings_epoch", epoch);
+      model.save_changes();
+    }
   }
 
   function showStatus() {
@@ -563,6 +590,11 @@ function createLandscape(model, el) {
     showLabel(current);
   });
   model.on("change:frame_quality", () => showLabel(current));
+  model.on("change:warnings", () => {
+    timeline.set(model.get("warnings"), data.epochs);
+    timeline.show(model.get("shown_warnings_epoch"));
+  });
+  model.on("change:shown_warnings_epoch", () => timeline.show(model.get("shown_warnings_epoch")));
   model.on("change:status", showStatus);
   // Traits that change together arrive in one message: decoded once, after its last change.
   const onceAfter = (fn) => {
@@ -656,7 +688,25 @@ const STYLE = `
 .nbdebug-tooltip { position: absolute; pointer-events: none; background: rgba(255,255,255,0.95); z-index: 1;
   border: 1px solid #bbb; border-radius: 3px; padding: 2px 6px; white-space: nowrap; font-size: 12px; }
 .nbdebug-controls { display: flex; align-items: center; gap: 10px; margin-top: 6px; }
-.nbdebug-slider { flex: 1; }
+.nbdebug-timeline { flex: 1; min-width: 130px; position: relative; }
+.nbdebug-slider { display: block; width: 100%; margin: 0; }
+.nbdebug-warning-marks { position: relative; height: 10px; }
+.nbdebug-warning-mark { position: absolute; top: 0; width: 8px; height: 10px; margin-left: -4px; padding: 0;
+  border: 0; border-radius: 2px; background: #ef6c00; cursor: pointer; }
+.nbdebug-warning-mark[data-severity="error"] { background: #c62828; }
+.nbdebug-warnings { border: 1px solid #ddd; border-radius: 4px; padding: 6px; margin-top: 6px; font-size: 12px; }
+.nbdebug-warnings-header { display: flex; justify-content: space-between; font-weight: 600; }
+.nbdebug-warnings-close { border: 0; background: none; cursor: pointer; font-size: 14px; }
+.nbdebug-warning { border-left: 3px solid #ef6c00; padding: 2px 6px; margin-top: 6px; }
+.nbdebug-warning[data-severity="error"] { border-left-color: #c62828; }
+.nbdebug-warning-title { display: flex; gap: 8px; align-items: baseline; }
+.nbdebug-warning-severity { text-transform: uppercase; font-size: 10px; color: #ef6c00; }
+.nbdebug-warning[data-severity="error"] .nbdebug-warning-severity { color: #c62828; }
+.nbdebug-warning-name { font-weight: 600; }
+.nbdebug-warning-code, .nbdebug-warning-fix-label { color: #777; font-size: 11px; }
+.nbdebug-warning-explanation { margin: 2px 0; }
+.nbdebug-warning-fix { margin: 2px 0 0; padding: 4px 6px; background: #f6f6f6; border-radius: 3px; overflow-x: auto;
+  font-size: 11px; }
 .nbdebug-trust { color: #777; font-size: 12px; cursor: help; }
 .nbdebug-status { color: #777; font-size: 12px; min-height: 1em; }
 .nbdebug-play { min-width: 80px; }

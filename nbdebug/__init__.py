@@ -1,12 +1,13 @@
 """nbdebug: a time-travelling debugger for PyTorch classifiers in Jupyter notebooks."""
 
+from .display import show
 from .fit import FitResult, fit
 from .landscape.visualizer import TimeTravelVisualizer
 from .monitor import Monitor
 from .record import NonFiniteWarning, Recorder
 from .run import Run, RunFormatError, load_run
 from .session import Session
-from .widget import Landscape, show
+from .widget import Landscape
 
 __all__ = [
     "FitResult",

@@ -27,9 +27,6 @@ from .repair.setup import LOSSES, OPTIMIZERS, Setup, output_activation
 from .repair.surgery import Standardized, trace
 from .run import Run, load_run
 
-# The warnings the monitor reports from epoch_end(), not from a step.
-EPOCH_END_CODES = ("oscillating_loss", "slow_convergence", "overfitting", "improper_output_activation", "improper_loss")
-
 
 @dataclass
 class FitResult:
@@ -51,31 +48,13 @@ class FitResult:
     trainings: int = 1
 
     def show(self) -> Any:
-        """The landscape of the recorded run, under a strip of its epochs with the ones where
-        warnings fired marked."""
+        """The landscape of the recorded run, the monitor's warnings marked on its timeline
+        (read from the run's ``warnings.jsonl``)."""
         if self.run is None:
             raise ValueError("show() needs a recorded run; pass record='runs/name' to nbdebug.fit")
-        import ipywidgets
+        from .display import show
 
-        from .widget import show
-
-        fired: dict[int, list[str]] = {}
-        for w in self.warnings:
-            # w.epoch counts the epochs finished when it fired: at an epoch end (the trend and
-            # mismatch checks) that epoch, during training the next one, before it epoch 1
-            at_end = w.code in EPOCH_END_CODES and w.step > 0
-            fired.setdefault(w.epoch if at_end else w.epoch + 1, []).append(w.code)
-        cells = []
-        for e in self.run.epochs:
-            codes = fired.get(e, [])
-            color = "#ff7f0e" if codes else "#e8e8e8"
-            tip = ", ".join(codes) or "no warning"
-            cells.append(
-                f"<span title='epoch {e}: {tip}' style='display:inline-block;width:14px;height:10px;"
-                f"margin:0 1px;background:{color}'></span>"
-            )
-        strip = ipywidgets.HTML("<div>warnings by epoch: " + "".join(cells) + "</div>")
-        return ipywidgets.VBox([strip, show(self.run)])
+        return show(self.run)
 
     def __repr__(self) -> str:
         last = self.history[-1] if self.history else {}

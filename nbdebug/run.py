@@ -17,6 +17,9 @@ This docstring is the one description of the on-disk format (version 1)::
       epochs/.tmp-*             an epoch being written; readers ignore it
       feedback.jsonl            the user's accept / reject answers, appended as given
                                 (written by Session; format in nbdebug.interest.feedback)
+      warnings.jsonl            the training monitor's warnings, appended as reported when a
+                                Monitor is linked with the Recorder; shown on the landscape's
+                                timeline (format in nbdebug.monitor.journal)
       attributes-<mode>.npz     Session's per-sample attributes for mode "default" or "paper", a
                                 cache: "scores" float32 (n, n_attributes), "names" str
                                 (n_attributes,), "key" a JSON string of what they were computed

@@ -1,6 +1,6 @@
-"""The notebook widget: every sample as a dot over the epochs of a run, with a timeline, pan
-and zoom, lasso and box selection, queries, a per-sample panel with its trail, the
-samples-of-interest panel, and relabelling.
+"""The notebook widget: every sample as a dot over the epochs of a run, with a timeline (the
+monitor's warnings marked on it), pan and zoom, lasso and box selection, queries, a per-sample
+panel with its trail, the samples-of-interest panel, and relabelling.
 
 The first frame comes first: ``show()`` returns once the dots of the epoch shown and its
 class territories can be drawn, and what is slow (the attributes and learner behind the
@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anywidget
 import numpy as np
@@ -27,13 +27,9 @@ from ._validation import check_int
 from .head import rebuild_note
 from .inspect import sample_detail
 from .landscape.territories import PALETTE
-from .monitor import Monitor
-from .run import Run
+from .monitor.journal import TEXT_FIELDS, landscape_warnings
 from .session import Session
 from .transport import frame_quality, from_page_buffer, indices_bytes, page_indices, send_frames
-
-if TYPE_CHECKING:
-    from .monitor.widget import MonitorWidget
 
 STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger("nbdebug")
@@ -74,9 +70,13 @@ class Landscape(anywidget.AnyWidget):
     keeps at most ``position_budget`` bytes of them, and two frames at least (messages stay
     under 10 MB); it animates between frames and reports only the epoch and the view it
     settles on. ``status`` says what is still being computed; :meth:`wait` waits for it.
-    ``renderer`` is "pixels" (the default: one image buffer per frame, fast on any machine)
-    or "canvas" (Canvas 2D paths). The page reads ``renderer`` and ``position_budget`` when
-    it draws the widget: give them to ``show()``.
+    ``warnings`` are the monitor's warnings saved in the run (``warnings.jsonl``, read when the
+    widget is made; :func:`nbdebug.monitor.journal.landscape_warnings`), marked on the timeline
+    at their epochs; ``shown_warnings_epoch`` is the epoch whose warnings the page shows in its
+    panel (a click on a marker sets it and moves there), -1 for none. ``renderer`` is
+    "pixels" (the default: one image buffer per frame, fast on any machine) or "canvas"
+    (Canvas 2D paths). The page reads ``renderer`` and ``position_budget`` when it draws the
+    widget: give them to ``show()``.
 
     The background job and the kernel's thread both write traits; ``_sync`` lets one at a
     time do so, and is never held while waiting for the session.
@@ -128,6 +128,9 @@ class Landscape(anywidget.AnyWidget):
     misplaced_epoch = traitlets.Int(-1).tag(sync=True)
     _misplaced_territory = traitlets.Bytes(b"").tag(sync=True)
     _misplaced_neighbours = traitlets.Bytes(b"").tag(sync=True)
+    # Per saved warning: {"epoch", "code", "severity", "title", "explanation", "fix", "cause"}, all text.
+    warnings = traitlets.List(traitlets.Dict()).tag(sync=True)
+    shown_warnings_epoch = traitlets.Int(-1).tag(sync=True)
 
     _stop_listening = None  # set while the widget follows the session's answers and relabels
     _ready = False  # set once the first frame's state is in place
@@ -158,6 +161,7 @@ class Landscape(anywidget.AnyWidget):
             classes=run.classes,
             palette=list(PALETTE),
             epoch_metrics=[{k: v for k, v in run.metrics(e).items() if v is not None} for e in run.epochs],
+            warnings=landscape_warnings(run.path, run.epochs),
             status=f"{TASKS['recommendations' if recommendations else 'faithfulness']}…",
             **kwargs,
         )
@@ -199,6 +203,23 @@ class Landscape(anywidget.AnyWidget):
         if self.epochs and epoch not in self.epochs:
             raise traitlets.TraitError(f"epoch must be one of the recorded epochs {self.epochs}, got {epoch}")
         return epoch
+
+    @traitlets.validate("warnings")
+    def _valid_warnings(self, proposal: dict) -> list[dict]:
+        for w in proposal["value"]:
+            fields_ok = set(w) == {"epoch", *TEXT_FIELDS} and all(isinstance(w[name], str) for name in TEXT_FIELDS)
+            if not fields_ok or w["epoch"] not in self.epochs:
+                raise traitlets.TraitError(f"warnings must be landscape_warnings() records at recorded epochs, got {w}")
+        return proposal["value"]
+
+    @traitlets.validate("shown_warnings_epoch")
+    def _valid_shown_warnings(self, proposal: dict) -> int:
+        epochs = sorted({w["epoch"] for w in self.warnings})
+        if proposal["value"] != -1 and proposal["value"] not in epochs:
+            raise traitlets.TraitError(
+                f"shown_warnings_epoch must be -1 (none) or an epoch with warnings {epochs}, got {proposal['value']}"
+            )
+        return proposal["value"]
 
     @traitlets.validate("view")
     def _valid_view(self, proposal: dict) -> list[float]:
@@ -472,29 +493,3 @@ class Landscape(anywidget.AnyWidget):
             _rejected=indices_bytes(np.flatnonzero(answers == 0)),
             importance=importance,
         )
-
-
-def show(
-    obj: Run | Session | Monitor | str | Path, projection: Any = None, head_module: Any = None, **kwargs: Any
-) -> Landscape | MonitorWidget:
-    """Show a run in the notebook: ``nbdebug.show(run)``, ``show(session)`` or ``show("runs/demo")``;
-    or the live view of a training monitor: ``nbdebug.show(monitor)``.
-
-    ``projection`` ("visualizer", the default, or "pca") and ``head_module`` (for a custom
-    head) are passed to :class:`Session` when a run is given; other options (``epoch``,
-    ``recommendations``, ``view``, ``renderer``, ``position_budget``) go to :class:`Landscape`."""
-    if isinstance(obj, Monitor):
-        if kwargs or projection is not None or head_module is not None:
-            raise TypeError("show(monitor) takes no options")
-        return obj.widget
-    if isinstance(obj, Session):
-        if projection is not None or head_module is not None:
-            raise TypeError(
-                "show(session) uses the session's projection and head; pass projection= or head_module= to Session"
-            )
-        session = obj
-    elif isinstance(obj, (Run, str, Path)):
-        session = Session(obj, projection=projection, head_module=head_module)
-    else:
-        raise TypeError(f"show() takes a Run, a Session, a run directory path or a Monitor, got {type(obj).__name__}")
-    return Landscape(session, **kwargs)

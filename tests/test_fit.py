@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import nbdebug
 from nbdebug.fit import _infer, _loss
+from nbdebug.monitor.journal import append_warning
 from nbdebug.repair.data import Data
 
 
@@ -163,16 +164,17 @@ def test_record_writes_a_run_with_every_epoch(digits, tmp_path):
     assert again.run.epochs == [1]
 
 
-def test_show_marks_the_epochs_with_warnings_above_the_landscape(digits, tmp_path):
+def test_show_is_the_landscape_of_the_run_with_its_saved_warnings(digits, tmp_path):
     Xtr, ytr, Xva, yva = digits
     with caplog_quiet():
         result = nbdebug.fit(mlp(), (Xtr, ytr), (Xva, yva), epochs=3, optimizer="sgd", lr=3.0, record=tmp_path / "r")
-    assert [(w.code, w.epoch) for w in result.warnings][:1] == [("learning_rate_range", 0)]
-    box = result.show()
-    strip, landscape = box.children
-    assert isinstance(landscape, nbdebug.Landscape)
+    first = result.warnings[0]
+    assert (first.code, first.epoch) == ("learning_rate_range", 0)
+    append_warning(result.run.path, first, after_capture=None)  # as a linked monitor saves it
+    landscape = result.show()
+    assert isinstance(landscape, nbdebug.Landscape) and landscape.session.run.path == result.run.path
     landscape.wait()
-    assert "epoch 1: learning_rate_range" in strip.value and strip.value.count("<span") == 3
+    assert (1, "learning_rate_range", first.title) in [(w["epoch"], w["code"], w["title"]) for w in landscape.warnings]
 
 
 def test_show_needs_a_recorded_run(digits):

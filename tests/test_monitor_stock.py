@@ -70,7 +70,8 @@ class ResNet(nn.Module):
     def __init__(self, c=16, k=10):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
-        self.blocks = nn.Sequential(BasicBlock(c, c), BasicBlock(c, c), BasicBlock(c, 2 * c, 2), BasicBlock(2 * c, 2 * c))
+        stages = [BasicBlock(c, c), BasicBlock(c, c), BasicBlock(c, 2 * c, 2), BasicBlock(2 * c, 2 * c)]
+        self.blocks = nn.Sequential(*stages)
         self.fc = nn.Linear(2 * c, k)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -15,6 +15,8 @@ import nbdebug
 import nbdebug.cards
 import nbdebug.transport
 import nbdebug.widget
+from nbdebug.monitor.journal import append_warning
+from nbdebug.monitor.warning import TrainingWarning
 
 
 def frames_sent(widget, indices):
@@ -73,6 +75,27 @@ def test_epoch_must_be_recorded(digits_run_path):
     with pytest.raises(traitlets.TraitError, match="recorded epochs"):
         widget.epoch = 0
     assert widget.epoch == 2
+
+
+def test_the_timeline_shows_the_runs_saved_warnings(digits_copy):
+    assert nbdebug.show(digits_copy, recommendations=0).wait().warnings == []  # no warnings.jsonl
+    fix = "optimizer = torch.optim.SGD(model.parameters(), lr=0.01)"
+    for code, severity, after in [("learning_rate_range", "warning", None), ("nan_loss", "error", 3)]:
+        warning = TrainingWarning(code, severity, "<b>x</b>", "an explanation", fix, epoch=0, step=0, cause="lr")
+        append_warning(digits_copy, warning, after_capture=after)
+    widget = nbdebug.show(digits_copy, recommendations=0).wait()
+    assert [(w["epoch"], w["code"], w["severity"], w["title"], w["fix"]) for w in widget.warnings] == [
+        (1, "learning_rate_range", "warning", "<b>x</b>", fix),
+        (4, "nan_loss", "error", "<b>x</b>", fix),
+    ]
+    assert widget.shown_warnings_epoch == -1
+    widget.set_state({"shown_warnings_epoch": 4})  # what a click on the marker at epoch 4 sends
+    assert widget.shown_warnings_epoch == 4
+    with pytest.raises(traitlets.TraitError, match=r"an epoch with warnings \[1, 4\], got 2"):
+        widget.set_state({"shown_warnings_epoch": 2})
+    with pytest.raises(traitlets.TraitError, match=r"landscape_warnings\(\) records at recorded epochs"):
+        widget.set_state({"warnings": [{"epoch": 1, "code": "x"}]})
+    assert widget.shown_warnings_epoch == 4 and len(widget.warnings) == 2
 
 
 def test_show_rejects_other_objects():

@@ -12,7 +12,8 @@ a linked :class:`~nbdebug.Monitor` reports a warning (a new one, or one escalate
 A warning belongs to the first captured epoch after ``after_capture``: the snapshot that shows
 the training it fired in (:func:`landscape_epoch`). Written and read like the feedback log
 (:func:`nbdebug._io.append_json_lines`): durable before the call returns, a line cut short by a
-crash ignored, only JSON read back. The text fields are plain text, never HTML.
+crash ignored, only JSON read back. The text fields are plain text, never HTML; the
+landscape shows them on its timeline (:func:`landscape_warnings`).
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ FORMAT = 1
 TEXT_FIELDS = ("code", "severity", "title", "explanation", "fix", "cause")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_record(record: dict) -> bool:
     after = record.get("after_capture")
     return (
         record.get("event") == "warning"
         and all(isinstance(record.get(name), str) for name in TEXT_FIELDS)
-        and all(
-            isinstance(record.get(name), int) and not isinstance(record.get(name), bool) for name in ("epoch", "step")
-        )
-        and (after is None or (isinstance(after, int) and not isinstance(after, bool)))
+        and all(_is_int(record.get(name)) for name in ("epoch", "step"))
+        and (after is None or _is_int(after))
     )
 
 
@@ -67,3 +70,15 @@ def landscape_epoch(record: dict[str, Any], epochs: Sequence[int]) -> int | None
         return epochs[0]
     at = bisect.bisect_right(epochs, after)
     return epochs[min(at, len(epochs) - 1)]
+
+
+def landscape_warnings(run_dir: str | Path, epochs: Sequence[int]) -> list[dict[str, Any]]:
+    """The warnings saved in ``run_dir`` as the landscape's timeline shows them, oldest first:
+    plain JSON, each the recorded epoch it belongs to (:func:`landscape_epoch`) and its text
+    fields. None without ``epochs``."""
+    placed = []
+    for record in read_warnings(run_dir):
+        epoch = landscape_epoch(record, epochs)
+        if epoch is not None:
+            placed.append({"epoch": epoch} | {name: record[name] for name in TEXT_FIELDS})
+    return placed

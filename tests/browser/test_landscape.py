@@ -36,8 +36,11 @@ def test_show_draws_dots_and_timeline_reaches_kernel(notebook, digits_run_path):
     canvas = nb.cell(0).locator("canvas.nbdebug-canvas")
     canvas.wait_for(timeout=60_000)
     slider = nb.cell(0).locator(".nbdebug-slider")
-    # The widget opens on the last epoch.
+    # The widget opens on the last epoch; a run without saved warnings has no markers nor panel.
     wait_for_value(nb, slider, "5")
+    assert nb.cell(0).locator(".nbdebug-warning-mark").count() == 0
+    assert nb.cell(0).locator(".nbdebug-warning-marks").is_hidden()
+    assert nb.cell(0).locator(".nbdebug-warnings").is_hidden()
 
     # The pale class territories cover most of the canvas, and the saturated dots sit on them.
     before = canvas.screenshot()
