@@ -262,8 +262,7 @@ class Recorder:
     @property
     def split_sizes(self) -> dict[str, int]:
         """The number of samples of each split recorded ("train", and "test", "unlabeled" if given)."""
-        splits: list[dict[str, Any]] = self._info["splits"]
-        return {s["name"]: s["stop"] - s["start"] for s in splits}
+        return {split.name: len(split.labels) for split in self._splits}
 
     def on_capture(self, callback: Callable[[int], None]) -> Callable[[], None]:
         """Call ``callback(epoch)`` after each epoch is written (on rank 0 under
