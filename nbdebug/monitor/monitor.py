@@ -422,11 +422,12 @@ class Monitor:
             self._unlink = recorder.on_capture(self._captured)
 
     def _captured(self, epoch: int) -> None:
-        """The checks of a freshly captured epoch's representations."""
-        self._last_capture = epoch
+        """The checks of a freshly captured epoch's representations (their warnings belong to
+        this epoch: saved as after the capture before it)."""
         for finding in self._watch.check(epoch) if self._watch is not None else []:
             self._seen.noisy_labels |= finding.code == "memorizing_noisy_labels"
             self._report(finding)
+        self._last_capture = epoch
 
     # ------------------------------------------------------------ reporting
 
