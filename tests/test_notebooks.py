@@ -36,6 +36,8 @@ def test_monitor_notebook_shows_the_three_scram_scenarios(tmp_path):
     outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "nan_loss" in outputs and "learning_rate_range" in outputs
     assert "unnormalized_input" in outputs and "overfitting" in outputs
+    assert "memorizing_noisy_labels" in outputs and "Most likely cause: these labels are probably wrong" in outputs
+    assert "'memorizing_noisy_labels')" in outputs.split("warnings on the timeline:")[1]  # a marker for it
     assert "warnings: [] |" in outputs  # the healthy run stays quiet
 
 
