@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import nbdebug
 from nbdebug.fit import _infer, _loss
-from nbdebug.monitor.journal import append_warning
 from nbdebug.repair.data import Data
 
 
@@ -170,11 +169,12 @@ def test_show_is_the_landscape_of_the_run_with_its_saved_warnings(digits, tmp_pa
         result = nbdebug.fit(mlp(), (Xtr, ytr), (Xva, yva), epochs=3, optimizer="sgd", lr=3.0, record=tmp_path / "r")
     first = result.warnings[0]
     assert (first.code, first.epoch) == ("learning_rate_range", 0)
-    append_warning(result.run.path, first, after_capture=None)  # as a linked monitor saves it
-    landscape = result.show()
+    landscape = result.show()  # fit linked its monitor with the recorder: the warnings are in the run
     assert isinstance(landscape, nbdebug.Landscape) and landscape.session.run.path == result.run.path
     landscape.wait()
-    assert (1, "learning_rate_range", first.title) in [(w["epoch"], w["code"], w["title"]) for w in landscape.warnings]
+    shown = [(w["code"], w["title"], w["cause"]) for w in landscape.warnings]
+    assert shown == [(w.code, w.title, w.cause) for w in result.warnings]
+    assert landscape.warnings[0]["epoch"] == 1  # a static warning: before the first capture
 
 
 def test_show_needs_a_recorded_run(digits):
