@@ -490,6 +490,7 @@ STABLE_STATIC_CODES = [
     "dropout_too_high",
     "learning_rate_range",
     "params_not_in_optimizer",
+    "frozen_parameters",
 ]
 
 

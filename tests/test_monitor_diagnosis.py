@@ -103,3 +103,15 @@ def test_a_sigmoid_stack_is_told_to_change_its_activations():
     w = next(w for w in mon.warnings if w.code == "vanishing_gradient")
     assert w.cause == "saturating_activations" and "Most likely cause: the stack of saturating" in w.explanation
     assert "nn.ReLU()" in w.fix
+
+
+@pytest.mark.parametrize("frozen_layers, reported", [((0, 2), True), ((2,), False)])
+def test_a_mostly_frozen_model_is_reported_before_training(frozen_layers, reported):
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    for i in frozen_layers:  # layer 0: 4,160 of 6,570 values (63%); layer 2 alone: 2,080 (32%)
+        model[i].requires_grad_(False)
+    mon = Monitor(model, torch.optim.Adam(p for p in model.parameters() if p.requires_grad))
+    found = [w for w in mon.warnings if w.code == "frozen_parameters"]
+    assert bool(found) == reported
+    if reported:
+        assert found[0].cause == "frozen_parameters" and "requires_grad_(True)" in found[0].fix

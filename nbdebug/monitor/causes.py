@@ -1,8 +1,8 @@
 """The known causes of each problem, what the monitor says of each, and each cause's fix.
 
 Kept apart from the rules and from :mod:`nbdebug.monitor.diagnosis` (which picks a cause), like
-:mod:`nbdebug.monitor.messages`: text only. ``CAUSE_TEXT`` is keyed by code, then cause, and
-``FIXES`` by (code, cause); a fix is a snippet, or a dict of snippets by architecture family
+:mod:`nbdebug.monitor.messages`: text only. ``CAUSE_TEXT`` and ``FIXES`` are keyed by code, then
+cause; a fix is a snippet, or a dict of snippets by architecture family
 (``diagnosis.Architecture.family``, with "default"). Templates are ``str.format``-ed with the
 warning's evidence, so snippets hold no braces.
 """
@@ -65,6 +65,7 @@ CAUSE_TEXT: dict[str, dict[str, str]] = {
         "learning_rate": "the learning rate is too small for this optimizer",
         "frozen_parameters": "most parameters are not trained (frozen, or not in the optimizer)",
         "optimizer": "plain SGD without momentum is slow on this model",
+        "saturating_activations": "saturating activations (sigmoid or tanh) between the layers slow learning down",
     },
     "improper_output_activation": {
         "output_activation": "the output activation does not match the loss",
@@ -106,90 +107,130 @@ CAUSE_TEXT: dict[str, dict[str, str]] = {
 # The known causes of each problem (a warning's ``cause`` is one of its code's).
 CAUSES: dict[str, tuple[str, ...]] = {code: tuple(causes) for code, causes in CAUSE_TEXT.items()}
 
-FIXES: dict[tuple[str, str], str | dict[str, str]] = {
-    ("vanishing_gradient", "saturating_activations"): {
-        "default": "# ReLU-family activations and batch normalization keep gradients alive\n"
-        "nn.Sequential(nn.Linear(d_in, 64), nn.BatchNorm1d(64), nn.ReLU(),\n"
-        "              nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(),\n"
-        "              nn.Linear(64, n_classes))",
-        "convolutional": "# ReLU after each convolution, with batch normalization before it\n"
-        "nn.Sequential(nn.Conv2d(c_in, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), ...)",
-        "transformer": "# GELU in the feed-forward blocks and LayerNorm before each sublayer (pre-LN)\n"
-        "ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))\n"
-        "x = x + attention(norm1(x)); x = x + ffn(norm2(x))",
-        "recurrent": "# keep the gates' sigmoids inside nn.LSTM / nn.GRU; use no extra sigmoid or tanh layers\n"
-        "rnn = nn.LSTM(d_in, 64, batch_first=True)",
+FIXES: dict[str, dict[str, str | dict[str, str]]] = {
+    "vanishing_gradient": {
+        "saturating_activations": {
+            "default": (
+                "# ReLU-family activations and batch normalization keep gradients alive\n"
+                "nn.Sequential(nn.Linear(d_in, 64), nn.BatchNorm1d(64), nn.ReLU(),\n"
+                "              nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(),\n"
+                "              nn.Linear(64, n_classes))"
+            ),
+            "convolutional": (
+                "# ReLU after each convolution, with batch normalization before it\n"
+                "nn.Sequential(nn.Conv2d(c_in, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), ...)"
+            ),
+            "transformer": (
+                "# GELU in the feed-forward blocks and LayerNorm before each sublayer (pre-LN)\n"
+                "ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))\n"
+                "x = x + attention(norm1(x)); x = x + ffn(norm2(x))"
+            ),
+            "recurrent": (
+                "# keep the gates' sigmoids inside nn.LSTM / nn.GRU; use no extra sigmoid or tanh layers\n"
+                "rnn = nn.LSTM(d_in, 64, batch_first=True)"
+            ),
+        },
+        "initialization": _REINIT,
+        "recurrence": (
+            "# gated cells keep gradients alive over time; clip the rest\n"
+            "rnn = nn.LSTM(d_in, 64, batch_first=True)  # or nn.GRU, instead of nn.RNN\n"
+            "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)"
+        ),
     },
-    ("vanishing_gradient", "initialization"): _REINIT,
-    ("vanishing_gradient", "recurrence"): "# gated cells keep gradients alive over time; clip the rest\n"
-    "rnn = nn.LSTM(d_in, 64, batch_first=True)  # or nn.GRU, instead of nn.RNN\n"
-    "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)",
-    ("exploding_gradient", "learning_rate"): _LOWER_LR,
-    ("exploding_gradient", "initialization"): _REINIT,
-    ("exploding_gradient", "unnormalized_input"): _STANDARDIZE,
-    ("dying_relu", "initialization"): "# biases at 0 and He initialisation: every unit starts alive\n"
-    "for m in model.modules():\n"
-    "    if isinstance(m, (nn.Linear, nn.Conv2d)):\n"
-    "        nn.init.kaiming_normal_(m.weight, nonlinearity='relu'); nn.init.zeros_(m.bias)",
-    ("dying_relu", "learning_rate"): "# a smaller learning rate; LeakyReLU keeps a small gradient if units still die\n"
-    "for group in optimizer.param_groups:\n"
-    "    group['lr'] *= 0.1\n"
-    "nn.LeakyReLU(0.01)  # instead of nn.ReLU()",
-    (
-        "oscillating_loss",
-        "learning_rate",
-    ): "# a smaller learning rate (and/or a larger batch) usually steadies training\n"
-    "for group in optimizer.param_groups:\n"
-    "    group['lr'] *= 0.1",
-    ("oscillating_loss", "small_batch"): "loader = DataLoader(train_set, batch_size=64, shuffle=True)",
-    ("slow_convergence", "learning_rate"): "# a larger learning rate, or an adaptive optimizer\n"
-    "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)",
-    (
-        "slow_convergence",
-        "frozen_parameters",
-    ): "# train every parameter: unfreeze them and give them all to the optimizer\n"
-    "for p in model.parameters():\n"
-    "    p.requires_grad_(True)\n"
-    "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)",
-    (
-        "slow_convergence",
-        "optimizer",
-    ): "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)  # or Adam(lr=1e-3)",
-    ("abnormal_data", "nan_in_data"): _DROP_NAN,
-    ("abnormal_data", "unnormalized_input"): _STANDARDIZE,
-    ("abnormal_data", "initialization"): _REINIT,
-    ("abnormal_data", "learning_rate"): _LOWER_LR,
-    ("overfitting", "no_regularization"): "# regularize: weight decay, dropout, a smaller model, or stop early\n"
-    "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)\n"
-    "# and keep the weights of the epoch with the best validation accuracy",
-    ("overfitting", "label_noise"): "# look at the samples the memorization warning counts, and relabel or drop them\n"
-    "widget = nbdebug.show(run)  # the misplaced samples; relabel them in the panel\n"
-    "labels = nbdebug.Session(run).corrected_labels()",
-    ("unnormalized_input", "raw_pixels"): "X_train, X_val = X_train / 255.0, X_val / 255.0  # pixels stored as 0-255",
-    ("unnormalized_input", "unscaled_features"): _STANDARDIZE,
-    ("nan_loss", "learning_rate"): "# lower the learning rate (often by 10x or more) and restart from fresh weights\n"
-    "optimizer = torch.optim.SGD(model.parameters(), lr=0.01)",
-    ("nan_loss", "nan_in_data"): _DROP_NAN,
-    ("nan_loss", "initialization"): _REINIT,
-    ("nan_loss", "unnormalized_input"): _STANDARDIZE,
-    ("class_collapse", "learning_rate"): _LOWER_LR,
-    (
-        "class_collapse",
-        "dead_representation",
-    ): "# look for dead units before the head (the monitor's dying_relu warning), then\n" + _LOWER_LR,
-    (
-        "memorizing_noisy_labels",
-        "label_noise",
-    ): "# inspect the samples, relabel the wrong ones, and retrain on the corrected labels\n"
-    "widget = nbdebug.show(run)  # the misplaced samples; relabel them in the panel\n"
-    "labels = nbdebug.Session(run).corrected_labels()",
+    "exploding_gradient": {
+        "learning_rate": _LOWER_LR,
+        "initialization": _REINIT,
+        "unnormalized_input": _STANDARDIZE,
+    },
+    "dying_relu": {
+        "initialization": (
+            "# biases at 0 and He initialisation: every unit starts alive\n"
+            "for m in model.modules():\n"
+            "    if isinstance(m, (nn.Linear, nn.Conv2d)):\n"
+            "        nn.init.kaiming_normal_(m.weight, nonlinearity='relu'); nn.init.zeros_(m.bias)"
+        ),
+        "learning_rate": (
+            "# a smaller learning rate; LeakyReLU keeps a small gradient if units still die\n"
+            "for group in optimizer.param_groups:\n"
+            "    group['lr'] *= 0.1\n"
+            "nn.LeakyReLU(0.01)  # instead of nn.ReLU()"
+        ),
+    },
+    "oscillating_loss": {
+        "learning_rate": (
+            "# a smaller learning rate (and/or a larger batch) usually steadies training\n"
+            "for group in optimizer.param_groups:\n"
+            "    group['lr'] *= 0.1"
+        ),
+        "small_batch": "loader = DataLoader(train_set, batch_size=64, shuffle=True)",
+    },
+    "slow_convergence": {
+        "learning_rate": (
+            "# a larger learning rate, or an adaptive optimizer\n"
+            "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)"
+        ),
+        "frozen_parameters": (
+            "# train every parameter: unfreeze them and give them all to the optimizer\n"
+            "for p in model.parameters():\n"
+            "    p.requires_grad_(True)\n"
+            "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)"
+        ),
+        "optimizer": "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)  # or Adam(lr=1e-3)",
+        "saturating_activations": (
+            "# ReLU-family activations learn faster than sigmoid or tanh hidden layers\n"
+            "nn.ReLU()  # (GELU in a transformer) instead of nn.Sigmoid() / nn.Tanh()"
+        ),
+    },
+    "abnormal_data": {
+        "nan_in_data": _DROP_NAN,
+        "unnormalized_input": _STANDARDIZE,
+        "initialization": _REINIT,
+        "learning_rate": _LOWER_LR,
+    },
+    "overfitting": {
+        "no_regularization": (
+            "# regularize: weight decay, dropout, a smaller model, or stop early\n"
+            "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)\n"
+            "# and keep the weights of the epoch with the best validation accuracy"
+        ),
+        "label_noise": (
+            "# look at the samples the memorization warning counts, and relabel or drop them\n"
+            "widget = nbdebug.show(run)  # the misplaced samples; relabel them in the panel\n"
+            "labels = nbdebug.Session(run).corrected_labels()"
+        ),
+    },
+    "unnormalized_input": {
+        "raw_pixels": "X_train, X_val = X_train / 255.0, X_val / 255.0  # pixels stored as 0-255",
+        "unscaled_features": _STANDARDIZE,
+    },
+    "nan_loss": {
+        "learning_rate": (
+            "# lower the learning rate (often by 10x or more) and restart from fresh weights\n"
+            "optimizer = torch.optim.SGD(model.parameters(), lr=0.01)"
+        ),
+        "nan_in_data": _DROP_NAN,
+        "initialization": _REINIT,
+        "unnormalized_input": _STANDARDIZE,
+    },
+    "class_collapse": {
+        "learning_rate": _LOWER_LR,
+        "dead_representation": "# look for dead units before the head (the monitor's dying_relu warning), then\n"
+        + _LOWER_LR,
+    },
+    "memorizing_noisy_labels": {
+        "label_noise": (
+            "# inspect the samples, relabel the wrong ones, and retrain on the corrected labels\n"
+            "widget = nbdebug.show(run)  # the misplaced samples; relabel them in the panel\n"
+            "labels = nbdebug.Session(run).corrected_labels()"
+        ),
+    },
 }
 
 
 def fix_for(code: str, cause: str, family: str) -> str | None:
     """The fix template of ``cause`` for this architecture family; None if it has none (the
     message's own fix stands)."""
-    fix = FIXES.get((code, cause))
+    fix = FIXES.get(code, {}).get(cause)
     if isinstance(fix, dict):
         return fix.get(family, fix["default"])
     return fix

@@ -139,6 +139,7 @@ STATIC_CAUSES = {
     "dropout_too_high": "dropout",
     "learning_rate_range": "learning_rate",
     "params_not_in_optimizer": "optimizer_parameters",
+    "frozen_parameters": "frozen_parameters",
 }
 
 
@@ -160,9 +161,11 @@ def diagnose(code: str, evidence: dict[str, Any], arch: Architecture, seen: Seen
     if code == "slow_convergence":
         if arch.frozen_share >= 0.5:
             return "frozen_parameters"
-        if arch.optimizer == "SGD" and not arch.momentum and not _lr_below_usual(arch):
-            return "optimizer"
-        return "learning_rate"
+        if _lr_below_usual(arch):
+            return "learning_rate"
+        if arch.saturating >= 2 and not arch.plain_rnn:
+            return "saturating_activations"
+        return "optimizer" if arch.optimizer == "SGD" and not arch.momentum else "learning_rate"
     if code in ("abnormal_data", "nan_loss"):
         return "nan_in_data" if seen.nonfinite_input else _diverged(arch, seen, input_scale)
     if code == "overfitting":

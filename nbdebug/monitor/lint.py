@@ -96,6 +96,12 @@ def static_checks(
     if high:
         found.append(Finding("dropout_too_high", {"layers": ", ".join(high)}))
 
+    sizes = [(p.numel(), p.requires_grad) for p in model.parameters()]
+    total = sum(n for n, _ in sizes)
+    frozen = sum(n for n, trained in sizes if not trained)
+    if total and frozen / total >= thresholds["frozen_share"]:
+        found.append(Finding("frozen_parameters", {"share": frozen / total, "frozen": frozen, "total": total}))
+
     if optimizer is not None:
         opt_name = type(optimizer).__name__
         lr = optimizer.param_groups[0].get("lr")

@@ -192,6 +192,16 @@ MESSAGES: dict[str, Message] = {
         "{consequence} This range is a rule of thumb, not a law.",
         "optimizer = torch.optim.{optimizer}(model.parameters(), lr={suggested:g})",
     ),
+    "frozen_parameters": Message(
+        WARNING,
+        "Most of the model is frozen",
+        "{share:.0%} of the model's parameter values ({frozen:,} of {total:,}) have requires_grad=False, "
+        "so training changes only the rest. If you are fine-tuning only the head on purpose, "
+        "ignore this; a forgotten unfreeze after loading a model is a common mistake.",
+        "for p in model.parameters():\n"
+        "    p.requires_grad_(True)\n"
+        "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # built after unfreezing",
+    ),
     "params_not_in_optimizer": Message(
         WARNING,
         "Some trainable parameters are not in the optimizer",
@@ -248,6 +258,7 @@ STATIC_CODES = (
     "dropout_too_high",
     "learning_rate_range",
     "params_not_in_optimizer",
+    "frozen_parameters",
 )
 
 

@@ -10,7 +10,6 @@ monitor's state, not the rule's. Collecting the numbers from a live training is
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -270,11 +269,14 @@ def oscillating_accuracy(accs: Sequence[float], t: Thresholds, n: int | None = N
 
 
 def slow_convergence(accs: Sequence[float], t: Thresholds) -> Finding | None:
-    """AutoTrainer SC: no epoch improved the training accuracy by more than delta, and the
-    best accuracy is still low. Deviation: judged only from ``trend_epochs`` epochs on."""
+    """AutoTrainer SC: the training accuracy has not improved by more than delta per epoch, and
+    the best accuracy is still low. Deviations: judged over the last ``trend_epochs`` epochs
+    (and only once there are that many), on their average gain (best minus first, per epoch),
+    so that one noisy epoch does not hide a stalled training."""
     if len(accs) < t["trend_epochs"] or not accuracy_is_low(max(accs) if accs else None, t):
         return None
-    if not all(b - a <= t["delta"] for a, b in itertools.pairwise(accs)):
+    window = accs[-int(t["trend_epochs"]) :]
+    if (max(window) - window[0]) / (len(window) - 1) > t["delta"]:
         return None
     shown = ", ".join(f"{a:.0%}" for a in accs[-8:])
     return Finding("slow_convergence", {"delta": t["delta"], "epochs": len(accs), "accs": shown})

@@ -35,6 +35,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # samples: more than noise_z standard errors of a difference of two such accuracies.
     "noise_z": 2.0,
     "dropout_max": 0.5,  # static: dropout probability above this
+    "frozen_share": 0.5,  # static: this share of the parameter values frozen (requires_grad=False)
     # Checks of the recorded representations (nbdebug.monitor.geometry), new here:
     "collapse_ratio": 0.5,  # class collapse: separation below this share of its best ...
     "collapse_min": 0.2,  # ... when the best was at least this
