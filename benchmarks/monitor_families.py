@@ -250,7 +250,7 @@ FAMILIES: dict[str, Family] = {
         Family(
             "dropcnn",
             _dropcnn,
-            {"adam": 3e-3, "adamw": 3e-3, "sgdm": 0.05},
+            {"adam": 3e-3, "adamw": 3e-3, "sgdm": 0.02},
             {"adam": 0.3, "sgdm": 1.0},
             sequential=True,
         ),

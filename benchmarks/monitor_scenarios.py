@@ -114,7 +114,9 @@ KINDS: dict[str, BugKind] = {
     "nan_data": BugKind(
         ("abnormal_data", "nan_loss"), ("nan_in_data",), ("exploding_gradient", "slow_convergence", "class_collapse")
     ),
-    "frozen_backbone": BugKind(("slow_convergence", "params_not_in_optimizer"), ("frozen_parameters",)),
+    "frozen_backbone": BugKind(
+        ("slow_convergence", "params_not_in_optimizer", "frozen_parameters"), ("frozen_parameters",)
+    ),
     "optimizer_on_copy": BugKind(
         ("params_not_in_optimizer",),
         ("optimizer_parameters",),
