@@ -83,7 +83,9 @@ KINDS: dict[str, BugKind] = {
     ),
     "lr_too_low": BugKind(("slow_convergence", "learning_rate_range"), ("learning_rate",)),
     "sigmoid_stack": BugKind(
-        ("vanishing_gradient", "slow_convergence"), ("saturating_activations",), ("class_collapse",)
+        ("vanishing_gradient", "slow_convergence", "saturating_activations"),
+        ("saturating_activations",),
+        ("class_collapse",),
     ),
     "large_init": BugKind(
         ("exploding_gradient", "nan_loss", "abnormal_data", "dying_relu", "oscillating_loss"),

@@ -491,6 +491,7 @@ STABLE_STATIC_CODES = [
     "learning_rate_range",
     "params_not_in_optimizer",
     "frozen_parameters",
+    "saturating_activations",
 ]
 
 

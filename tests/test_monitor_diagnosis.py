@@ -115,3 +115,22 @@ def test_a_mostly_frozen_model_is_reported_before_training(frozen_layers, report
     assert bool(found) == reported
     if reported:
         assert found[0].cause == "frozen_parameters" and "requires_grad_(True)" in found[0].fix
+
+
+def linear():
+    return nn.Linear(8, 8)
+
+
+@pytest.mark.parametrize(
+    "model, reported",
+    [
+        (nn.Sequential(linear(), nn.Sigmoid(), linear(), nn.Tanh(), linear()), True),  # two between layers
+        (nn.Sequential(linear(), nn.Tanh(), linear(), nn.ReLU(), linear()), False),  # one
+        (nn.Sequential(linear(), nn.ReLU(), linear(), nn.Tanh(), linear(), nn.Sigmoid()), False),  # and an output one
+    ],
+)
+def test_saturating_activations_between_layers_are_reported_before_training(model, reported):
+    found = [w for w in Monitor(model).warnings if w.code == "saturating_activations"]
+    assert bool(found) == reported
+    if reported:
+        assert found[0].cause == "saturating_activations" and "nn.ReLU()" in found[0].fix

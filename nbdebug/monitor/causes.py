@@ -32,6 +32,29 @@ _DROP_NAN = (
     "X_train, y_train = X_train[keep], y_train[keep]"
 )
 
+# ReLU-family activations in place of saturating ones, in each architecture's terms.
+_ACTIVATIONS = {
+    "default": (
+        "# ReLU-family activations and batch normalization keep gradients alive\n"
+        "nn.Sequential(nn.Linear(d_in, 64), nn.BatchNorm1d(64), nn.ReLU(),\n"
+        "              nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(),\n"
+        "              nn.Linear(64, n_classes))"
+    ),
+    "convolutional": (
+        "# ReLU after each convolution, with batch normalization before it\n"
+        "nn.Sequential(nn.Conv2d(c_in, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), ...)"
+    ),
+    "transformer": (
+        "# GELU in the feed-forward blocks and LayerNorm before each sublayer (pre-LN)\n"
+        "ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))\n"
+        "x = x + attention(norm1(x)); x = x + ffn(norm2(x))"
+    ),
+    "recurrent": (
+        "# keep the gates' sigmoids inside nn.LSTM / nn.GRU; use no extra sigmoid or tanh layers\n"
+        "rnn = nn.LSTM(d_in, 64, batch_first=True)"
+    ),
+}
+
 # The known causes of each problem, one sentence each on what the evidence points at.
 CAUSE_TEXT: dict[str, dict[str, str]] = {
     "vanishing_gradient": {
@@ -108,28 +131,9 @@ CAUSE_TEXT: dict[str, dict[str, str]] = {
 CAUSES: dict[str, tuple[str, ...]] = {code: tuple(causes) for code, causes in CAUSE_TEXT.items()}
 
 FIXES: dict[str, dict[str, str | dict[str, str]]] = {
+    "saturating_activations": {"saturating_activations": _ACTIVATIONS},  # the static check
     "vanishing_gradient": {
-        "saturating_activations": {
-            "default": (
-                "# ReLU-family activations and batch normalization keep gradients alive\n"
-                "nn.Sequential(nn.Linear(d_in, 64), nn.BatchNorm1d(64), nn.ReLU(),\n"
-                "              nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(),\n"
-                "              nn.Linear(64, n_classes))"
-            ),
-            "convolutional": (
-                "# ReLU after each convolution, with batch normalization before it\n"
-                "nn.Sequential(nn.Conv2d(c_in, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), ...)"
-            ),
-            "transformer": (
-                "# GELU in the feed-forward blocks and LayerNorm before each sublayer (pre-LN)\n"
-                "ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))\n"
-                "x = x + attention(norm1(x)); x = x + ffn(norm2(x))"
-            ),
-            "recurrent": (
-                "# keep the gates' sigmoids inside nn.LSTM / nn.GRU; use no extra sigmoid or tanh layers\n"
-                "rnn = nn.LSTM(d_in, 64, batch_first=True)"
-            ),
-        },
+        "saturating_activations": _ACTIVATIONS,
         "initialization": _REINIT,
         "recurrence": (
             "# gated cells keep gradients alive over time; clip the rest\n"

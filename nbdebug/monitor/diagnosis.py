@@ -17,6 +17,7 @@ from torch import nn
 
 from .thresholds import LR_RANGES
 
+# Activations that saturate: their gradient vanishes for large inputs.
 SATURATING = (nn.Sigmoid, nn.Tanh, nn.Hardsigmoid, nn.Hardtanh, nn.Softsign)
 RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU)
 # A weight initialised by PyTorch's defaults has rms(weight) * sqrt(fan_in) of about 0.58 (He
@@ -140,6 +141,7 @@ STATIC_CAUSES = {
     "learning_rate_range": "learning_rate",
     "params_not_in_optimizer": "optimizer_parameters",
     "frozen_parameters": "frozen_parameters",
+    "saturating_activations": "saturating_activations",
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .diagnosis import SATURATING
 from .messages import DETAILS
 from .rules import Finding
 from .thresholds import LR_RANGES
@@ -95,6 +96,13 @@ def static_checks(
     ]
     if high:
         found.append(Finding("dropout_too_high", {"layers": ", ".join(high)}))
+
+    # Saturating activations between layers (an output activation is the loss's business).
+    hidden = leaves[:-1] if isinstance(last, SATURATING) else leaves
+    saturating = [n for n, m in hidden if isinstance(m, SATURATING)]
+    if len(saturating) >= 2:
+        shown = ", ".join(saturating[:5]) + (", ..." if len(saturating) > 5 else "")
+        found.append(Finding("saturating_activations", {"n": len(saturating), "layers": shown}))
 
     sizes = [(p.numel(), p.requires_grad) for p in model.parameters()]
     total = sum(n for n, _ in sizes)

@@ -192,6 +192,15 @@ MESSAGES: dict[str, Message] = {
         "{consequence} This range is a rule of thumb, not a law.",
         "optimizer = torch.optim.{optimizer}(model.parameters(), lr={suggested:g})",
     ),
+    "saturating_activations": Message(
+        WARNING,
+        "Sigmoid or tanh activations between layers",
+        "{n} sigmoid or tanh activations sit between the layers ({layers}). They saturate for large "
+        "inputs, where their gradient is almost 0, so a stack of them usually learns slowly or not "
+        "at all in the early layers; ReLU-family activations train faster. If they are "
+        "deliberate (e.g. gates you wrote yourself), ignore this.",
+        "nn.ReLU()  # instead of nn.Sigmoid() / nn.Tanh() between layers",
+    ),
     "frozen_parameters": Message(
         WARNING,
         "Most of the model is frozen",
@@ -259,6 +268,7 @@ STATIC_CODES = (
     "learning_rate_range",
     "params_not_in_optimizer",
     "frozen_parameters",
+    "saturating_activations",
 )
 
 
