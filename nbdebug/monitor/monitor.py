@@ -13,11 +13,11 @@ logged to the ``nbdebug`` logger otherwise.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -171,12 +171,12 @@ class Monitor:
             self._flush_unshown()
         batch = targets if targets is not None else inputs
         if batch is not None and batch.dim():
-            self._epoch_samples += batch.shape[0]
-            self._seen.batch_size = batch.shape[0]
+            self._seen.batch_size = n = batch.shape[0]
+            self._epoch_samples += n
         if loss is not None:
             loss_value = distributed.mean_across_ranks(check_scalar("loss", loss))
             self.step_losses.append(loss_value)
-            if not np.isfinite(loss_value) and inputs is not None and inputs.is_floating_point():
+            if not math.isfinite(loss_value) and inputs is not None and inputs.is_floating_point():
                 self._seen.nonfinite_input |= not bool(torch.isfinite(inputs).all())  # why: data?
             self._report(rules.nonfinite_loss(loss_value))
         if self._hooks.armed:
