@@ -203,6 +203,7 @@ def test_huggingface_trainer_with_both_callbacks(tmp_path, text_task, tiny_trans
     logged = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     np.testing.assert_allclose(monitor.step_losses, logged, rtol=1e-3)  # logging_steps=1: one per step
     assert [e["val_loss"] for e in monitor.epochs] == pytest.approx([e["eval_loss"] for e in evaluations])
+    assert [e["val_n"] for e in monitor.epochs] == [12, 12, 12]  # the evaluation set's size: sampling noise
     assert not model._forward_hooks  # the callback's hook is gone after training
 
     session = nbdebug.Session(run, projection="pca", progress=False)

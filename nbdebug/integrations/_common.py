@@ -41,6 +41,17 @@ def dataset_of(data: Any) -> Any:
     return data.dataset if isinstance(data, DataLoader) else data
 
 
+def samples_in(loaders: Any) -> int | None:
+    """The number of samples of a DataLoader's dataset, or of a list of DataLoaders' together
+    (what a validation accuracy was measured on); None when unknown."""
+    total = 0
+    for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+        if not isinstance(loader, DataLoader) or not hasattr(loader.dataset, "__len__"):
+            return None
+        total += len(loader.dataset)
+    return total or None
+
+
 def scalars(values: Mapping[str, Any] | None) -> dict[str, float]:
     """The finite numbers (and one-element tensors) among ``values``, as floats."""
     found: dict[str, float] = {}

@@ -41,7 +41,7 @@ import torch
 
 from ..monitor import Monitor
 from ..record import Recorder
-from ._common import dataset_of, resolve_head, scalars
+from ._common import dataset_of, resolve_head, samples_in, scalars
 
 
 def _evaluates_every_epoch(args: Any) -> bool:
@@ -104,7 +104,9 @@ class MonitorCallback(TrainerCallback):
 
     ``loss_fn``, ``cadence``, ``thresholds`` and ``task`` as for the Monitor; ``loss_fn``
     defaults to ``nn.CrossEntropyLoss()``, the loss a model computes whose config has
-    ``num_labels`` > 1. The Monitor is ``callback.monitor`` once training began.
+    ``num_labels`` > 1. Each epoch it gets the evaluation's ``eval_loss`` and
+    ``eval_accuracy`` and the evaluation set's size (so that a fall must beat its sampling
+    noise). The Monitor is ``callback.monitor`` once training began.
     """
 
     def __init__(
@@ -159,16 +161,21 @@ class MonitorCallback(TrainerCallback):
             self._end_epoch({})
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
-        self._end_epoch(scalars(metrics))
+        self._end_epoch(scalars(metrics), samples_in(kwargs.get("eval_dataloader")))
 
-    def _end_epoch(self, metrics: dict[str, float]) -> None:
+    def _end_epoch(self, metrics: dict[str, float], val_n: int | None = None) -> None:
+        """The epoch's figures to the monitor; ``val_n``: the evaluation set's size."""
         if self.monitor is None or not self._epoch_ended:
             return
         self._epoch_ended = False
         train_loss = sum(self._epoch_losses) / len(self._epoch_losses) if self._epoch_losses else None
         self._epoch_losses.clear()
+        val_acc = metrics.get("eval_accuracy")
         self.monitor.epoch_end(
-            train_loss=train_loss, val_loss=metrics.get("eval_loss"), val_acc=metrics.get("eval_accuracy")
+            train_loss=train_loss,
+            val_loss=metrics.get("eval_loss"),
+            val_acc=val_acc,
+            val_n=val_n if val_acc is not None else None,
         )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

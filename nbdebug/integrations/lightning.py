@@ -41,7 +41,7 @@ import torch
 from ..monitor import Monitor
 from ..monitor.monitor import _in_notebook
 from ..record import Recorder
-from ._common import dataset_of, resolve_head, scalars
+from ._common import dataset_of, resolve_head, samples_in, scalars
 
 
 class RecordCallback(Callback):
@@ -82,7 +82,8 @@ class MonitorCallback(Callback):
     ``loss_fn``, ``cadence``, ``thresholds`` and ``task`` as for the Monitor. At each epoch
     end the monitor gets the logged ``train_acc``, ``val_loss`` and ``val_acc`` (their names
     in ``self.log`` given by the arguments of the same names; None skips one) and, unless a
-    ``train_loss`` is logged, the mean of the epoch's step losses. ``display`` shows the live
+    ``train_loss`` is logged, the mean of the epoch's step losses; with a validation accuracy,
+    the size of the validation set (so that a fall must beat its sampling noise). ``display`` shows the live
     widget when training starts (default: in a notebook). The Monitor is ``callback.monitor``.
     """
 
@@ -136,7 +137,8 @@ class MonitorCallback(Callback):
         if values["train_loss"] is None and self._losses:
             values["train_loss"] = sum(self._losses) / len(self._losses)
         self._losses.clear()
-        self.monitor.epoch_end(**values)
+        val_n = samples_in(trainer.val_dataloaders) if values["val_acc"] is not None else None
+        self.monitor.epoch_end(**values, val_n=val_n)
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if self.monitor is not None:
