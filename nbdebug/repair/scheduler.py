@@ -162,15 +162,7 @@ class Scheduler:
             solution = left[0]
             tried[problem.code].add(solution.name)
             result = solution.apply(base.setup, self.context(base.setup, problem))
-            entry = RepairEntry(
-                problem.code,
-                problem.title,
-                problem.explanation,
-                solution.name,
-                solution.title,
-                SKIPPED,
-                measured_on=self.measured_on,
-            )
+            entry = self._entry(problem, solution)
             if isinstance(result, Skip):
                 entry.reason = result.reason
                 self._add(entry)
@@ -200,6 +192,18 @@ class Scheduler:
             return base
         return max(self.attempts, key=_score)
 
+    def _entry(self, problem: TrainingWarning, solution: Solution) -> RepairEntry:
+        """The log entry of trying ``solution`` on ``problem``; skipped until its outcome is known."""
+        return RepairEntry(
+            problem.code,
+            problem.title,
+            problem.explanation,
+            solution.name,
+            solution.title,
+            SKIPPED,
+            measured_on=self.measured_on,
+        )
+
     def _out_of_budget(self, retrainings: int) -> bool:
         return retrainings >= self.max_repairs or (self.deadline is not None and time.monotonic() >= self.deadline)
 
@@ -216,15 +220,7 @@ class Scheduler:
                 continue
             tried.add(solution.name)
             result = solution.apply(base.setup, self.context(base.setup, problem))
-            entry = RepairEntry(
-                problem.code,
-                problem.title,
-                problem.explanation,
-                solution.name,
-                solution.title,
-                SKIPPED,
-                measured_on=self.measured_on,
-            )
+            entry = self._entry(problem, solution)
             tried_because = f"{problem.code} was solved, but {why}; this solution was tried on top"
             if isinstance(result, Skip):
                 entry.reason = f"{tried_because}, and cannot apply: {result.reason}"
