@@ -74,30 +74,31 @@ def first_signal_layer(norms: Sequence[float]) -> int:
     return next((i for i, value in enumerate(norms) if value > 0), len(norms) - 1)
 
 
-def _gradient_ratio(norms: Sequence[float]) -> float:
-    """First signal layer's / last layer's gradient norm (infinite without a last-layer gradient)."""
-    first, last = norms[first_signal_layer(norms)], norms[-1]
-    return first / last if last > 0 else (math.inf if first > 0 else 1.0)
+def _signal(norms: Sequence[float], best_acc: float | None, t: Thresholds) -> tuple[int, float] | None:
+    """The first signal layer's index and its gradient norm over the last layer's (infinite
+    without a last-layer gradient); None when the gradient rules do not apply: fewer than two
+    layers with gradient to compare, or accuracy no longer low."""
+    first = first_signal_layer(norms)
+    if first == len(norms) - 1 or not accuracy_is_low(best_acc, t):
+        return None
+    value, last = norms[first], norms[-1]
+    return first, value / last if last > 0 else math.inf
 
 
-def _gradient_flow(layer_names: Sequence[str], norms: Sequence[float], best_acc: float | None) -> dict[str, Any]:
+def _gradient_flow(
+    layer_names: Sequence[str], norms: Sequence[float], first: int, ratio: float, best_acc: float | None
+) -> dict[str, Any]:
     """Evidence of the gradient rules: first signal layer's and last layer's gradient norms and
     their ratio."""
-    first = first_signal_layer(norms)
     return {
         "first_layer": layer_names[first],
         "last_layer": layer_names[-1],
         "first_norm": norms[first],
         "last_norm": norms[-1],
-        "ratio": _gradient_ratio(norms),
+        "ratio": ratio,
         "best_acc": format_accuracy(best_acc),
         "layer_norms": dict(zip(layer_names, norms, strict=True)),
     }
-
-
-def _compared(norms: Sequence[float], best_acc: float | None, t: Thresholds) -> bool:
-    """Whether the gradient rules apply: two layers with gradient to compare, accuracy low."""
-    return first_signal_layer(norms) < len(norms) - 1 and accuracy_is_low(best_acc, t)
 
 
 def vanishing_gradient(
@@ -107,11 +108,12 @@ def vanishing_gradient(
     accuracy is low. ``norms`` are the finite gradient norms of the gradient layers in order
     (embeddings and recurrent input weights included); the first layer is the first that got
     any gradient (deviation: the paper takes the first layer)."""
-    if not _compared(norms, best_acc, t):
+    signal = _signal(norms, best_acc, t)
+    if signal is None:
         return None
-    first = norms[first_signal_layer(norms)]
-    if _gradient_ratio(norms) <= t["beta1"] and first <= t["beta2"]:
-        return Finding("vanishing_gradient", _gradient_flow(layer_names, norms, best_acc))
+    first, ratio = signal
+    if ratio <= t["beta1"] and norms[first] <= t["beta2"]:
+        return Finding("vanishing_gradient", _gradient_flow(layer_names, norms, first, ratio, best_acc))
     return None
 
 
@@ -120,9 +122,10 @@ def exploding_gradient(
 ) -> Finding | None:
     """AutoTrainer EG: first / last layer gradient norm >= beta3, while accuracy is low (the first
     layer as in :func:`vanishing_gradient`)."""
-    if not (_compared(norms, best_acc, t) and _gradient_ratio(norms) >= t["beta3"]):
+    signal = _signal(norms, best_acc, t)
+    if signal is None or signal[1] < t["beta3"]:
         return None
-    flow = _gradient_flow(layer_names, norms, best_acc)
+    flow = _gradient_flow(layer_names, norms, *signal, best_acc)
     return Finding("exploding_gradient", {**flow, "detail": DETAILS["gradient_ratio"].format(step=step, **flow)})
 
 
