@@ -209,7 +209,7 @@ class LayerHooks:
         grads = self._current_grads() if self.layers else None
         n_norms = len(self._norm_params) if grads else 0
         measured = [*grads[:n_norms]] if grads else []
-        measured += [scale.detach() for scale in self._scales]
+        measured += self._scales
         names = [name for name, t in self._outputs.items() if t.is_floating_point()]
         measured += [self._outputs[name] for name in names]
         batch = inputs if inputs is not None and inputs.is_floating_point() and inputs.numel() > 0 else None
