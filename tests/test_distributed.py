@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import nbdebug
+from tests.gloo_exit import run_repeating_gloo_exit_abort
 
 # Every rank runs this: the same Recorder and Monitor, DDP training on its shard of the data.
 WORKER = textwrap.dedent("""
@@ -103,19 +104,8 @@ def _run_ddp(tmp_path, kill_epoch=-1):
     )
 
 
-# gloo sometimes aborts a rank as the process exits ("terminate called without an active
-# exception", SIGABRT), after its work: seen once in three CI runs. Once a DDP wrapper has been
-# built, destroy_process_group leaves gloo's threads running until the process exits (torch 2.13);
-# the worker's barrier before it is not yet shown to end the aborts, so such a run is repeated once.
-GLOO_EXIT_ABORT = "terminate called without an active exception"
-
-
 def test_ddp_recording_equals_a_single_process_recording(tmp_path):
-    result = _run_ddp(tmp_path)
-    if result.returncode != 0 and GLOO_EXIT_ABORT in result.stderr:
-        tmp_path = tmp_path / "again"
-        tmp_path.mkdir()
-        result = _run_ddp(tmp_path)
+    result, tmp_path = run_repeating_gloo_exit_abort(_run_ddp, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = nbdebug.load_run(tmp_path / "run")
     assert run.epochs == [0, 1, 2] and run.n_samples == 103

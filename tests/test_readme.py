@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import nbdebug
+from tests.gloo_exit import run_repeating_gloo_exit_abort
 
 ROOT = Path(nbdebug.__file__).parent.parent
 SECTION = "## Recording the training code you already have"
@@ -58,19 +59,23 @@ def test_readme_snippet_runs(tmp_path, index):
         pytest.importorskip("lightning")
     if "transformers" in code:
         pytest.importorskip("transformers")
-    script = tmp_path / "snippet.py"
-    script.write_text(code)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "MASTER_PORT": port,
-    }
-    result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+
+    def run(folder):
+        script = folder / "snippet.py"
+        script.write_text(code)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = str(s.getsockname()[1])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "MASTER_PORT": port,
+        }
+        return subprocess.run(
+            [sys.executable, str(script)], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    result, tmp_path = run_repeating_gloo_exit_abort(run, tmp_path)  # the DDP snippet: see tests/gloo_exit.py
     assert result.returncode == 0, f"{heading}:\n{result.stderr[-3000:]}"
     if EXPECTED[index] is None:
         assert nbdebug.load_run(tmp_path / "runs" / "scores").epochs == [0]
